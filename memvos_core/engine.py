@@ -1,0 +1,157 @@
+"""One step per frame: encode -> read memory -> decode -> maybe write (spec §4.2, §5.2).
+
+The engine works on one frame at a time at internal resolution, on the caller's device, and
+owns its memory privately. Object ids here are internal and contiguous, 1..N; sessions map the
+artist's ids onto them.
+"""
+from contextlib import nullcontext
+
+import torch
+
+from .frames import aggregate, pad, unpad
+from .memory import MemoryManager
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def autocast_context(device, precision):
+    """Autocast for fp16/bf16 on accelerators; fp32 (and CPU) run without it."""
+    if precision == "fp32":
+        return nullcontext()
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    device_type = torch.device(device).type
+    if device_type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    return torch.autocast(device_type, dtype=PRECISIONS[precision])
+
+
+class InferenceEngine:
+    """Stateful frame-by-frame propagation for one clip.
+
+    ``step(image, mask, valid_labels, end)`` follows XMem's calling convention: ``image`` is
+    normalised ``[3,H,W]``; ``mask`` is ``[N,H,W]`` one-hot over every object known so far;
+    ``valid_labels`` names the (1-based) objects the mask actually annotates.
+    """
+
+    def __init__(self, network, config, device="cpu", precision="fp32"):
+        self.network = network
+        self.config = config
+        self.device = torch.device(device)
+        self.precision = precision
+        self.xmem_plus = config.memory_mode == "xmem++"
+        self.memory = MemoryManager(config)
+        self.num_objects = 0
+        self.hidden = None
+        self.curr_ti = -1
+        self.last_mem_ti = 0
+        self.last_deep_update_ti = -config.deep_update_every
+
+    # ------------------------------------------------------------- helpers
+    def set_num_objects(self, n):
+        if n < self.num_objects:
+            raise ValueError("objects cannot be removed from a running propagation")
+        self.num_objects = n
+
+    def _grow_hidden(self, grid_hw):
+        have = 0 if self.hidden is None else self.hidden.shape[1]
+        if have < self.num_objects:
+            extra = self.network.init_hidden(1, self.num_objects - have, grid_hw, self.device)
+            self.hidden = extra if self.hidden is None else torch.cat([self.hidden, extra], 1)
+
+    def _encode_value(self, image, feats, prob, deep_update):
+        with autocast_context(self.device, self.precision):
+            value, hidden = self.network.encode_value(
+                image, feats.features, self.hidden, prob[1:].unsqueeze(0), deep_update)
+        return value.float(), hidden.float() if hidden is not None else None
+
+    def _encode_key(self, image, need_shrinkage, need_selection):
+        with autocast_context(self.device, self.precision):
+            feats = self.network.encode_key(image, need_shrinkage, need_selection)
+        as32 = (lambda t: None if t is None else t.float())
+        return feats._replace(key=as32(feats.key), shrinkage=as32(feats.shrinkage),
+                              selection=as32(feats.selection))
+
+    # ---------------------------------------------------------------- steps
+    def add_permanent(self, image, mask, slot=None):
+        """XMem++: encode an annotated frame straight into permanent memory (no hidden update).
+
+        ``mask`` ``[N,H,W]`` one-hot over every object known so far (N == num_objects)."""
+        image, _ = pad(image.to(self.device))
+        image = image.unsqueeze(0)
+        mask, _ = pad(mask.to(self.device).float())
+        feats = self._encode_key(image, True, True)
+        prob = aggregate(mask, dim=0)
+        self._grow_hidden(feats.key.shape[-2:])
+        value, _ = self._encode_value(image, feats, prob, deep_update=False)
+        objects = list(range(self.num_objects))
+        if slot is None:
+            self.memory.add(feats.key, feats.shrinkage, feats.selection, value, objects, permanent=True)
+        else:
+            self.memory.rewrite_permanent(slot, feats.key, feats.shrinkage, feats.selection, value)
+
+    def step(self, image, mask=None, valid_labels=None, end=False, write_memory=True):
+        """Process the next frame and return probabilities ``[num_objects+1, H, W]`` (background
+        first) at the input's size. ``write_memory=False`` is XMem++'s "already in permanent
+        memory": the value is still encoded for the deep hidden update, but nothing is written."""
+        cfg = self.config
+        self.curr_ti += 1
+        image, pads = pad(image.to(self.device))
+        image = image.unsqueeze(0)
+        is_mem_frame = (self.curr_ti - self.last_mem_ti >= cfg.mem_every or mask is not None) and not end
+        first_frame_rule = self.xmem_plus or self.curr_ti > 0
+        need_segment = first_frame_rule and (valid_labels is None or len(valid_labels) != self.num_objects)
+        sync = cfg.deep_update_every < 0
+        if sync:
+            is_deep_update = is_mem_frame
+        else:
+            is_deep_update = self.curr_ti - self.last_deep_update_ti >= cfg.deep_update_every and not end
+        is_normal_update = (not sync or not is_deep_update) and not end
+
+        feats = self._encode_key(image, need_shrinkage=is_mem_frame or self.xmem_plus,
+                                 need_selection=cfg.enable_long_term or need_segment)
+        prob = None
+        if need_segment:
+            if self.memory.working.size + self.memory.permanent.size == 0:
+                raise RuntimeError("nothing to propagate from: the memory is empty (no annotated frame yet)")
+            readout = self.memory.read(feats.key, feats.selection).unsqueeze(0)
+            self._grow_hidden(feats.key.shape[-2:])
+            hidden_in = self.hidden[:, :readout.shape[1]]
+            with autocast_context(self.device, self.precision):
+                new_hidden, logits = self.network.decode(feats.features, readout, hidden_in, is_normal_update)
+            prob = aggregate(torch.sigmoid(logits.float()[0]), dim=0)
+            if is_normal_update and new_hidden is not None:
+                self.hidden = torch.cat([new_hidden.float(), self.hidden[:, readout.shape[1]:]], 1)
+
+        if mask is not None:
+            mask, _ = pad(mask.to(self.device).float())
+            if prob is not None:
+                mask = merge_partial_annotation(prob[1:], mask, valid_labels)
+            prob = aggregate(mask, dim=0)
+            self._grow_hidden(feats.key.shape[-2:])
+
+        if is_mem_frame:
+            value, hidden = self._encode_value(image, feats, prob, is_deep_update)
+            if write_memory:
+                self.memory.add(feats.key, feats.shrinkage, feats.selection, value,
+                                list(range(self.num_objects)))
+            self.last_mem_ti = self.curr_ti
+            if is_deep_update:
+                self.hidden = hidden
+                self.last_deep_update_ti = self.curr_ti
+        return unpad(prob, pads)
+
+
+def merge_partial_annotation(predicted, mask, valid_labels):
+    """A mask that names only some objects overrides only those objects and the area it covers:
+    predictions vanish where the mask has any object; objects it does not name keep the
+    prediction (spec §4.2 step 7). predicted ``[K,H,W]`` (K may be < N for new objects)."""
+    covered = mask.sum(0) > 0.5
+    predicted = predicted.masked_fill(covered, 0)
+    if valid_labels is None:
+        return mask
+    mask = mask.clone()
+    for i in range(predicted.shape[0]):
+        if (i + 1) not in valid_labels:
+            mask[i] = predicted[i]
+    return mask

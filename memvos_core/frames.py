@@ -1,0 +1,68 @@
+"""Frame preparation shared by every entry point: normalisation, padding, soft aggregation,
+resizing to the internal resolution (spec §3.1, §3.7, §3.8)."""
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize(rgb):
+    """``[3,H,W]`` or ``[B,3,H,W]`` RGB in 0..1 -> ImageNet-normalised, same dtype."""
+    mean = rgb.new_tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = rgb.new_tensor(IMAGENET_STD).view(3, 1, 1)
+    return (rgb - mean) / std
+
+
+def pad_amounts(h, w, multiple=16):
+    """(left, right, top, bottom) zero padding to a multiple; the smaller half goes first."""
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+
+
+def pad(x, multiple=16):
+    pads = pad_amounts(*x.shape[-2:], multiple)
+    return (F.pad(x, pads) if any(pads) else x), pads
+
+
+def unpad(x, pads):
+    left, right, top, bottom = pads
+    h, w = x.shape[-2:]
+    return x[..., top:h - bottom, left:w - right]
+
+
+def aggregate(object_prob, dim=0):
+    """Soft aggregation of per-object probabilities into ``[background, objects...]`` (spec §3.7).
+
+    Always computed in float32: the clamp at 1-1e-7 is what the reference rounds to there."""
+    p = object_prob.float()
+    bg = torch.prod(1 - p, dim=dim, keepdim=True)
+    new_prob = torch.cat([bg, p], dim).clamp(1e-7, 1 - 1e-7)
+    logits = torch.log(new_prob / (1 - new_prob))
+    return torch.softmax(logits, dim=dim)
+
+
+def internal_size(h, w, short_side):
+    """Size the network sees: shorter side ``short_side`` (``-1`` or ``None``: native)."""
+    if short_side is None or short_side <= 0:
+        return h, w
+    if h <= w:
+        return short_side, int(short_side * w / h)
+    return int(short_side * h / w), short_side
+
+
+def resize_image(x, size, antialias=False):
+    """Bilinear resize of ``[...,C,H,W]`` (no-op when the size already matches)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    batched = x.dim() == 4
+    x4 = x if batched else x.unsqueeze(0)
+    out = F.interpolate(x4, size=size, mode="bilinear", align_corners=False, antialias=antialias)
+    return out if batched else out[0]
+
+
+def resize_mask(mask, size):
+    """Nearest resize of ``[N,H,W]`` annotation masks (no-op when the size matches)."""
+    if tuple(mask.shape[-2:]) == tuple(size):
+        return mask
+    return F.interpolate(mask.unsqueeze(0).float(), size=size, mode="nearest")[0]

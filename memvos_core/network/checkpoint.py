@@ -1,0 +1,110 @@
+"""Reading checkpoint files safely and building the network they describe (spec §1)."""
+import os
+
+import torch
+
+from .xmem import XMemNetwork
+
+_SHAPE_KEYS = {
+    "key_dim": "key_proj.key_proj.weight",
+    "value_dim": "value_encoder.fuser.block2.conv2.weight",
+}
+_HIDDEN_KEY = "decoder.hidden_update.transform.weight"
+_CONV1_KEY = "value_encoder.conv1.weight"
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be used; the message names the file and what to do."""
+
+
+def read_state_dict(path):
+    """Load a flat ``name -> tensor`` mapping from ``.safetensors`` or ``.pth`` without unpickling code."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"weights file {path!r} does not exist: check the path or download it first")
+    try:
+        if path.endswith((".safetensors", ".sft")):
+            from safetensors.torch import load_file
+            state = load_file(path, device="cpu")
+        else:
+            # weights_only refuses any pickle that would construct arbitrary objects or run code.
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch/safetensors raise many types for corrupt files
+        raise CheckpointError(
+            f"weights file {path!r} could not be read ({type(exc).__name__}: {_first_line(exc)}); "
+            "it is truncated, corrupt or not a plain tensor file: delete it and download it again") from None
+    return unwrap_state_dict(state, path)
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else "no detail"
+
+
+def unwrap_state_dict(state, source="<memory>"):
+    if isinstance(state, dict) and "network" in state and isinstance(state["network"], dict):
+        state = state["network"]  # a full training checkpoint
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"weights file {source!r} is not a mapping of tensor names to tensors")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def infer_dims(state, source="<memory>"):
+    """Network dimensions from tensor shapes; the checkpoint stores no config (spec §1.2)."""
+    missing = [k for k in (*_SHAPE_KEYS.values(), _CONV1_KEY) if k not in state]
+    if missing:
+        raise CheckpointError(
+            f"weights file {source!r} is not an XMem checkpoint (missing {', '.join(missing)}); "
+            "pick XMem.pth or XMem-s012.pth from XMem's release")
+    dims = {name: int(state[key].shape[0]) for name, key in _SHAPE_KEYS.items()}
+    dims["hidden_dim"] = int(state[_HIDDEN_KEY].shape[0]) // 3 if _HIDDEN_KEY in state else 0
+    return dims
+
+
+def adapt_state_dict(state, model):
+    """Fill the gaps that are harmless at evaluation: single-object conv1, BN step counters."""
+    state = dict(state)
+    w = state.get(_CONV1_KEY)
+    if w is not None and w.dim() == 4 and w.shape[1] == 4:
+        # A single-object model: the "other objects" input channel is zero at evaluation.
+        state[_CONV1_KEY] = torch.cat([w, torch.zeros_like(w[:, :1])], 1)
+    for key, buf in model.state_dict().items():
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = torch.zeros_like(buf)
+    return state
+
+
+def load_network(source, *, source_name=None):
+    """Build an :class:`XMemNetwork` from a path or a state dict, strictly; eval mode, CPU, fp32."""
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        state = read_state_dict(source)
+    else:
+        name = source_name or "<state dict>"
+        state = unwrap_state_dict(source, name)
+    model = XMemNetwork(**infer_dims(state, name))
+    state = adapt_state_dict(state, model)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+             for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys ({_few(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({_few(unexpected)})")
+        if wrong:
+            parts.append(f"{len(wrong)} wrong shapes ({_few(wrong)})")
+        raise CheckpointError(
+            f"weights file {name!r} does not match the XMem network: {'; '.join(parts)}. "
+            "Use an official XMem checkpoint (XMem.pth, XMem-s012.pth) or one trained with XMem's code")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
+    return model.eval()
+
+
+def _few(items, n=4):
+    return ", ".join(items[:n]) + (", ..." if len(items) > n else "")
