@@ -90,7 +90,31 @@ class InferenceEngine:
         else:
             self.memory.rewrite_permanent(slot, feats.key, feats.shrinkage, feats.selection, value)
 
-    def step(self, image, mask=None, valid_labels=None, end=False, write_memory=True):
+    # ---------------------------------------------------------------- state
+    def state(self):
+        """(tensors, json-able meta) that :meth:`from_state` turns back into an equal engine.
+        The tensors are shared, not copied: nothing ever writes into them in place."""
+        tensors, memory_meta = self.memory.state()
+        if self.hidden is not None:
+            tensors["hidden"] = self.hidden
+        meta = {"memory": memory_meta, "num_objects": self.num_objects, "curr_ti": self.curr_ti,
+                "last_mem_ti": self.last_mem_ti, "last_deep_update_ti": self.last_deep_update_ti}
+        return tensors, meta
+
+    @classmethod
+    def from_state(cls, network, config, tensors, meta, device="cpu", precision="fp32"):
+        engine = cls(network, config, device, precision)
+        moved = {k: v.to(engine.device) for k, v in tensors.items()}
+        engine.memory = MemoryManager.from_state(config, moved, meta["memory"])
+        engine.hidden = moved.get("hidden")
+        engine.num_objects = meta["num_objects"]
+        engine.curr_ti = meta["curr_ti"]
+        engine.last_mem_ti = meta["last_mem_ti"]
+        engine.last_deep_update_ti = meta["last_deep_update_ti"]
+        return engine
+
+    def step(self, image, mask=None, valid_labels=None, end=False, write_memory=True,
+             write_permanent=False):
         """Process the next frame and return probabilities ``[num_objects+1, H, W]`` (background
         first) at the input's size. ``write_memory=False`` is XMem++'s "already in permanent
         memory": the value is still encoded for the deep hidden update, but nothing is written."""
@@ -134,7 +158,7 @@ class InferenceEngine:
             value, hidden = self._encode_value(image, feats, prob, is_deep_update)
             if write_memory:
                 self.memory.add(feats.key, feats.shrinkage, feats.selection, value,
-                                list(range(self.num_objects)))
+                                list(range(self.num_objects)), permanent=write_permanent)
             self.last_mem_ti = self.curr_ti
             if is_deep_update:
                 self.hidden = hidden

@@ -1,0 +1,6 @@
+from .directional import PropagationCancelled
+from .keyframes import Keyframe
+from .result import DIRECTIONS, PropagationResult, combine
+from .session import Session
+
+__all__ = ["DIRECTIONS", "Keyframe", "PropagationCancelled", "PropagationResult", "Session", "combine"]

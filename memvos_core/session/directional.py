@@ -1,0 +1,141 @@
+"""One propagation pass in one direction over a run of frames.
+
+The pass owns a private engine. Object ids are the artist's; the engine's internal order is the
+order in which objects become known in this pass (preloaded keyframes first, then keyframes as
+they are reached), which is what XMem's object groups require.
+"""
+from dataclasses import dataclass, field
+
+import torch
+
+from ..engine import InferenceEngine
+from ..frames import internal_size, normalize, resize_image, resize_mask
+
+
+class PropagationCancelled(Exception):
+    """Raised when the caller cancelled; the input session is untouched."""
+
+
+@dataclass
+class PassState:
+    """What a pass carries to the next chunk in the same direction."""
+
+    direction: str
+    next_frame: int
+    internal_hw: tuple
+    object_order: list             # artist ids in internal order
+    preloaded: list                # keyframe frame indices already in permanent memory
+    reached: list = field(default_factory=list)  # keyframes already stepped in this pass
+    tensors: dict = field(default_factory=dict)
+    engine_meta: dict = field(default_factory=dict)
+
+    def meta(self):
+        return {"direction": self.direction, "next_frame": self.next_frame,
+                "internal_hw": list(self.internal_hw), "object_order": self.object_order,
+                "preloaded": self.preloaded, "reached": self.reached, "engine": self.engine_meta}
+
+    @classmethod
+    def from_meta(cls, meta, tensors):
+        return cls(meta["direction"], meta["next_frame"], tuple(meta["internal_hw"]),
+                   list(meta["object_order"]), list(meta["preloaded"]), list(meta["reached"]),
+                   dict(tensors), meta["engine"])
+
+
+def prepare_image(image, internal_hw, device, antialias):
+    """``[H,W,3]`` uint8 or float 0..1 -> normalised ``[3,h,w]`` float32 at internal size."""
+    image = torch.as_tensor(image)
+    rgb = image.to(device).permute(2, 0, 1)[:3]
+    rgb = rgb.float().div(255) if rgb.dtype == torch.uint8 else rgb.float()
+    # Normalise then resize, as the reference does (bilinear is linear, so the order only
+    # matters at rounding level).
+    return resize_image(normalize(rgb), internal_hw, antialias=antialias)
+
+
+class DirectionalPass:
+    def __init__(self, session, direction, frame_hw, state=None):
+        self.session = session
+        self.direction = direction
+        model = session.model
+        if state is None:
+            hw = internal_size(*frame_hw, session.internal_size)
+            state = PassState(direction, None, hw, [], [])
+            self.engine = InferenceEngine(model.network, session.config, model.device, model.precision)
+            self.state = state
+            if session.config.memory_mode == "xmem++":
+                self._preload()
+        else:
+            self.state = state
+            self.engine = InferenceEngine.from_state(model.network, session.config, state.tensors,
+                                                     state.engine_meta, model.device, model.precision)
+
+    # ------------------------------------------------------------------ keys
+    def _ordered_keyframes(self):
+        kfs = sorted(self.session.keyframes, key=lambda k: k.frame_index)
+        return kfs if self.direction == "forward" else kfs[::-1]
+
+    def _know(self, object_ids):
+        for o in object_ids:
+            if o not in self.state.object_order:
+                self.state.object_order.append(o)
+        self.engine.set_num_objects(len(self.state.object_order))
+
+    def _mask(self, keyframe):
+        """One-hot over every object known now, at internal size; and the valid (1-based) ids."""
+        order = self.state.object_order
+        mask = resize_mask(keyframe.one_hot(order), self.state.internal_hw)
+        valid = [order.index(o) + 1 for o in keyframe.object_ids]
+        return mask, valid
+
+    def _preload(self):
+        """XMem++: every keyframe that annotates all objects known before it goes into permanent
+        memory before the first frame, so every frame benefits from it (spec §5.3)."""
+        s = self.session
+        for kf in self._ordered_keyframes():
+            if not set(self.state.object_order) <= set(kf.object_ids):
+                continue  # partial: merged with the prediction when the pass reaches it
+            self._know(kf.object_ids)
+            mask, _ = self._mask(kf)
+            image = prepare_image(kf.image, self.state.internal_hw, self.engine.device, s.antialias)
+            with torch.no_grad():
+                self.engine.add_permanent(image, mask)
+            self.state.preloaded.append(kf.frame_index)
+
+    # ------------------------------------------------------------------- run
+    def run(self, frames, clip_indices, frame_of, on_frame, cancel=None):
+        """Step through ``clip_indices`` (in this pass's order). ``frame_of(i)`` returns the frame
+        ``[H,W,3]``; ``on_frame(i, prob)`` receives probabilities ``[K+1,h,w]`` over
+        ``state.object_order`` (K may grow), or ``prob=None`` for frames the pass cannot reach yet."""
+        s = self.session
+        keyframes = {k.frame_index: k for k in s.keyframes}
+        xmem_plus = s.config.memory_mode == "xmem++"
+        for i in clip_indices:
+            if cancel is not None and cancel():
+                raise PropagationCancelled("propagation cancelled")
+            kf = keyframes.get(i)
+            has_memory = self.engine.memory.working.size + self.engine.memory.permanent.size > 0
+            if kf is None and not has_memory:
+                on_frame(i, None)  # XMem cannot segment before its first annotation
+                continue
+            image = prepare_image(frame_of(i), self.state.internal_hw, self.engine.device, s.antialias)
+            mask = valid = None
+            write, permanent = True, False
+            if kf is not None and i not in self.state.reached:
+                self._know(kf.object_ids)
+                mask, valid = self._mask(kf)
+                if xmem_plus:
+                    write = i not in self.state.preloaded
+                    permanent = write
+                    if write:
+                        self.state.preloaded.append(i)
+                self.state.reached.append(i)
+            with torch.no_grad():
+                prob = self.engine.step(image, mask, valid, write_memory=write, write_permanent=permanent)
+            on_frame(i, prob)
+        step = 1 if self.direction == "forward" else -1
+        if clip_indices:
+            self.state.next_frame = clip_indices[-1] + step
+
+    def finish(self):
+        tensors, meta = self.engine.state()
+        self.state.tensors, self.state.engine_meta = tensors, meta
+        return self.state

@@ -1,0 +1,188 @@
+"""The rotoscoping session: an immutable bundle of model, settings, keyframes and memory state.
+
+Every operation returns a new :class:`Session`; the tensors of the one it was called on are never
+written (ComfyUI caches node outputs and hands the same object to every downstream node).
+Unchanged tensors are shared between sessions because nothing writes into them.
+"""
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from ..config import MemoryConfig
+from .directional import DirectionalPass, PassState, PropagationCancelled
+from .keyframes import Keyframe, as_uint8_image, check_object_id, mask_to_binary
+from .result import DIRECTIONS, PropagationResult, blend_weight, combine, to_session_order
+
+DEFAULT_INTERNAL_SIZE = 480
+
+
+@dataclass(frozen=True, eq=False)
+class Session:
+    model: object
+    config: MemoryConfig = field(default_factory=MemoryConfig)
+    internal_size: int = DEFAULT_INTERNAL_SIZE   # shorter side inside the network; -1 = native
+    antialias: bool = False                      # as the reference's tensor resize (spec §3.1)
+    keyframes: tuple = ()
+    forward_state: Optional[PassState] = None
+    backward_state: Optional[PassState] = None
+
+    # ---------------------------------------------------------------- facts
+    @property
+    def object_ids(self):
+        return tuple(sorted({o for k in self.keyframes for o in k.object_ids}))
+
+    @property
+    def frame_size(self):
+        return self.keyframes[0].size if self.keyframes else None
+
+    def keyframe(self, frame_index):
+        return next((k for k in self.keyframes if k.frame_index == frame_index), None)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------ keyframes
+    def add_annotation(self, frame_index, image, mask, object_id):
+        """Annotate one object on one frame. ``image`` ``[H,W,3]``; ``mask`` ``[H,W]`` in 0..1
+        (> 0.5 is the object). An object annotated again on the same frame is replaced; other
+        objects of that frame keep their masks, and the new object wins where they overlap."""
+        object_id = check_object_id(object_id)
+        frame_index = _check_frame_index(frame_index)
+        image = as_uint8_image(image)
+        binary = mask_to_binary(mask, image.shape[:2])
+        old = self.keyframe(frame_index)
+        if old is not None:
+            labels = old.labels.clone()
+            labels[labels == object_id] = 0
+            ids = set(old.object_ids)
+        else:
+            labels = torch.zeros(image.shape[:2], dtype=torch.uint8)
+            ids = set()
+        labels[binary] = object_id
+        return self._with_keyframe(Keyframe(frame_index, image, labels, tuple(sorted(ids | {object_id}))))
+
+    def add_label_map(self, frame_index, image, labels, object_ids=None):
+        """Annotate several objects at once from an index map (0 = none). ``object_ids`` defaults
+        to every id present; listing an absent id annotates that object as not visible."""
+        frame_index = _check_frame_index(frame_index)
+        image = as_uint8_image(image)
+        labels = torch.as_tensor(labels)
+        if tuple(labels.shape) != tuple(image.shape[:2]):
+            raise ValueError(f"label map {tuple(labels.shape)} does not match the frame {tuple(image.shape[:2])}")
+        present = sorted(set(torch.unique(labels).tolist()) - {0})
+        ids = sorted({check_object_id(o) for o in (object_ids if object_ids is not None else present)})
+        if not ids:
+            raise ValueError(f"the annotation of frame {frame_index} is empty: draw at least one object")
+        stray = sorted(set(present) - set(ids))
+        if stray:
+            raise ValueError(f"label map of frame {frame_index} has ids {stray} that are not in object_ids {ids}")
+        return self._with_keyframe(Keyframe(frame_index, image, labels.to(torch.uint8).cpu(), tuple(ids)))
+
+    def remove_keyframe(self, frame_index):
+        kept = tuple(k for k in self.keyframes if k.frame_index != frame_index)
+        return self.replace(keyframes=kept, forward_state=None, backward_state=None)
+
+    def _with_keyframe(self, keyframe):
+        if self.frame_size is not None and keyframe.size != self.frame_size:
+            h, w = self.frame_size
+            raise ValueError(
+                f"frame {keyframe.frame_index} is {keyframe.size[0]}x{keyframe.size[1]} but this session's "
+                f"frames are {h}x{w}: use frames of the same shot at the same size")
+        others = tuple(k for k in self.keyframes if k.frame_index != keyframe.frame_index)
+        kfs = tuple(sorted(others + (keyframe,), key=lambda k: k.frame_index))
+        # New annotations change what memory should hold: propagation restarts from them.
+        return self.replace(keyframes=kfs, forward_state=None, backward_state=None)
+
+    # ---------------------------------------------------------- propagation
+    def propagate(self, frames, first_frame_index=0, direction="forward", start=None, end=None,
+                  progress=None, cancel=None):
+        """Propagate over clip frames ``[start, end)`` of which ``frames`` (a sequence of
+        ``[H,W,3]``, e.g. a ComfyUI IMAGE batch) holds ``first_frame_index ..``.
+
+        Returns ``(new_session, result)``. A forward pass continues from this session's forward
+        state when it stopped exactly at ``start`` (chunked long shots), likewise backward.
+        ``progress(done, total)`` is called every frame; ``cancel()`` is checked every frame and may
+        raise or return True (then :class:`PropagationCancelled` is raised and nothing is returned)."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
+        if not self.keyframes:
+            raise ValueError("the session has no annotation: add an annotation frame before propagating")
+        n = len(frames)
+        if n == 0:
+            raise ValueError("no frames to propagate over: connect the shot's frames")
+        lo, hi = first_frame_index, first_frame_index + n
+        start = lo if start is None else max(int(start), lo)
+        end = hi if end is None else min(int(end), hi)
+        if start >= end:
+            raise ValueError(f"frame range [{start}, {end}) is empty or outside the frames given "
+                             f"(clip frames {lo}..{hi - 1})")
+        frame_hw = tuple(torch.as_tensor(frames[0]).shape[:2])
+        if self.frame_size is not None and frame_hw != self.frame_size:
+            raise ValueError(f"frames are {frame_hw[0]}x{frame_hw[1]} but the annotations were drawn on "
+                             f"{self.frame_size[0]}x{self.frame_size[1]} frames: use the same shot at the same size")
+
+        def frame_of(i):
+            return frames[i - first_frame_index]
+
+        ids = list(self.object_ids)
+        result = PropagationResult(ids, frame_hw, [k for k in self.keyframes if start <= k.frame_index < end])
+        total = (end - start) * (2 if direction == "both" else 1)
+        done = [0]
+
+        def tick():
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], total)
+
+        states = {"forward": self.forward_state, "backward": self.backward_state}
+        backward = {}
+        if direction in ("backward", "both"):
+            indices = list(range(end - 1, start - 1, -1))
+            p = self._open_pass("backward", frame_hw, indices[0])
+            sink = backward if direction == "both" else None
+
+            def on_backward(i, prob):
+                value = None if prob is None else to_session_order(prob, p.state.object_order, ids)
+                if sink is None:
+                    result.put(i, value)
+                else:
+                    sink[i] = value
+                tick()
+            p.run(frames, indices, frame_of, on_backward, cancel)
+            states["backward"] = p.finish()
+        if direction in ("forward", "both"):
+            indices = list(range(start, end))
+            p = self._open_pass("forward", frame_hw, indices[0])
+            keys = sorted(k.frame_index for k in self.keyframes)
+
+            def on_forward(i, prob):
+                value = None if prob is None else to_session_order(prob, p.state.object_order, ids)
+                if direction == "both":
+                    prev_key = max((k for k in keys if k <= i), default=None)
+                    next_key = min((k for k in keys if k >= i), default=None)
+                    value = combine(value, backward.get(i), blend_weight(i, prev_key, next_key))
+                result.put(i, value)
+                tick()
+            p.run(frames, indices, frame_of, on_forward, cancel)
+            states["forward"] = p.finish()
+        return self.replace(forward_state=states["forward"], backward_state=states["backward"]), result
+
+    def _open_pass(self, direction, frame_hw, first_index):
+        state = self.forward_state if direction == "forward" else self.backward_state
+        if state is not None and state.next_frame == first_index:
+            state = dataclasses.replace(state, object_order=list(state.object_order),
+                                        preloaded=list(state.preloaded), reached=list(state.reached))
+            return DirectionalPass(self, direction, frame_hw, state)
+        return DirectionalPass(self, direction, frame_hw)
+
+
+def _check_frame_index(frame_index):
+    frame_index = int(frame_index)
+    if frame_index < 0:
+        raise ValueError(f"frame index {frame_index} is negative: frames count from 0")
+    return frame_index
+
+
+__all__ = ["Session", "PropagationCancelled", "Keyframe"]
