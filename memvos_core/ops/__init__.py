@@ -1,0 +1,13 @@
+"""Batch-wise torch ops on propagated masks: refine, stabilise, composite, suggest frames.
+
+Layouts (ComfyUI conventions):
+* frames: IMAGE ``[T,H,W,3]`` float 0..1;
+* masks: MASK ``[T,H,W]`` float 0..1, 1 = object (ComfyUI polarity: 1 = select / fill);
+* per-object soft masks ``[T,N,H,W]`` float 0..1 with a list of N object ids;
+* label maps ``[T,H,W]`` integer, 0 background, else object id.
+Ops run on the device their inputs are on and process long clips in chunks of frames.
+"""
+from .inputs import ObjectMasks
+from .refine import feather, fill_holes, grow_shrink, refine_edges, remove_islands, threshold
+
+__all__ = ["ObjectMasks", "feather", "fill_holes", "grow_shrink", "refine_edges", "remove_islands", "threshold"]
