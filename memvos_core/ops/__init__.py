@@ -9,5 +9,7 @@ Ops run on the device their inputs are on and process long clips in chunks of fr
 """
 from .inputs import ObjectMasks
 from .refine import feather, fill_holes, grow_shrink, refine_edges, remove_islands, threshold
+from .temporal import TemporalStabilizer, stabilize
 
-__all__ = ["ObjectMasks", "feather", "fill_holes", "grow_shrink", "refine_edges", "remove_islands", "threshold"]
+__all__ = ["ObjectMasks", "TemporalStabilizer", "feather", "fill_holes", "grow_shrink", "refine_edges",
+           "remove_islands", "stabilize", "threshold"]
