@@ -236,26 +236,27 @@ def ensure_weights(name, models_dir, *, url=None, sha256=None, search_dirs=None,
     also write a ``.safetensors`` copy (see :func:`convert_to_safetensors`), used from then on.
     """
     name = os.fspath(name)
-    if not name or os.path.basename(name) != name or name in (".", ".."):
-        raise WeightsError(f"weights name {name!r} must be a plain file name such as 'XMem.pth'")
-    known = KNOWN_CHECKPOINTS.get(name)
-    url = url or (known.url if known else None)
-    sha256 = (sha256 or (known.sha256 if known else None) or "").lower() or None
-    if url is None:
-        raise WeightsError(
-            f"weights file {name!r} was not found and is not a known checkpoint "
-            f"({', '.join(KNOWN_CHECKPOINTS)}): put the file in {os.fspath(models_dir)!r} or pick a known name")
+    if not name or os.path.isabs(name) or _safe_join(models_dir, name) is None:
+        raise WeightsError(f"weights name {name!r} must be a file name such as 'XMem.pth', inside the model folder")
     dirs = list(search_dirs or [])
     if not any(os.path.abspath(d) == os.path.abspath(models_dir) for d in dirs):
         dirs.append(models_dir)  # never download over a file that is already there
+    known = KNOWN_CHECKPOINTS.get(name)
+    url = url or (known.url if known else None)
+    sha256 = (sha256 or (known.sha256 if known else None) or "").lower() or None
     found = find_weights(name, dirs)
     if found is not None:
-        official_name = os.path.basename(found) == name
+        official_name = os.path.basename(found) == os.path.basename(name)
         if sha256 and official_name and read_recorded_sha256(found) is None and file_sha256(found) != sha256:
             raise WeightsError(
                 f"weights file {found!r} is not the official {name} (its sha256 differs): delete it "
                 f"to download it again, or download it from {url} into {os.fspath(models_dir)!r}")
         return found
+    if url is None:
+        where = ", ".join(repr(os.fspath(d)) for d in dirs)
+        raise WeightsError(
+            f"weights file {name!r} was not found in {where} and is not a known checkpoint "
+            f"({', '.join(KNOWN_CHECKPOINTS)}): put the file in one of these folders or pick a known name")
     target = download_weights(url, os.path.join(models_dir, name), sha256=sha256, progress=progress,
                               cancel=cancel, timeout=timeout, verify=verify)
     return convert_to_safetensors(target) if convert else target

@@ -201,6 +201,16 @@ def progress_bar(total):
     return _SilentProgress(total)
 
 
+def download_progress(steps=100):
+    """A ``progress(bytes_done, bytes_total)`` callback for a weights download, shown as a node bar."""
+    bar = progress_bar(steps)
+
+    def report(done, total):
+        if total:
+            bar.update_absolute(min(steps, done * steps // total))
+    return report
+
+
 def check_interrupt():
     """Raise ComfyUI's InterruptProcessingException if the user pressed cancel; no-op outside ComfyUI."""
     mm = _comfy("comfy.model_management")

@@ -278,6 +278,15 @@ def test_progress_and_cancel_reach_comfyui(fake_comfy):
         bar.update(1)
 
 
+def test_download_progress_drives_a_node_bar(fake_comfy):
+    report = comfy_env.download_progress(steps=10)
+    report(50, 200)
+    report(10, None)  # size unknown: nothing to show
+    report(200, 200)
+    assert [c for c in fake_comfy.calls if c[0] in ("ProgressBar", "progress")] == [
+        ("ProgressBar", 10), ("progress", 2, None), ("progress", 10, None)]
+
+
 def test_progress_and_cancel_without_comfyui(no_comfy):
     bar = comfy_env.progress_bar(2)
     bar.update(1)

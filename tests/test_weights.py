@@ -280,7 +280,8 @@ def test_stale_part_files_are_removed_and_fresh_ones_kept(server, tmp_path):
 
 @pytest.mark.parametrize("name, url, pattern", [
     ("mystery.pth", None, "not a known checkpoint.*XMem.pth, XMem-s012.pth"),
-    ("../XMem.pth", None, "plain file name"),
+    ("../XMem.pth", None, "must be a file name"),
+    ("/etc/XMem.pth", None, "must be a file name"),
     ("x.pth", "file:///etc/passwd", "must start with https://"),
 ])
 def test_bad_names_and_urls_are_clear_errors(tmp_path, name, url, pattern):
@@ -294,6 +295,12 @@ def test_known_table_points_at_the_official_release():
         known = weights.KNOWN_CHECKPOINTS[name]
         assert known.url == f"https://github.com/hkchengrex/XMem/releases/download/v1.0/{name}"
         assert known.sha256 is None or len(known.sha256) == 64
+
+
+def test_a_local_file_needs_no_url(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "finetuned.pth").write_bytes(b"user weights")
+    assert ensure_weights("sub/finetuned.pth", tmp_path) == str(tmp_path / "sub" / "finetuned.pth")
 
 
 def test_existing_file_differing_from_a_known_sha256_is_refused(tmp_path):
