@@ -7,9 +7,16 @@ Layouts (ComfyUI conventions):
 * label maps ``[T,H,W]`` integer, 0 background, else object id.
 Ops run on the device their inputs are on and process long clips in chunks of frames.
 """
+from .composite import InpaintPrep, inpaint_prep, mask_to_image, matte, overlay, replace_background
 from .inputs import ObjectMasks
 from .refine import feather, fill_holes, grow_shrink, refine_edges, remove_islands, threshold
+from .suggest import (Suggestion, candidate_suggestions, compute_candidate_keys, frame_signals,
+                      rank_suggestions, select_annotation_candidates)
 from .temporal import TemporalStabilizer, stabilize
 
-__all__ = ["ObjectMasks", "TemporalStabilizer", "feather", "fill_holes", "grow_shrink", "refine_edges",
-           "remove_islands", "stabilize", "threshold"]
+__all__ = [
+    "InpaintPrep", "ObjectMasks", "Suggestion", "TemporalStabilizer", "candidate_suggestions",
+    "compute_candidate_keys", "feather", "fill_holes", "frame_signals", "grow_shrink", "inpaint_prep",
+    "mask_to_image", "matte", "overlay", "rank_suggestions", "refine_edges", "remove_islands",
+    "replace_background", "select_annotation_candidates", "stabilize", "threshold",
+]

@@ -1,0 +1,232 @@
+"""Hand the masks on: coloured overlay, matte, background replacement, inpainting prep.
+
+Every function takes frames as IMAGE ``[T,H,W,3]`` float 0..1 and masks in any layout
+``ObjectMasks`` accepts (MASK ``[T,H,W]``, per-object ``[T,N,H,W]`` with ``object_ids``, or an
+integer label map ``[T,H,W]``), plus ``ids``: the subset of object ids to use (``None``: all).
+Masks at another size with the same aspect ratio (e.g. the network's internal size) are resized
+bilinearly to the frames' size; a single mask frame is used for every frame. Results are at the
+frames' resolution, on the frames' device, float32; frames are processed ``chunk_size`` at a time.
+"""
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ..palette import object_colors
+from .glyphs import render_number
+from .inputs import DEFAULT_CHUNK, ObjectMasks, check_frames, frame_chunks
+from .morphology import disc_dilate, disc_erode
+from .refine import blur
+
+
+def _prepare(frames, masks, object_ids):
+    frames = check_frames(frames)
+    objects = masks if isinstance(masks, ObjectMasks) else ObjectMasks(masks, object_ids)
+    objects.check_frames_match(frames.shape[0], tuple(frames.shape[1:3]))
+    return frames, objects
+
+
+def mask_to_image(mask):
+    """MASK ``[T,H,W]`` 0..1 -> IMAGE ``[T,H,W,3]`` (grey, white = 1)."""
+    return mask.float().unsqueeze(-1).expand(*mask.shape, 3).contiguous()
+
+
+def overlay(frames, masks, object_ids=None, ids=None, opacity=0.5, outline_px=2, draw_ids=False,
+            label_scale=2, colors=None, chunk_size=DEFAULT_CHUNK):
+    """Preview: each object tinted with its palette colour, outlined, optionally numbered.
+
+    opacity: tint strength 0..1 (scaled by the soft mask). outline_px: width of an opaque line
+    just inside each object's edge (``mask >= 0.5``; 0 for none). draw_ids: write the object id
+    (built-in 3x5 digit font, ``label_scale`` pixels per font pixel, white on black) at the
+    object's centroid. colors: ``{id: (r, g, b)}`` in 0..1 overriding the DAVIS palette.
+    Later objects are drawn over earlier ones. Returns IMAGE ``[T,H,W,3]`` float32 0..1."""
+    frames, objects = _prepare(frames, masks, object_ids)
+    if not 0.0 <= float(opacity) <= 1.0:
+        raise ValueError(f"opacity is {opacity}: give a value in 0..1")
+    ids = objects.select(ids)
+    palette = object_colors(ids, frames.device, colors)
+    size = tuple(frames.shape[1:3])
+    out = []
+    for t0, t1 in frame_chunks(frames.shape[0], chunk_size):
+        image = frames[t0:t1].float().clone()
+        m = objects.chunk(t0, t1, ids, size).to(frames.device)
+        for k in range(len(ids)):
+            a = (float(opacity) * m[:, k]).unsqueeze(-1)
+            image = image * (1 - a) + a * palette[k]
+            if outline_px > 0:
+                inside = (m[:, k] >= 0.5).float()
+                edge = (inside - disc_erode(inside, int(outline_px))) > 0.5
+                image[edge] = palette[k]
+        if draw_ids:
+            _draw_labels(image, m >= 0.5, ids, label_scale)
+        out.append(image.clamp(0, 1))
+    return torch.cat(out)
+
+
+def _draw_labels(image, present, ids, scale):
+    """Write each object's id at its centroid, in place (``present`` bool ``[t,n,H,W]``)."""
+    t, n, h, w = present.shape
+    ys = torch.arange(h, device=image.device, dtype=torch.float32).view(1, 1, h, 1)
+    xs = torch.arange(w, device=image.device, dtype=torch.float32).view(1, 1, 1, w)
+    area = present.sum((-2, -1)).float()
+    cy = ((present * ys).sum((-2, -1)) / area.clamp(min=1)).tolist()
+    cx = ((present * xs).sum((-2, -1)) / area.clamp(min=1)).tolist()
+    area = area.tolist()
+    glyphs = {i: render_number(i, scale, image.device) for i in ids}
+    pad = max(1, int(scale))
+    for f in range(t):
+        for k, object_id in enumerate(ids):
+            if area[f][k] == 0:
+                continue
+            glyph = glyphs[object_id]
+            gh, gw = glyph.shape[0] + 2 * pad, glyph.shape[1] + 2 * pad
+            if gh > h or gw > w:
+                continue
+            y0 = min(max(int(round(cy[f][k])) - gh // 2, 0), h - gh)
+            x0 = min(max(int(round(cx[f][k])) - gw // 2, 0), w - gw)
+            box = torch.zeros(gh, gw, dtype=torch.bool, device=image.device)
+            box[pad:pad + glyph.shape[0], pad:pad + glyph.shape[1]] = glyph
+            image[f, y0:y0 + gh, x0:x0 + gw] = box.float().unsqueeze(-1).expand(gh, gw, 3)
+
+
+def matte(frames, masks, object_ids=None, ids=None, mode="rgba", chunk_size=DEFAULT_CHUNK):
+    """Cut the selected objects out (alpha = union of their masks, 1 = object, opaque).
+
+    mode ``"rgba"``: IMAGE ``[T,H,W,4]`` with straight (unpremultiplied) colour and the alpha in
+    channel 3; ``"on_black"``: IMAGE ``[T,H,W,3]`` = frames * alpha. Float32 0..1.
+    (ComfyUI's MASK is already alpha-polarity here: pass it as is; core ``JoinImageWithAlpha``
+    would invert it.)"""
+    frames, objects = _prepare(frames, masks, object_ids)
+    if mode not in ("rgba", "on_black"):
+        raise ValueError(f"matte mode {mode!r} is unknown: use 'rgba' or 'on_black'")
+    size = tuple(frames.shape[1:3])
+    out = []
+    for t0, t1 in frame_chunks(frames.shape[0], chunk_size):
+        rgb = frames[t0:t1].float()
+        alpha = objects.union(t0, t1, ids, size).to(frames.device).unsqueeze(-1)
+        out.append(torch.cat([rgb, alpha], -1) if mode == "rgba" else rgb * alpha)
+    return torch.cat(out)
+
+
+def _parse_color(color):
+    if isinstance(color, str):
+        text = color.strip().lstrip("#")
+        if len(text) != 6 or any(c not in "0123456789abcdefABCDEF" for c in text):
+            raise ValueError(f"background colour {color!r} is not a hex colour like '#00ff00'")
+        return [int(text[i:i + 2], 16) / 255.0 for i in (0, 2, 4)]
+    rgb = [float(c) for c in color]
+    if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
+        raise ValueError(f"background colour {color!r}: give (r, g, b) with components in 0..1")
+    return rgb
+
+
+def replace_background(frames, masks, background, object_ids=None, ids=None, chunk_size=DEFAULT_CHUNK):
+    """Keep the selected objects, put ``background`` behind them: ``frame*m + background*(1-m)``.
+
+    background: a colour (``(r, g, b)`` in 0..1 or ``'#rrggbb'``), or IMAGE ``[1,h,w,3]`` (one
+    image for every frame) or ``[T,h,w,3]`` (a video), stretched bilinearly to the frames' size.
+    Returns IMAGE ``[T,H,W,3]`` float32 0..1."""
+    frames, objects = _prepare(frames, masks, object_ids)
+    num_frames, size = frames.shape[0], tuple(frames.shape[1:3])
+    if torch.is_tensor(background):
+        background = check_frames(background, "background")
+        if background.shape[0] not in (1, num_frames):
+            raise ValueError(f"background has {background.shape[0]} frames but the frames have {num_frames}: "
+                             "give one image or a video of the same length")
+        color = None
+    else:
+        color = torch.tensor(_parse_color(background), device=frames.device)
+    out = []
+    for t0, t1 in frame_chunks(num_frames, chunk_size):
+        rgb = frames[t0:t1].float()
+        m = objects.union(t0, t1, ids, size).to(frames.device).unsqueeze(-1)
+        if color is not None:
+            back = color
+        else:
+            part = background[:1] if background.shape[0] == 1 else background[t0:t1]
+            back = part.to(frames.device).float().permute(0, 3, 1, 2)
+            if tuple(back.shape[-2:]) != size:
+                back = F.interpolate(back, size=size, mode="bilinear", align_corners=False,
+                                     antialias=back.shape[-2] > size[0]).clamp(0, 1)
+            back = back.permute(0, 2, 3, 1)
+        out.append(rgb * m + back * (1 - m))
+    return torch.cat(out)
+
+
+@dataclass
+class InpaintPrep:
+    """Result of ``inpaint_prep``. ``mask`` MASK ``[T,H,W]`` 0..1 (1 = fill), ``mask_image`` IMAGE
+    ``[T,H,W,3]`` (white = fill). With cropping: ``box`` = (x, y, w, h) in pixels and the frames,
+    mask and mask image cut to it; without, those are ``None``."""
+    mask: torch.Tensor
+    mask_image: torch.Tensor
+    box: Optional[Tuple[int, int, int, int]] = None
+    frames_cropped: Optional[torch.Tensor] = None
+    mask_cropped: Optional[torch.Tensor] = None
+    mask_image_cropped: Optional[torch.Tensor] = None
+
+
+def inpaint_prep(frames, masks, object_ids=None, ids=None, grow_px=8, feather_px=4, level=0.5,
+                 crop=False, crop_margin_px=32, crop_multiple=8, chunk_size=DEFAULT_CHUNK):
+    """Inpainting mask for the selected objects: union >= ``level``, grown by a disc of
+    ``grow_px``, feathered over ``feather_px`` (Gaussian, sigma = feather/3), and never below
+    1 on the object itself. With ``crop``: the box around the mask over the whole shot (union of
+    every frame's mask > 0) plus ``crop_margin_px``, widened to a multiple of ``crop_multiple``
+    where the frame allows, clamped to the frame; an empty mask crops to the whole frame.
+    Returns ``InpaintPrep`` (see there for shapes); float32 on the frames' device."""
+    frames, objects = _prepare(frames, masks, object_ids)
+    if grow_px < 0 or feather_px < 0:
+        raise ValueError(f"grow_px {grow_px} / feather_px {feather_px}: give values >= 0 (shrink the masks "
+                         "with refine.grow_shrink first if you need to)")
+    num_frames, (h, w) = frames.shape[0], frames.shape[1:3]
+    parts = []
+    rows_any = torch.zeros(h, dtype=torch.bool, device=frames.device)
+    cols_any = torch.zeros(w, dtype=torch.bool, device=frames.device)
+    for t0, t1 in frame_chunks(num_frames, chunk_size):
+        hard = (objects.union(t0, t1, ids, (h, w)).to(frames.device) >= level).float()
+        m = disc_dilate(hard, int(grow_px))
+        if feather_px > 0:
+            m = torch.maximum(blur(m.unsqueeze(1), float(feather_px))[:, 0].clamp(0, 1), hard)
+        nonzero = m > 0
+        rows_any |= nonzero.any(0).any(1)
+        cols_any |= nonzero.any(0).any(0)
+        parts.append(m)
+    mask = torch.cat(parts)
+    result = InpaintPrep(mask=mask, mask_image=mask_to_image(mask))
+    if crop:
+        box = _crop_box(rows_any, cols_any, int(crop_margin_px), max(1, int(crop_multiple)))
+        x, y, bw, bh = box
+        result.box = box
+        result.frames_cropped = frames[:, y:y + bh, x:x + bw].float()
+        result.mask_cropped = mask[:, y:y + bh, x:x + bw]
+        result.mask_image_cropped = result.mask_image[:, y:y + bh, x:x + bw]
+    return result
+
+
+def _crop_box(rows_any, cols_any, margin, multiple):
+    h, w = rows_any.numel(), cols_any.numel()
+    if not bool(rows_any.any()):
+        return (0, 0, w, h)
+    ys, xs = torch.nonzero(rows_any)[:, 0], torch.nonzero(cols_any)[:, 0]
+    y0, y1 = int(ys.min()) - margin, int(ys.max()) + 1 + margin
+    x0, x1 = int(xs.min()) - margin, int(xs.max()) + 1 + margin
+    x0, x1 = _fit_span(x0, x1, w, multiple)
+    y0, y1 = _fit_span(y0, y1, h, multiple)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _fit_span(lo, hi, limit, multiple):
+    """Clamp [lo, hi) to [0, limit), then widen to a multiple (growing on both sides, shifting
+    inside the frame) when the frame is wide enough."""
+    lo, hi = max(lo, 0), min(hi, limit)
+    want = -(-(hi - lo) // multiple) * multiple
+    if want <= limit:
+        extra = want - (hi - lo)
+        lo -= extra // 2
+        hi = lo + want
+        if lo < 0:
+            lo, hi = 0, want
+        if hi > limit:
+            lo, hi = limit - want, limit
+    return lo, hi
