@@ -1,0 +1,81 @@
+// ComfyUI-MemVOS: the mask preview player on the Propagate and Composite nodes.
+// Uses only ComfyUI's documented extension API (app.registerExtension, beforeRegisterNodeDef,
+// onNodeCreated / onExecuted, node.addDOMWidget, api.apiURL), which both the classic canvas and
+// the Vue ("Nodes 2.0") renderer honour. Preview files come from the nodes through /view.
+import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
+import { pickFrameUpstream } from "./player/graph.js";
+import { createPlayer } from "./player/widget.js";
+
+const PLAYER_NODES = new Set(["MemVOSPropagate", "MemVOSComposite"]);
+const OUTPUT_KEY = "memvos_preview";
+const WIDGET_NAME = "memvos_player";
+const MIN_WIDTH = 360;
+const MIN_HEIGHT = 300;
+
+function viewURL(entry, filename) {
+  const query = new URLSearchParams({
+    filename,
+    subfolder: typeof entry.subfolder === "string" ? entry.subfolder : "",
+    type: typeof entry.type === "string" ? entry.type : "temp",
+  });
+  return api.apiURL(`/view?${query}`);
+}
+
+function chain(original, extra) {
+  return function (...args) {
+    const result = original?.apply(this, args);
+    extra.apply(this, args);
+    return result;
+  };
+}
+
+function attachPlayer(node) {
+  const player = createPlayer({
+    resolveURL: viewURL,
+    pickFrame: (clipFrame) => pickFrameUpstream(node, node.graph ?? app.graph, clipFrame),
+  });
+  // Not serialised: nothing of the preview goes into the workflow or the prompt.
+  const widget = node.addDOMWidget(WIDGET_NAME, "memvos.player", player.element, {
+    serialize: false,
+    getMinHeight: () => MIN_HEIGHT,
+  });
+  widget.serialize = false;
+  widget.onRemove = chain(widget.onRemove, () => player.destroy());
+  node.memvosPlayer = player;
+  const size = node.computeSize?.() ?? [MIN_WIDTH, MIN_HEIGHT];
+  node.setSize?.([Math.max(node.size?.[0] ?? 0, size[0], MIN_WIDTH), Math.max(node.size?.[1] ?? 0, size[1])]);
+}
+
+function previewEntry(output) {
+  const entries = output?.[OUTPUT_KEY];
+  return Array.isArray(entries) && entries.length ? entries[0] : null;
+}
+
+app.registerExtension({
+  name: "memvos.player",
+
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (!PLAYER_NODES.has(nodeData?.name)) return;
+    nodeType.prototype.onNodeCreated = chain(nodeType.prototype.onNodeCreated, function () {
+      attachPlayer(this);
+    });
+    nodeType.prototype.onExecuted = chain(nodeType.prototype.onExecuted, function (output) {
+      this.memvosPlayer?.show(previewEntry(output));
+    });
+    nodeType.prototype.onRemoved = chain(nodeType.prototype.onRemoved, function () {
+      this.memvosPlayer?.destroy();
+    });
+  },
+
+  // Outputs restored from the queue history (e.g. reopening a finished job) arrive here, not
+  // through onExecuted; keys are execution ids, which for top-level nodes are the node ids.
+  onNodeOutputsUpdated(outputs) {
+    const graph = app.rootGraph ?? app.graph;
+    for (const [id, output] of Object.entries(outputs ?? {})) {
+      const entry = previewEntry(output);
+      if (!entry || !/^\d+$/.test(id)) continue;
+      graph?.getNodeById?.(Number(id))?.memvosPlayer?.show(entry);
+    }
+  },
+});

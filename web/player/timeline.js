@@ -1,0 +1,76 @@
+// The timeline bar under the scrub slider: keyframes and suggested frames as clickable marks,
+// plus a playhead. Clicking the bar seeks; clicking a mark jumps there and reports its reasons.
+import { el } from "./dom.js";
+
+function describeSuggestion(s) {
+  const who = s.objectId == null ? "suggested" : `suggested for object ${s.objectId}`;
+  let line = s.reason ? `${who}: ${s.reason}` : who;
+  if (s.score != null) line += ` (score ${s.score.toFixed(2)})`;
+  if (s.detail) line += ` \u2014 ${s.detail}`;
+  return line;
+}
+
+// frame -> {frame, keyframe: bool, suggestion: bool, lines: [text]}, sorted by frame.
+export function buildMarks(manifest) {
+  const marks = new Map();
+  const at = (frame) => {
+    if (!marks.has(frame)) marks.set(frame, { frame, keyframe: false, suggestion: false, lines: [] });
+    return marks.get(frame);
+  };
+  for (const k of manifest.keyframes) {
+    const mark = at(k.frame);
+    mark.keyframe = true;
+    mark.lines.push(k.objects.length ? `keyframe (objects ${k.objects.join(", ")})` : "keyframe");
+  }
+  for (const s of manifest.suggestions) {
+    const mark = at(s.frame);
+    mark.suggestion = true;
+    mark.lines.push(describeSuggestion(s));
+  }
+  return [...marks.values()].sort((a, b) => a.frame - b.frame);
+}
+
+export function createTimeline({ onSeek, onMark }) {
+  const playhead = el("div", { className: "memvos-playhead" });
+  const element = el("div", { className: "memvos-timeline", title: "Click to seek; marks are keyframes (yellow) and suggested frames (cyan)" }, [playhead]);
+  let numFrames = 0;
+  let markButtons = [];
+
+  element.addEventListener("pointerdown", (event) => {
+    if (event.target !== element || numFrames < 1) return;
+    const box = element.getBoundingClientRect();
+    const fraction = (event.clientX - box.left) / Math.max(1, box.width);
+    onSeek(Math.max(0, Math.min(numFrames - 1, Math.floor(fraction * numFrames))));
+  });
+
+  const position = (frame) => `${((frame + 0.5) / Math.max(1, numFrames)) * 100}%`;
+
+  return {
+    element,
+    setMarks(frames, marks) {
+      numFrames = frames;
+      for (const button of markButtons) button.remove();
+      markButtons = marks.map((mark) => {
+        const kinds = [mark.keyframe ? "key" : "", mark.suggestion ? "suggest" : ""].filter(Boolean);
+        const button = el("button", {
+          className: `memvos-marker ${kinds.join(" ")}`,
+          title: mark.lines.join("\n"),
+          attrs: { "data-frame": mark.frame, "aria-label": `frame ${mark.frame}` },
+          on: {
+            pointerdown: (event) => event.stopPropagation(),
+            click: (event) => {
+              event.stopPropagation();
+              onMark(mark);
+            },
+          },
+        });
+        button.style.left = position(mark.frame);
+        element.append(button);
+        return button;
+      });
+    },
+    setFrame(frame) {
+      playhead.style.left = position(frame);
+    },
+  };
+}
