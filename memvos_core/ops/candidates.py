@@ -1,0 +1,138 @@
+"""XMem++ annotation-candidate selection (spec §5.4): which frames to annotate next.
+
+Frames are compared through their keys, each scaled by its mask (``alpha`` of the way), so the
+comparison is about the target's appearance; frames far from everything chosen so far are
+picked greedily. The pairwise score is the reference's, asymmetry included (see
+``pairwise_dissimilarity``).
+"""
+import torch
+import torch.nn.functional as F
+
+from ..frames import internal_size, normalize, pad, resize_image
+from ..memory.similarity import similarity
+from .inputs import check_frames, frame_chunks
+
+# Entries of one batch of HW x HW similarity matrices (x ~5 temporaries): about 64 MiB each.
+_PAIR_ELEMENTS = 1 << 24
+
+
+def compute_candidate_keys(network, frames, internal_short_side=480, device=None, batch_size=1,
+                           store_device=None):
+    """Keys for candidate selection, one frame (or ``batch_size`` frames) at a time, no grad.
+
+    network: a model family with ``encode_key`` (e.g. ``XMemNetwork``), in eval mode.
+    frames: IMAGE ``[T,H,W,3]`` float 0..1, any device; each batch is moved to ``device``
+    (default: the network's), resized so its shorter side is ``internal_short_side`` (``-1`` or
+    ``None``: native size), ImageNet-normalised and padded to a multiple of 16.
+    Returns float32 ``(keys [T,Ck,h,w], shrinkages [T,1,h,w], selections [T,Ck,h,w])`` on
+    ``store_device`` (default: the frames' device), h and w the padded size / 16."""
+    frames = check_frames(frames)
+    if device is None:
+        param = next(iter(network.parameters()), None) if hasattr(network, "parameters") else None
+        device = param.device if param is not None else frames.device
+    store_device = frames.device if store_device is None else torch.device(store_device)
+    size = internal_size(frames.shape[1], frames.shape[2], internal_short_side)
+    keys, shrinkages, selections = [], [], []
+    with torch.no_grad():
+        for t0, t1 in frame_chunks(frames.shape[0], batch_size):
+            image = frames[t0:t1].to(device).float().permute(0, 3, 1, 2)
+            image, _ = pad(normalize(resize_image(image, size)))
+            feats = network.encode_key(image, need_shrinkage=True, need_selection=True)
+            keys.append(feats.key.float().to(store_device))
+            shrinkages.append(feats.shrinkage.float().to(store_device))
+            selections.append(feats.selection.float().to(store_device))
+    return torch.cat(keys), torch.cat(shrinkages), torch.cat(selections)
+
+
+def pairwise_dissimilarity(key_c, shrinkage_c, selection_c, keys_j, shrinkages_j, selections_j):
+    """``D(c, j)`` for one chosen frame c and a batch of frames j (spec §5.4 step 3).
+
+    key_c ``[Ck,N]``, shrinkage_c ``[1,N]``, selection_c ``[Ck,N]``; keys_j ``[B,Ck,N]`` etc.
+    ``A = sim(memory c -> query j)`` and ``B = sim(memory j -> query c)`` are both ``N x N``;
+    ``D = mean(ReLU(A - B))`` compares them at equal indices (no transpose, as the reference
+    does), so D is not symmetric. Returns ``[B]``."""
+    batch = keys_j.shape[0]
+    expand = (lambda t: t.unsqueeze(0).expand(batch, *t.shape))
+    a = similarity(expand(key_c), expand(shrinkage_c), keys_j, selections_j)
+    b = similarity(keys_j, shrinkages_j, expand(key_c), expand(selection_c))
+    return torch.relu(a - b).mean((1, 2))
+
+
+def _mask_summaries(masks, grid_hw, epsilon, device, chunk_size=16):
+    """Per frame: the mask's area in percent and its channel-max resized (nearest) to the key grid."""
+    if not torch.is_tensor(masks) or masks.dim() not in (3, 4):
+        raise ValueError(f"masks has shape {tuple(getattr(masks, 'shape', ()))}: expected [T,C,H,W] or "
+                         "[T,H,W] probabilities in 0..1 (or an integer label map [T,H,W])")
+    if masks.dim() == 3:
+        masks = masks.unsqueeze(1) if masks.is_floating_point() else (masks > 0).unsqueeze(1)
+    areas, grids = [], []
+    for t0, t1 in frame_chunks(masks.shape[0], chunk_size):
+        m = masks[t0:t1].to(device).float()
+        areas.append(100.0 * (m.amax(1) > epsilon).float().mean((-2, -1)))
+        grids.append(F.interpolate(m, size=grid_hw, mode="nearest").amax(1, keepdim=True))
+    return torch.cat(areas), torch.cat(grids)
+
+
+def select_annotation_candidates(keys, shrinkages, selections, masks, k=5, previously_chosen=(0,),
+                                 alpha=0.5, min_mask_presence_percent=0.25, epsilon=0.5,
+                                 only_new_candidates=True, return_scores=False):
+    """XMem++'s greedy choice of the next ``k`` frames to annotate (spec §5.4).
+
+    keys ``[T,Ck,h,w]``, shrinkages ``[T,1,h,w]``, selections ``[T,Ck,h,w]`` (see
+    ``compute_candidate_keys``); masks ``[T,C,H',W']`` in 0..1 (any size; stretched to h x w).
+    A frame whose mask covers less than ``min_mask_presence_percent`` % (pixels > ``epsilon``)
+    is never chosen. Each round picks the frame maximising ``min over chosen c of D(c, j)``,
+    first index on ties. Unlike the reference, a round never re-picks a chosen or invalid frame
+    (where the reference, with every score 0, would return index 0 again); when no valid frame
+    is left, fewer than ``k`` are returned. Deterministic.
+    Returns the new indices in selection order (with ``only_new_candidates=False``: the
+    previously chosen ones first); with ``return_scores`` a list of ``(index, score)`` instead."""
+    if keys.dim() != 4:
+        raise ValueError(f"keys has shape {tuple(keys.shape)}: expected [T,Ck,h,w]")
+    num_frames, ck, h, w = keys.shape
+    if tuple(shrinkages.shape) != (num_frames, 1, h, w) or tuple(selections.shape) != tuple(keys.shape):
+        raise ValueError(f"shrinkages {tuple(shrinkages.shape)} / selections {tuple(selections.shape)} do not "
+                         f"match keys {tuple(keys.shape)}: expected [T,1,h,w] and [T,Ck,h,w]")
+    if masks.shape[0] != num_frames:
+        raise ValueError(f"masks has {masks.shape[0]} frames but keys have {num_frames}: give one mask per frame")
+    chosen_list = [int(i) for i in previously_chosen]
+    if not chosen_list or any(not 0 <= i < num_frames for i in chosen_list):
+        raise ValueError(f"previously_chosen {list(previously_chosen)} must be a non-empty list of frame "
+                         f"indices in 0..{num_frames - 1} (e.g. the annotated frames)")
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha is {alpha}: give a value in 0..1")
+    device = keys.device
+    area_percent, grid = _mask_summaries(masks, (h, w), epsilon, device)
+    chosen = torch.zeros(num_frames, dtype=torch.bool, device=device)
+    chosen[chosen_list] = True
+    valid = (area_percent >= min_mask_presence_percent) | chosen
+    composite = (keys.float() * (alpha * grid + 1 - alpha)).flatten(2)
+    shrink, select = shrinkages.float().flatten(2), selections.float().flatten(2)
+    batch = max(1, _PAIR_ELEMENTS // (h * w * h * w))
+    closest = torch.full((num_frames,), float("inf"), device=device)
+
+    def absorb(c):
+        """Lower every open frame's score by its dissimilarity from newly chosen frame c."""
+        open_frames = torch.nonzero(valid & ~chosen)[:, 0]
+        for s in range(0, open_frames.numel(), batch):
+            j = open_frames[s:s + batch]
+            d = pairwise_dissimilarity(composite[c], shrink[c], select[c], composite[j], shrink[j], select[j])
+            closest[j] = torch.minimum(closest[j], d)
+
+    for c in dict.fromkeys(chosen_list):
+        absorb(c)
+    picked = []
+    for _ in range(int(k)):
+        open_mask = valid & ~chosen
+        if not bool(open_mask.any()):
+            break
+        scores = torch.where(open_mask, closest, torch.full_like(closest, -float("inf")))
+        j = int(torch.argmax(scores))
+        picked.append((j, float(scores[j])))
+        chosen[j] = True
+        absorb(j)
+    result = picked if return_scores else [j for j, _ in picked]
+    if only_new_candidates:
+        return result
+    prefix = [(i, 0.0) for i in chosen_list] if return_scores else chosen_list
+    return prefix + result
