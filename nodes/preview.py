@@ -60,7 +60,8 @@ def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, ke
     """Write the preview of a clip and return its ComfyUI UI entry.
 
     ``frames``: ``[T,H,W,3]`` (or 4, alpha ignored) float 0..1 (ComfyUI IMAGE) or uint8.
-    ``labels``: ``[T,H,W]`` integer label map (0 background, else an id from ``object_ids``).
+    ``labels``: ``[T,H,W]`` integer label map (0 background, else an id from ``object_ids``;
+    checked on the downsized tiles, where the preview uses them).
     ``keyframes`` (ints or ``{"frame", "objects"}``) and ``suggestions`` (``{"frame", "object_id",
     "reason", "score", "detail"}``) use clip frame numbers; those outside the previewed range are
     left out. Files go to ``folder/memvos/`` under one fresh name per call; every file is written
@@ -86,12 +87,22 @@ def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, ke
     os.makedirs(out_dir, exist_ok=True)
     stem = f"{prefix}_{uuid.uuid4().hex[:16]}"
 
+    keyframes = _normalize_keyframes(keyframes, frame_offset, num_frames)
+    suggestions = _normalize_suggestions(suggestions, frame_offset, num_frames)
+
     slot_of = _SlotMap(ids)
     pages = []
-    for page_index, first in enumerate(range(0, num_frames, cols * rows)):
-        count = min(cols * rows, num_frames - first)
-        pages.append(_write_page(out_dir, f"{stem}_p{page_index}", frames, labels, slot_of, first,
-                                 count, cols, tile_hw, jpeg_quality))
+    try:
+        for page_index, first in enumerate(range(0, num_frames, cols * rows)):
+            count = min(cols * rows, num_frames - first)
+            pages.append(_write_page(out_dir, f"{stem}_p{page_index}", frames, labels, slot_of, first,
+                                     count, cols, tile_hw, jpeg_quality))
+    except BaseException:
+        # No manifest will point at them: leave no page of a failed call behind (the stem is ours).
+        for name in os.listdir(out_dir):
+            if name.startswith(f"{stem}_p"):
+                os.remove(os.path.join(out_dir, name))
+        raise
 
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -103,8 +114,8 @@ def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, ke
         "source": {"width": width, "height": height},
         "label_encoding": "slot",
         "objects": [{"id": i, "color": _colour_of(i)} for i in ids],
-        "keyframes": _normalize_keyframes(keyframes, frame_offset, num_frames, ids),
-        "suggestions": _normalize_suggestions(suggestions, frame_offset, num_frames),
+        "keyframes": keyframes,
+        "suggestions": suggestions,
         "pages": pages,
     }
     manifest_name = f"{stem}.json"
@@ -281,7 +292,7 @@ def _text(value):
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT - 1] + "\u2026"
 
 
-def _normalize_keyframes(keyframes, frame_offset, num_frames, ids):
+def _normalize_keyframes(keyframes, frame_offset, num_frames):
     merged = {}
     for item in keyframes:
         if isinstance(item, dict):

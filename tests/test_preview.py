@@ -165,10 +165,8 @@ def test_each_call_writes_fresh_names_and_leaves_no_partial_files(tmp_path, monk
     monkeypatch.setattr(Image.Image, "save", failing_save)
     with pytest.raises(OSError, match="disk full"):
         preview.write_preview(tmp_path, frames, labels, fps=24, object_ids=[1, 2])
-    after = {p.name for p in (tmp_path / "memvos").iterdir()}
-    new = after - names
-    # A failed call never leaves a manifest (the player only ever opens complete previews) or a temp file.
-    assert not any(n.endswith((".json", ".part")) for n in new)
+    # A failed call leaves nothing behind: no manifest, no orphan page, no temporary file.
+    assert {p.name for p in (tmp_path / "memvos").iterdir()} == names
 
 
 @pytest.mark.parametrize("change, message", [
@@ -198,7 +196,7 @@ def test_bad_input_gets_a_clear_error(tmp_path, change, message):
     frames, labels, kwargs = change(frames, labels, {"fps": 24, "object_ids": [1, 2]})
     with pytest.raises((ValueError, TypeError), match=re_escape(message)):
         preview.write_preview(tmp_path, frames, labels, **kwargs)
-    assert not (tmp_path / "memvos").exists() or not any((tmp_path / "memvos").glob("*.json"))
+    assert not (tmp_path / "memvos").exists() or not any((tmp_path / "memvos").iterdir())
 
 
 def re_escape(text):
