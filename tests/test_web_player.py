@@ -155,13 +155,13 @@ def browser():
 class Stub:
     """The page with the stub frontend, plus helpers that talk to its nodes."""
 
-    def __init__(self, page, served):
+    def __init__(self, page, served, query=""):
         self.page = page
         self.served = served
         self.console_errors = []
         page.on("console", lambda msg: msg.type == "error" and self.console_errors.append(msg.text))
         page.on("pageerror", lambda exc: self.console_errors.append(f"page error: {exc}"))
-        page.goto(served["url"])
+        page.goto(served["url"] + query)
         page.wait_for_function("window.stubReady || window.stubError")
         assert page.evaluate("window.stubError || null") is None
 
@@ -263,6 +263,22 @@ def test_outputs_restored_from_history_reach_the_player(stub, served):
     stub.js("async () => { await stub.lonely.memvosPlayer.loading; await stub.lonely.memvosPlayer.settled(); }")
     assert stub.js("stub.lonely.memvosPlayer.drawnFrame") == 0
     assert stub.js("stub.lonely.memvosPlayer.manifest.numFrames") == 24
+
+
+@pytest.mark.parametrize("renderer", ["classic", "vue"])
+def test_canvas_keeps_a_usable_size_in_both_renderers(browser, served, renderer):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    try:
+        stub = Stub(page, served, query=f"?renderer={renderer}")
+        stub.show_preview()
+        box = stub.player().locator("canvas.memvos-view").bounding_box()
+        widget = stub.player().bounding_box()
+        assert box["width"] > 350 and box["height"] > 0.45 * box["width"], box  # tile aspect 160 x 96
+        assert box["y"] + box["height"] <= widget["y"] + widget["height"]  # the controls still fit below
+        assert stub.player().locator(".memvos-pick").is_visible()
+        assert stub.console_errors == []
+    finally:
+        page.close()
 
 
 def test_preview_loads_through_the_view_route(stub, served):

@@ -19,12 +19,14 @@ export function rgbCss([r, g, b]) {
 const STYLE_ID = "memvos-player-style";
 
 // One static stylesheet, added the first time a player is built (not at import time).
+// The canvas takes its height from its own aspect ratio (the Vue renderer gives the widget no
+// fixed height) and shrinks or grows with object-fit when the classic canvas sizes the widget.
 const CSS = `
 .memvos-player { display: flex; flex-direction: column; gap: 4px; width: 100%; height: 100%;
   box-sizing: border-box; padding: 2px; font: 12px sans-serif; color: var(--input-text, #ddd);
   min-height: 0; overflow: hidden; }
-.memvos-player canvas.memvos-view { flex: 1 1 0; min-height: 60px; width: 100%;
-  object-fit: contain; background: #000; image-rendering: auto; border-radius: 4px; }
+.memvos-player canvas.memvos-view { flex: 1 1 auto; min-height: 60px; width: 100%; height: auto;
+  object-fit: contain; background: #000; border-radius: 4px; }
 .memvos-player .memvos-row { display: flex; align-items: center; gap: 4px; flex-wrap: wrap; }
 .memvos-player button { background: var(--comfy-input-bg, #222); color: inherit; cursor: pointer;
   border: 1px solid var(--border-color, #555); border-radius: 4px; padding: 1px 6px; font: inherit; }

@@ -22,6 +22,7 @@ const NODE_DEFS = [
 ];
 
 async function boot() {
+  if (new URLSearchParams(location.search).get("renderer") === "vue") document.body.classList.add("vue-nodes");
   const response = await fetch(api.apiURL("/extensions"));
   for (const url of await response.json()) await import(url);
   for (const def of NODE_DEFS) await app.registerNodeDef(def);
