@@ -1,0 +1,87 @@
+"""What the node modules share: link type names, input checks, output conventions."""
+import logging
+import re
+
+import torch
+
+from . import comfy_env
+from ..memvos_core.palette import davis_palette
+
+LOG = logging.getLogger("memvos")
+
+# Link types between our nodes (custom objects are passed by reference, never serialised).
+MODEL = "MEMVOS_MODEL"
+SESSION = "MEMVOS_SESSION"
+MASKS = "MEMVOS_MASKS"
+SUGGESTIONS = "MEMVOS_SUGGESTIONS"
+
+MAX_FRAME_INDEX = 1_000_000
+MAX_OBJECT_ID = 255  # label maps are uint8
+CHUNK_FRAMES = 16  # frames materialised at source size at a time
+
+
+def check_frames(frames, name="frames"):
+    """An IMAGE batch ``[T,H,W,3|4]`` float, or a ValueError that says what to connect."""
+    shape = tuple(frames.shape) if torch.is_tensor(frames) else type(frames).__name__
+    if not torch.is_tensor(frames) or frames.dim() != 4 or frames.shape[-1] not in (3, 4) \
+            or not frames.is_floating_point():
+        raise ValueError(f"{name} must be an IMAGE batch [frames, height, width, 3] with values 0..1 "
+                         f"(got {shape}): connect the shot's frames, e.g. from Get Video Components")
+    if frames.shape[0] == 0 or frames.shape[1] == 0 or frames.shape[2] == 0:
+        raise ValueError(f"{name} is empty (shape {shape}): connect at least one frame")
+    return frames
+
+
+def check_type(value, expected_class, type_name, name, hint):
+    if not isinstance(value, expected_class):
+        raise ValueError(f"{name} is a {type(value).__name__}, not a {type_name}: {hint}")
+    return value
+
+
+def parse_object_ids(text, name="object_ids"):
+    """``"1, 3"`` (commas or spaces) -> ``[1, 3]``; an empty text -> None (every object)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    parts = [p for p in re.split(r"[\s,;]+", text) if p]
+    try:
+        ids = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"{name} {text!r} is not a list of object ids: write them like '1, 3' "
+                         "(or leave it empty for every object)") from None
+    bad = [i for i in ids if not 1 <= i <= MAX_OBJECT_ID]
+    if bad:
+        raise ValueError(f"{name} {text!r} holds {bad}: object ids are 1..{MAX_OBJECT_ID}")
+    return list(dict.fromkeys(ids))
+
+
+def to_output(tensor):
+    """Node outputs live on ComfyUI's intermediate device (CPU unless --gpu-only)."""
+    return tensor.to(comfy_env.intermediate_device())
+
+
+def colour_labels(labels):
+    """uint8 label maps ``[T,H,W]`` -> IMAGE ``[T,H,W,3]`` in the DAVIS palette (0 black)."""
+    palette = davis_palette().to(labels.device).float() / 255.0
+    return palette[labels.long()]
+
+
+def mask_to_image(mask):
+    """MASK ``[T,H,W]`` -> grey IMAGE ``[T,H,W,3]`` (white = 1), a new tensor."""
+    return mask.float().unsqueeze(-1).expand(*mask.shape, 3).contiguous()
+
+
+def progress_and_cancel(total):
+    """``(progress(done, total), cancel())`` for core loops: a ComfyUI ProgressBar updated every
+    frame and ComfyUI's interrupt check (it raises when the user cancels; outside ComfyUI both
+    do nothing)."""
+    bar = comfy_env.progress_bar(total)
+
+    def progress(done, total_now):
+        bar.update_absolute(done, total_now)
+
+    def cancel():
+        comfy_env.check_interrupt()
+        return False
+
+    return progress, cancel

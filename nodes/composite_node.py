@@ -1,0 +1,119 @@
+"""Composite: overlay preview, mattes, background replacement and inpainting prep, at source size."""
+import torch
+
+from .common import MASKS, SUGGESTIONS, check_frames, mask_to_image, parse_object_ids, to_output
+from .mask_nodes import check_masks, object_ids_input
+from .mask_set import labels_of, union_of
+from .propagate_node import write_clip_preview
+from ..memvos_core.ops import composite as composite_ops
+
+MODES = ("overlay", "matte rgba", "matte on black", "replace background", "inpaint")
+
+
+def _background_part(background, masks, t0, t1):
+    """The background frames for mask frames t0..t1: one image for all, or the matching frames."""
+    if background is None:
+        return None
+    count = background.shape[0]
+    if count == 1:
+        return background
+    if count == masks.num_frames:
+        return background[t0:t1]
+    if count == masks.frames_count:
+        offset = masks.clip_start - masks.frames_first_index
+        return background[offset + t0:offset + t1]
+    raise ValueError(f"background has {count} frames but the masks cover {masks.num_frames} frames: connect one "
+                     "image, or a video as long as the frames")
+
+
+class MemVOSComposite:
+    DESCRIPTION = ("Hands the masks on, at the frames' full size. overlay: objects tinted in their colours "
+                   "(a preview). matte rgba: the objects cut out with alpha. matte on black: frames times mask. "
+                   "replace background: a colour or an image behind the objects. inpaint: the frames unchanged "
+                   "and a grown, feathered mask (1 = fill) for ProPainter, DiffuEraser or any inpainting node. "
+                   "mask and mask_image carry the mask used, for packs that take either.")
+    CATEGORY = "MemVOS/composite"
+    FUNCTION = "composite"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("IMAGE", "MASK", "IMAGE")
+    RETURN_NAMES = ("image", "mask", "mask_image")
+    OUTPUT_TOOLTIPS = (
+        "The result of the mode (inpaint: the frames to inpaint, unchanged), at source size.",
+        "The mask used (1 = object / fill), at source size.",
+        "The same mask as a grey IMAGE (white = object / fill).",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "frames": ("IMAGE", {"tooltip": "The frames the masks were propagated over."}),
+                "masks": (MASKS, {"tooltip": "Per-object masks from Propagate, Select Objects or Refine Masks."}),
+                "mode": (list(MODES), {"default": "overlay", "tooltip": "What to make; see the node's description."}),
+                "object_ids": object_ids_input(),
+                "opacity": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05,
+                                      "tooltip": "overlay: tint strength."}),
+                "outline_px": ("INT", {"default": 2, "min": 0, "max": 64, "step": 1,
+                                       "tooltip": "overlay: outline width inside each object's edge; 0 = none."}),
+                "draw_ids": ("BOOLEAN", {"default": False, "tooltip": "overlay: write each object's id on it."}),
+                "background_color": ("STRING", {"default": "#00ff00",
+                                                "tooltip": "replace background: colour '#rrggbb' used when no "
+                                                           "background image is connected."}),
+                "grow_px": ("INT", {"default": 8, "min": 0, "max": 256, "step": 1,
+                                    "tooltip": "inpaint: grow the mask by this many pixels (covers edges and "
+                                               "motion blur)."}),
+                "feather_px": ("FLOAT", {"default": 4.0, "min": 0.0, "max": 256.0, "step": 0.5,
+                                         "tooltip": "inpaint: soften the grown mask's edge over this many pixels "
+                                                    "(never below 1 on the object)."}),
+                "preview_fps": ("FLOAT", {"default": 24.0, "min": 0.1, "max": 1000.0, "step": 0.01,
+                                          "tooltip": "Playback rate of the preview player."}),
+            },
+            "optional": {
+                "background": ("IMAGE", {"tooltip": "replace background: an image, or a video as long as the "
+                                                    "frames, put behind the objects."}),
+                "suggestions": (SUGGESTIONS, {"tooltip": "Frames to annotate next, from Suggest Frames, marked "
+                                                         "on the preview's timeline."}),
+            },
+        }
+
+    def composite(self, frames, masks, mode="overlay", object_ids="", opacity=0.5, outline_px=2, draw_ids=False,
+                  background_color="#00ff00", grow_px=8, feather_px=4.0, preview_fps=24.0, background=None,
+                  suggestions=None):
+        check_masks(masks)
+        frames = masks.aligned_frames(check_frames(frames))
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        if background is not None:
+            check_frames(background, "background")
+        ids = masks.select(parse_object_ids(object_ids))
+        images, mask_parts, labels = [], [], []
+        for t0, t1 in masks.chunks():
+            rgb, part = frames[t0:t1], masks.chunk(t0, t1, ids)
+            labels.append(labels_of(part, ids))
+            if mode == "inpaint":
+                prep = composite_ops.inpaint_prep(rgb, part, ids, grow_px=int(grow_px), feather_px=float(feather_px))
+                images.append(rgb[..., :3].float())
+                mask_parts.append(prep.mask)
+                continue
+            mask_parts.append(union_of(part))
+            if mode == "overlay":
+                images.append(composite_ops.overlay(rgb, part, ids, opacity=float(opacity),
+                                                    outline_px=int(outline_px), draw_ids=bool(draw_ids)))
+            elif mode == "matte rgba":
+                images.append(composite_ops.matte(rgb, part, ids, mode="rgba"))
+            elif mode == "matte on black":
+                images.append(composite_ops.matte(rgb, part, ids, mode="on_black"))
+            else:
+                back = _background_part(background, masks, t0, t1)
+                images.append(composite_ops.replace_background(
+                    rgb, part, back if back is not None else background_color, ids))
+        image, mask = torch.cat(images), torch.cat(mask_parts)
+        ui = write_clip_preview(image[..., :3], torch.cat(labels), ids, fps=preview_fps,
+                                frame_offset=masks.clip_start, keyframes=masks.keyframes,
+                                suggestions=tuple(suggestions or ()))
+        outputs = (to_output(image), to_output(mask), to_output(mask_to_image(mask)))
+        return {"ui": {"memvos_preview": ui}, "result": outputs}
+
+
+NODE_CLASS_MAPPINGS = {"MemVOSComposite": MemVOSComposite}
+NODE_DISPLAY_NAME_MAPPINGS = {"MemVOSComposite": "MemVOS Composite"}

@@ -1,0 +1,140 @@
+"""Select Objects (a subset of the propagated objects as a plain MASK) and Refine Masks."""
+import torch
+
+from .common import MASKS, check_frames, check_type, mask_to_image, parse_object_ids, to_output
+from .mask_set import MaskSet, union_of
+from ..memvos_core.ops import refine as refine_ops
+from ..memvos_core.ops.temporal import stabilize
+
+
+def check_masks(masks, name="masks"):
+    return check_type(masks, MaskSet, "MEMVOS_MASKS", name,
+                      "connect the masks output of MemVOS Propagate, Select Objects or Refine Masks")
+
+
+def object_ids_input(tooltip_extra=""):
+    return ("STRING", {"default": "", "multiline": False,
+                       "tooltip": "Object ids to use, like '1, 3'; empty = every object." + tooltip_extra})
+
+
+def union_mask(masks):
+    return torch.cat([masks.union(t0, t1) for t0, t1 in masks.chunks()])
+
+
+class MemVOSSelectObjects:
+    DESCRIPTION = ("Picks some of the propagated objects: their masks for the other MemVOS nodes, and their "
+                   "union as a plain MASK (1 = object) and as an IMAGE (white = object) for any other node.")
+    CATEGORY = "MemVOS/masks"
+    FUNCTION = "select"
+    RETURN_TYPES = (MASKS, "MASK", "IMAGE")
+    RETURN_NAMES = ("masks", "mask", "mask_image")
+    OUTPUT_TOOLTIPS = ("The chosen objects' masks.", "Union of the chosen objects (1 = object).",
+                       "The same union as a grey IMAGE (white = object).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "masks": (MASKS, {"tooltip": "Per-object masks from Propagate or Refine Masks."}),
+            "object_ids": object_ids_input(),
+        }}
+
+    def select(self, masks, object_ids=""):
+        check_masks(masks)
+        chosen = masks.subset(parse_object_ids(object_ids))
+        union = union_mask(chosen)
+        return (chosen, to_output(union), to_output(mask_to_image(union)))
+
+
+class MemVOSRefine:
+    DESCRIPTION = ("Cleans up the masks, in this order: temporal smoothing (needs frames), hard threshold, "
+                   "fill holes, remove small islands, grow or shrink, edge refinement along the picture's edges "
+                   "(needs frames), feather. Every step is off at its default; each object is refined alone.")
+    CATEGORY = "MemVOS/masks"
+    FUNCTION = "refine"
+    RETURN_TYPES = (MASKS, "MASK")
+    RETURN_NAMES = ("masks", "mask")
+    OUTPUT_TOOLTIPS = ("The refined per-object masks.", "Union of the refined masks (1 = object).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "masks": (MASKS, {"tooltip": "Per-object masks from Propagate or Select Objects."}),
+                "temporal_radius": ("INT", {"default": 0, "min": 0, "max": 8, "step": 1,
+                                            "tooltip": "Frames on each side averaged where the picture is still "
+                                                       "(removes flicker, leaves motion alone); 0 = off."}),
+                "binarize": ("BOOLEAN", {"default": False,
+                                         "tooltip": "Make the masks hard (0 or 1) at the threshold level."}),
+                "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
+                                        "tooltip": "Level for binarize: a pixel is object where mask >= level."}),
+                "fill_holes": ("BOOLEAN", {"default": False,
+                                           "tooltip": "Fill background regions enclosed by an object."}),
+                "remove_islands_px": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "step": 1,
+                                              "tooltip": "Remove object specks smaller than this many pixels; "
+                                                         "0 = off."}),
+                "grow_px": ("INT", {"default": 0, "min": -256, "max": 256, "step": 1,
+                                    "tooltip": "Grow (positive) or shrink (negative) the masks by this many "
+                                               "pixels."}),
+                "edge_radius": ("INT", {"default": 0, "min": 0, "max": 64, "step": 1,
+                                        "tooltip": "Snap mask edges to the picture's edges within this radius "
+                                                   "(guided filter; needs frames); 0 = off."}),
+                "feather_px": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 256.0, "step": 0.5,
+                                         "tooltip": "Soften the edges over this many pixels; 0 = off."}),
+                "max_hole_px": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "step": 1, "advanced": True,
+                                        "tooltip": "Fill only holes up to this many pixels; 0 = any size."}),
+                "edge_eps": ("FLOAT", {"default": 0.001, "min": 0.00001, "max": 1.0, "step": 0.0001,
+                                       "advanced": True,
+                                       "tooltip": "Edge refinement regularisation: smaller follows fainter "
+                                                  "edges."}),
+                "temporal_color_sigma": ("FLOAT", {"default": 0.05, "min": 0.001, "max": 1.0, "step": 0.001,
+                                                   "advanced": True,
+                                                   "tooltip": "Colour change (0..1) that counts as motion for "
+                                                              "temporal smoothing; raise it for noisy footage."}),
+            },
+            "optional": {
+                "frames": ("IMAGE", {"tooltip": "The frames the masks belong to; needed for temporal smoothing "
+                                                "and edge refinement."}),
+            },
+        }
+
+    def refine(self, masks, temporal_radius=0, binarize=False, threshold=0.5, fill_holes=False,
+               remove_islands_px=0, grow_px=0, edge_radius=0, feather_px=0.0, max_hole_px=0, edge_eps=0.001,
+               temporal_color_sigma=0.05, frames=None):
+        check_masks(masks)
+        radius = int(temporal_radius)
+        guide = None
+        if frames is not None:
+            guide = masks.aligned_frames(check_frames(frames))
+        elif radius > 0 or int(edge_radius) > 0:
+            raise ValueError("frames is not connected, but temporal_radius and edge_radius need them: connect "
+                             "the frames the masks were propagated over, or set both to 0")
+        refined = []
+        for t0, t1 in masks.chunks():
+            # Temporal smoothing needs `radius` neighbours on each side of the chunk.
+            lo, hi = max(0, t0 - radius), min(masks.num_frames, t1 + radius)
+            part = masks.chunk(lo, hi)
+            if radius > 0:
+                part = stabilize(guide[lo:hi], part, radius=radius, color_sigma=float(temporal_color_sigma))
+            part = part[t0 - lo:t1 - lo]
+            if binarize:
+                part = refine_ops.threshold(part, float(threshold))
+            if fill_holes:
+                part = refine_ops.fill_holes(part, int(max_hole_px) or None)
+            if int(remove_islands_px) > 0:
+                part = refine_ops.remove_islands(part, int(remove_islands_px))
+            if int(grow_px) != 0:
+                part = refine_ops.grow_shrink(part, int(grow_px))
+            if int(edge_radius) > 0:
+                part = refine_ops.refine_edges(guide[t0:t1], part, radius=int(edge_radius), eps=float(edge_eps))
+            if float(feather_px) > 0:
+                part = refine_ops.feather(part, float(feather_px))
+            refined.append(part.half())
+        dense = to_output(torch.cat(refined))
+        result = masks.with_masks(dense)
+        union = torch.cat([union_of(result.chunk(t0, t1)) for t0, t1 in result.chunks()])
+        return (result, to_output(union))
+
+
+NODE_CLASS_MAPPINGS = {"MemVOSSelectObjects": MemVOSSelectObjects, "MemVOSRefine": MemVOSRefine}
+NODE_DISPLAY_NAME_MAPPINGS = {"MemVOSSelectObjects": "MemVOS Select Objects",
+                              "MemVOSRefine": "MemVOS Refine Masks"}

@@ -1,0 +1,117 @@
+"""MEMVOS_MASKS: the per-object masks of a run of clip frames, as they travel between our nodes.
+
+Straight out of Propagate the masks stay compact inside the core's PropagationResult (internal
+resolution) and are materialised at source size a chunk of frames at a time; after Refine they
+are a dense float16 tensor. Either way a MaskSet is never written after it is made.
+"""
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import torch
+
+from .common import CHUNK_FRAMES
+
+
+@dataclass(frozen=True, eq=False)
+class MaskSet:
+    object_ids: tuple
+    clip_start: int             # clip index of the first mask
+    num_frames: int
+    frame_hw: tuple             # source (height, width)
+    frames_first_index: int     # clip index of frames[0] of the batch the masks were made from
+    frames_count: int           # length of that batch
+    keyframes: tuple = ()       # ({"frame": clip index, "objects": [ids]}, ...)
+    model_id: str = ""
+    dense: Optional[torch.Tensor] = None  # float16 [T,N,H,W]
+    result: Optional[object] = None       # core PropagationResult over clip_start..
+
+    @property
+    def clip_end(self):
+        return self.clip_start + self.num_frames - 1
+
+    def describe(self):
+        return (f"objects {list(self.object_ids)} on clip frames {self.clip_start}..{self.clip_end} "
+                f"({self.frame_hw[0]}x{self.frame_hw[1]})")
+
+    def chunks(self, size=CHUNK_FRAMES):
+        return [(t, min(t + size, self.num_frames)) for t in range(0, self.num_frames, size)]
+
+    def select(self, ids=None, name="object_ids"):
+        """The chosen object ids (all when None), each checked to be among ours."""
+        if ids is None:
+            return list(self.object_ids)
+        unknown = [i for i in ids if i not in self.object_ids]
+        if unknown:
+            raise ValueError(f"{name}: object(s) {unknown} are not in these masks (objects "
+                             f"{list(self.object_ids)}): pick among those, or leave it empty for all")
+        return list(ids)
+
+    def chunk(self, t0, t1, ids=None):
+        """float32 ``[t1-t0, n, H, W]`` soft masks (1 = object) at source size."""
+        ids = self.select(ids)
+        if self.dense is not None:
+            cols = [self.object_ids.index(i) for i in ids]
+            return self.dense[t0:t1, cols].float()
+        planes = [self.result.probabilities(self.clip_start + t, ids)[1:] for t in range(t0, t1)]
+        return torch.stack(planes)
+
+    def union(self, t0, t1, ids=None):
+        """float32 ``[t, H, W]``: per pixel the largest mask of the chosen objects."""
+        return union_of(self.chunk(t0, t1, ids))
+
+    def labels(self, t0, t1, ids=None):
+        """uint8 ``[t, H, W]`` label maps of the chosen objects (0 = background)."""
+        ids = self.select(ids)
+        return labels_of(self.chunk(t0, t1, ids), ids)
+
+    def subset(self, ids):
+        """The same frames with only the chosen objects (in the order given)."""
+        ids = self.select(ids)
+        if self.dense is not None:
+            return self.with_masks(self.dense[:, [self.object_ids.index(i) for i in ids]], ids)
+        kfs = tuple({"frame": k["frame"], "objects": [o for o in k["objects"] if o in ids]}
+                    for k in self.keyframes)
+        return replace(self, object_ids=tuple(ids), keyframes=kfs)
+
+    def materialise(self, ids=None):
+        """float16 ``[T, n, H, W]`` of the chosen objects, built a chunk at a time."""
+        return torch.cat([self.chunk(t0, t1, ids).half() for t0, t1 in self.chunks()])
+
+    def with_masks(self, dense, ids=None):
+        """A new MaskSet over the same frames holding ``dense`` ``[T, n, H, W]``."""
+        ids = tuple(self.object_ids if ids is None else ids)
+        if dense.dim() != 4 or dense.shape[0] != self.num_frames or dense.shape[1] != len(ids):
+            raise ValueError(f"internal: masks {tuple(dense.shape)} do not fit {self.num_frames} frames "
+                             f"of objects {list(ids)}")
+        kfs = tuple({"frame": k["frame"], "objects": [o for o in k["objects"] if o in ids]}
+                    for k in self.keyframes)
+        return replace(self, object_ids=ids, dense=dense.half(), result=None, keyframes=kfs)
+
+    def aligned_frames(self, frames, name="frames"):
+        """The frames these masks belong to: ``frames`` itself when the counts agree, or the
+        matching slice of the batch the masks were propagated over."""
+        count, size = frames.shape[0], tuple(frames.shape[1:3])
+        if size != tuple(self.frame_hw):
+            raise ValueError(f"{name} are {size[0]}x{size[1]} but the masks ({self.describe()}) were made "
+                             "on frames of another size: connect the frames the masks were propagated over")
+        if count == self.num_frames:
+            return frames
+        if count == self.frames_count:
+            offset = self.clip_start - self.frames_first_index
+            return frames[offset:offset + self.num_frames]
+        raise ValueError(f"{name} has {count} frames but the masks cover {self.num_frames} "
+                         f"({self.describe()}, propagated over a batch of {self.frames_count}): connect "
+                         "the same frames that went into Propagate")
+
+
+def union_of(part):
+    """``[t, n, H, W]`` -> ``[t, H, W]``: per pixel the largest of the n masks (0 when n is 0)."""
+    return part.amax(1) if part.shape[1] else part.new_zeros(part.shape[0], *part.shape[2:])
+
+
+def labels_of(part, ids):
+    """``[t, n, H, W]`` soft masks of objects ``ids`` -> uint8 label maps (0 where the background
+    outweighs every object)."""
+    background = (1 - part.sum(1, keepdim=True)).clamp(min=0)
+    lut = torch.tensor([0, *ids], dtype=torch.uint8, device=part.device)
+    return lut[torch.cat([background, part], 1).argmax(1)]

@@ -1,0 +1,13 @@
+"""Every node of the pack, by id, with its display name (what ComfyUI registers)."""
+from . import (composite_node, example_media, mask_nodes, model_nodes, propagate_node, session_files,
+               session_nodes, suggest_node)
+
+_MODULES = (model_nodes, session_nodes, propagate_node, mask_nodes, composite_node, suggest_node, session_files)
+
+NODE_CLASS_MAPPINGS = {}
+NODE_DISPLAY_NAME_MAPPINGS = {}
+for _module in _MODULES:
+    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
+    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
+
+example_media.install()

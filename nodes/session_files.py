@@ -1,0 +1,102 @@
+"""Save Session / Load Session: the session bundle as a ``.safetensors`` file (tensors and JSON, no code)."""
+import os
+import re
+
+from .common import MODEL, SESSION
+from .folders import input_directory, inside, output_directory
+from .model_nodes import check_model
+from .session_nodes import check_session
+from ..memvos_core.session import Session
+
+SUFFIX = ".session.safetensors"
+
+
+def next_session_path(prefix):
+    """``<output>/<prefix>_00001.session.safetensors``, numbered past the files already there."""
+    base = inside(output_directory(), prefix, "filename_prefix")
+    folder, stem = os.path.split(base)
+    os.makedirs(folder, exist_ok=True)
+    pattern = re.compile(re.escape(stem) + r"_(\d{5,})" + re.escape(SUFFIX) + "$")
+    numbers = [int(m.group(1)) for m in map(pattern.match, os.listdir(folder)) if m]
+    return os.path.join(folder, f"{stem}_{max(numbers, default=0) + 1:05d}{SUFFIX}")
+
+
+def find_session_file(name):
+    """An absolute path as given, or a path relative to ComfyUI's output folder, then its input folder."""
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("session_file is empty: give the file Save Session wrote, like "
+                         f"'memvos/session_00001{SUFFIX}' (relative to ComfyUI's output folder)")
+    if os.path.isabs(name):
+        candidates = [name]
+    else:
+        candidates = [inside(folder, name, "session_file") for folder in (output_directory(), input_directory())]
+    for path in candidates:
+        if os.path.isfile(path):
+            return path
+    raise ValueError(f"session_file {name!r} was not found (looked at {', '.join(map(repr, candidates))}): give "
+                     "a path relative to ComfyUI's output folder, as Save Session reports it, or an absolute path")
+
+
+class MemVOSSaveSession:
+    DESCRIPTION = ("Saves the session (keyframes, settings and the memory to continue from) into ComfyUI's output "
+                   f"folder as a {SUFFIX} file, to continue later with Load Session.")
+    CATEGORY = "MemVOS/session"
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("session_file",)
+    OUTPUT_TOOLTIPS = ("The saved file, relative to ComfyUI's output folder (Load Session takes it).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "session": (SESSION, {"tooltip": "The session to save."}),
+            "filename_prefix": ("STRING", {"default": "memvos/session",
+                                           "tooltip": "Path and name inside the output folder; a number and "
+                                                      f"'{SUFFIX}' are appended."}),
+        }}
+
+    def save(self, session, filename_prefix="memvos/session"):
+        check_session(session)
+        path = next_session_path(filename_prefix)
+        session.save(path)
+        relative = os.path.relpath(path, output_directory()).replace(os.sep, "/")
+        return {"ui": {"text": [relative]}, "result": (relative,)}
+
+
+class MemVOSLoadSession:
+    DESCRIPTION = ("Loads a session saved by Save Session, for the same model weights it was made with (another "
+                   "model is refused). Continue annotating or propagating from it.")
+    CATEGORY = "MemVOS/session"
+    FUNCTION = "load"
+    RETURN_TYPES = (SESSION,)
+    RETURN_NAMES = ("session",)
+    OUTPUT_TOOLTIPS = ("The loaded session.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": (MODEL, {"tooltip": "The model the session was made with (from MemVOS Load Model)."}),
+            "session_file": ("STRING", {"default": f"memvos/session_00001{SUFFIX}",
+                                        "tooltip": "The file, relative to ComfyUI's output folder (as Save "
+                                                   "Session reports it), or an absolute path."}),
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, session_file="", **_):
+        try:
+            path = find_session_file(session_file)
+        except ValueError:
+            return f"missing:{session_file}"
+        stat = os.stat(path)
+        return f"{path}|{stat.st_mtime_ns}|{stat.st_size}"
+
+    def load(self, model, session_file):
+        check_model(model)
+        return (Session.load(find_session_file(session_file), model),)
+
+
+NODE_CLASS_MAPPINGS = {"MemVOSSaveSession": MemVOSSaveSession, "MemVOSLoadSession": MemVOSLoadSession}
+NODE_DISPLAY_NAME_MAPPINGS = {"MemVOSSaveSession": "MemVOS Save Session",
+                              "MemVOSLoadSession": "MemVOS Load Session"}

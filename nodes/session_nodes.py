@@ -1,0 +1,174 @@
+"""New Session (model + memory settings) and Add Annotation Frame (one object's mask on one frame)."""
+import torch
+
+from .common import LOG, MAX_FRAME_INDEX, MAX_OBJECT_ID, MODEL, SESSION, check_frames, check_type
+from .model_nodes import check_model
+from ..memvos_core.config import MEMORY_MODES, MemoryConfig
+from ..memvos_core.session import Session
+
+_DEFAULTS = MemoryConfig()
+ASPECT_TOLERANCE = 0.01  # as the core's mask check: a relative difference of the height/width ratios
+
+
+def check_session(session, name="session"):
+    return check_type(session, Session, "MemVOS session", name,
+                      "connect the session output of MemVOS New Session, Add Annotation Frame, "
+                      "Propagate or Load Session")
+
+
+def _int(default, low, high, tooltip, advanced=False):
+    options = {"default": default, "min": low, "max": high, "step": 1, "tooltip": tooltip}
+    if advanced:
+        options["advanced"] = True
+    return ("INT", options)
+
+
+def _bool(default, tooltip, advanced=False):
+    options = {"default": default, "tooltip": tooltip}
+    if advanced:
+        options["advanced"] = True
+    return ("BOOLEAN", options)
+
+
+class MemVOSNewSession:
+    DESCRIPTION = ("Starts an empty rotoscoping session: the model plus XMem's memory settings (defaults are "
+                   "XMem's). Add annotation frames to it, then propagate. xmem++ keeps every annotation in "
+                   "permanent memory, so several keyframes anywhere in the shot all help every frame.")
+    CATEGORY = "MemVOS/session"
+    FUNCTION = "create"
+    RETURN_TYPES = (SESSION,)
+    RETURN_NAMES = ("session",)
+    OUTPUT_TOOLTIPS = ("An empty session: connect it to Add Annotation Frame.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        d = _DEFAULTS
+        return {"required": {
+            "model": (MODEL, {"tooltip": "The model from MemVOS Load Model."}),
+            "memory_mode": (list(reversed(MEMORY_MODES)), {
+                "default": d.memory_mode,
+                "tooltip": "xmem++: every annotation goes into permanent memory (best with several keyframes). "
+                           "xmem: the original XMem schedule (annotations enter working memory as frames)."}),
+            "internal_size": _int(480, -1, 4096, "Shorter side (pixels) the network works at; masks come back "
+                                  "at the source size. 480 is XMem's; lower is faster, -1 = the source size."),
+            "mem_every": _int(d.mem_every, 1, 1000, "A frame is written into memory every this many frames."),
+            "top_k": _int(d.top_k, 1, 1024, "Memory entries each pixel reads from (XMem's top-k)."),
+            "enable_long_term": _bool(d.enable_long_term, "Long-term memory: compresses old frames into "
+                                      "prototypes so memory stays bounded on long shots."),
+            "deep_update_every": _int(d.deep_update_every, -1, 1000, "Deep update of the hidden state every "
+                                      "this many frames; -1 = with every memory write.", advanced=True),
+            "min_mid_term_frames": _int(d.min_mid_term_frames, 1, 1000, "Frames kept in working memory "
+                                        "after a consolidation into long-term memory.", advanced=True),
+            "max_mid_term_frames": _int(d.max_mid_term_frames, 2, 1000, "Working-memory frames that trigger "
+                                        "a consolidation into long-term memory.", advanced=True),
+            "num_prototypes": _int(d.num_prototypes, 1, 4096, "Prototypes made per consolidation.",
+                                   advanced=True),
+            "max_long_term_elements": _int(d.max_long_term_elements, 2, 1_000_000, "Long-term memory size "
+                                           "limit; the least used elements are dropped beyond it.",
+                                           advanced=True),
+            "long_term_count_usage": _bool(d.enable_long_term_count_usage, "Count how often long-term "
+                                           "elements are read, to drop the least used first.", advanced=True),
+            "antialias": _bool(False, "Antialias when shrinking frames to the internal size (XMem does "
+                               "not; it can help very large sources).", advanced=True),
+        }}
+
+    def create(self, model, memory_mode="xmem++", internal_size=480, mem_every=_DEFAULTS.mem_every,
+               top_k=_DEFAULTS.top_k, enable_long_term=_DEFAULTS.enable_long_term,
+               deep_update_every=_DEFAULTS.deep_update_every, min_mid_term_frames=_DEFAULTS.min_mid_term_frames,
+               max_mid_term_frames=_DEFAULTS.max_mid_term_frames, num_prototypes=_DEFAULTS.num_prototypes,
+               max_long_term_elements=_DEFAULTS.max_long_term_elements,
+               long_term_count_usage=_DEFAULTS.enable_long_term_count_usage, antialias=False):
+        check_model(model)
+        internal_size = int(internal_size)
+        if internal_size != -1 and internal_size < 32:
+            raise ValueError(f"internal_size {internal_size} is too small: use -1 (the source size) or at "
+                             "least 32 pixels (480 is XMem's)")
+        config = MemoryConfig(top_k=int(top_k), mem_every=int(mem_every), deep_update_every=int(deep_update_every),
+                              enable_long_term=bool(enable_long_term),
+                              enable_long_term_count_usage=bool(long_term_count_usage),
+                              min_mid_term_frames=int(min_mid_term_frames),
+                              max_mid_term_frames=int(max_mid_term_frames), num_prototypes=int(num_prototypes),
+                              max_long_term_elements=int(max_long_term_elements), memory_mode=memory_mode)
+        return (Session(model, config, internal_size, bool(antialias)),)
+
+
+def pick_mask(mask, frame_index, num_frames):
+    """One ``[H,W]`` float mask out of a MASK input (``[H,W]`` or ``[B,H,W]``)."""
+    if not torch.is_tensor(mask) or mask.dim() not in (2, 3):
+        shape = tuple(mask.shape) if torch.is_tensor(mask) else type(mask).__name__
+        raise ValueError(f"mask must be a MASK [height, width] or [batch, height, width] (got {shape}): "
+                         "connect a mask, e.g. from Load Image (Mask) or the mask editor")
+    mask = mask.float() if mask.dtype == torch.bool else mask
+    if mask.dim() == 2:
+        return mask
+    count = mask.shape[0]
+    if count == 1:
+        return mask[0]
+    if count == num_frames:
+        return mask[frame_index]
+    raise ValueError(f"mask is a batch of {count} masks but frames has {num_frames} frames: connect a single "
+                     "mask, or one mask per frame (then the one at frame_index is used)")
+
+
+def fit_mask(mask, frame_hw):
+    """The mask at the frame's size: equal, or resized (with a warning) when only the scale differs."""
+    (mh, mw), (h, w) = tuple(mask.shape), tuple(frame_hw)
+    if (mh, mw) == (h, w):
+        return mask
+    if abs((mh / mw) / (h / w) - 1) > ASPECT_TOLERANCE:
+        raise ValueError(f"mask is {mh}x{mw} but the frame is {h}x{w} (a different aspect ratio): draw the "
+                         "mask on this shot's frame, or resize/crop it to the frames")
+    LOG.warning("MemVOS Add Annotation: mask %dx%d resized to the frame size %dx%d", mh, mw, h, w)
+    resized = torch.nn.functional.interpolate(mask[None, None].float(), size=(h, w), mode="nearest")
+    return resized[0, 0]
+
+
+class MemVOSAddAnnotation:
+    DESCRIPTION = ("Adds one object's mask on one frame (a keyframe) to the session. Chain several for more "
+                   "objects and more keyframes, anywhere in the shot; the same object on the same frame again "
+                   "replaces its mask. Mask 1 (white) = the object.")
+    CATEGORY = "MemVOS/session"
+    FUNCTION = "add"
+    RETURN_TYPES = (SESSION,)
+    RETURN_NAMES = ("session",)
+    OUTPUT_TOOLTIPS = ("The session with this annotation: chain more annotations, or propagate.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "session": (SESSION, {"tooltip": "A session from New Session or from another Add Annotation Frame."}),
+            "frames": ("IMAGE", {"tooltip": "The shot's frames (the annotated frame is taken at frame_index), "
+                                            "or just the annotated frame itself."}),
+            "mask": ("MASK", {"tooltip": "The object's mask on that frame (1 = object). A batch with one mask "
+                                         "per frame is accepted: the one at frame_index is used."}),
+            "frame_index": ("INT", {"default": 0, "min": 0, "max": MAX_FRAME_INDEX, "step": 1,
+                                    "tooltip": "Clip frame the mask belongs to (0 = first frame of the shot)."}),
+            "object_id": ("INT", {"default": 1, "min": 1, "max": MAX_OBJECT_ID, "step": 1,
+                                  "tooltip": "Which object this mask is (1, 2, ...): one id per object, kept "
+                                             "across keyframes."}),
+        }}
+
+    def add(self, session, frames, mask, frame_index, object_id):
+        check_session(session)
+        frames = check_frames(frames)
+        frame_index, object_id = int(frame_index), int(object_id)
+        count = frames.shape[0]
+        if count == 1:
+            image = frames[0]
+        elif 0 <= frame_index < count:
+            image = frames[frame_index]
+        else:
+            raise ValueError(f"frame_index {frame_index} is outside frames ({count} frames: 0..{count - 1}): "
+                             "pick a frame of the shot, or connect the whole shot")
+        chosen = fit_mask(pick_mask(mask, frame_index, count), image.shape[:2])
+        if not bool((chosen > 0.5).any()):
+            if object_id not in session.object_ids:
+                raise ValueError(f"mask for object {object_id} on frame {frame_index} is empty (nothing above "
+                                 "0.5): paint the object, or check you connected the right mask")
+            LOG.info("MemVOS: object %d marked as absent on frame %d (empty mask)", object_id, frame_index)
+        return (session.add_annotation(frame_index, image, chosen, object_id),)
+
+
+NODE_CLASS_MAPPINGS = {"MemVOSNewSession": MemVOSNewSession, "MemVOSAddAnnotation": MemVOSAddAnnotation}
+NODE_DISPLAY_NAME_MAPPINGS = {"MemVOSNewSession": "MemVOS New Session",
+                              "MemVOSAddAnnotation": "MemVOS Add Annotation Frame"}

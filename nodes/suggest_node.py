@@ -1,0 +1,110 @@
+"""Suggest Frames: where an annotation would help most (XMem++ candidates plus signs of a lost object)."""
+import torch
+
+from . import comfy_env
+from .common import MASKS, SESSION, SUGGESTIONS, check_frames
+from .mask_nodes import check_masks
+from .model_nodes import ready_network
+from .session_nodes import check_session
+from ..memvos_core.ops import suggest as suggest_ops
+from ..memvos_core.ops.candidates import compute_candidate_keys, select_annotation_candidates
+
+KEY_CHUNK = 8  # frames encoded between two progress updates / cancel checks
+
+
+def _appearance_candidates(session, frames, dense, chosen, count):
+    """XMem++'s picks: the frames whose look differs most from the annotated ones."""
+    network = ready_network(session.model)
+    bar = comfy_env.progress_bar(frames.shape[0])
+    keys, shrinkages, selections = [], [], []
+    for t0 in range(0, frames.shape[0], KEY_CHUNK):
+        comfy_env.check_interrupt()
+        k, s, q = compute_candidate_keys(network, frames[t0:t0 + KEY_CHUNK], session.internal_size,
+                                         device=session.model.device, store_device="cpu")
+        keys.append(k), shrinkages.append(s), selections.append(q)
+        bar.update_absolute(min(t0 + KEY_CHUNK, frames.shape[0]), frames.shape[0])
+    return select_annotation_candidates(torch.cat(keys), torch.cat(shrinkages), torch.cat(selections), dense,
+                                        k=count, previously_chosen=chosen, return_scores=True)
+
+
+def report_lines(picks, masks):
+    if not picks:
+        return (f"No frame of clip frames {masks.clip_start}..{masks.clip_end} stands out: the masks look "
+                "consistent. Scrub the preview to be sure.")
+    lines = [f"Frames to annotate next (clip frames {masks.clip_start}..{masks.clip_end}), best first:"]
+    for rank, s in enumerate(picks, 1):
+        who = f"object {s['object_id']}" if s["object_id"] is not None else "all objects"
+        lines.append(f"{rank}. frame {s['frame']} ({who}) score {s['score']:.2f}: {s['reason']}"
+                     + (f" - {s['detail']}" if s["detail"] else ""))
+    return "\n".join(lines)
+
+
+class MemVOSSuggestFrames:
+    DESCRIPTION = ("Suggests which frames to annotate next: frames whose appearance differs most from the "
+                   "annotated ones (XMem++), and frames where an object vanishes, jumps in size, is uncertain, "
+                   "or where forward and backward propagation disagree. Add an annotation there and propagate "
+                   "again.")
+    CATEGORY = "MemVOS/session"
+    FUNCTION = "suggest"
+    RETURN_TYPES = ("STRING", "INT", "STRING", SUGGESTIONS)
+    RETURN_NAMES = ("report", "top_frame", "frames", "suggestions")
+    OUTPUT_TOOLTIPS = (
+        "A readable list of the suggested frames with their reasons.",
+        "Clip index of the best frame to annotate next (-1 when nothing stands out).",
+        "Clip indices of every suggested frame, best first, like '12, 3, 40'.",
+        "The suggestions, for Composite's preview timeline.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "session": (SESSION, {"tooltip": "The session the masks were propagated from."}),
+                "frames": ("IMAGE", {"tooltip": "The frames the masks were propagated over."}),
+                "masks": (MASKS, {"tooltip": "Per-object masks from Propagate."}),
+                "count": ("INT", {"default": 5, "min": 1, "max": 100, "step": 1,
+                                  "tooltip": "How many frames to suggest."}),
+                "min_gap": ("INT", {"default": 3, "min": 0, "max": 100_000, "step": 1,
+                                    "tooltip": "Suggested frames are at least this many frames apart."}),
+                "appearance": ("BOOLEAN", {"default": True,
+                                           "tooltip": "Also pick frames whose look differs most from the "
+                                                      "annotated ones (XMem++; one encoder pass per frame)."}),
+            },
+            "optional": {
+                "backward_masks": (MASKS, {"tooltip": "Masks of a backward-only Propagate over the same frames, "
+                                                      "to find where the two directions disagree."}),
+            },
+        }
+
+    def suggest(self, session, frames, masks, count=5, min_gap=3, appearance=True, backward_masks=None):
+        check_session(session)
+        check_masks(masks)
+        if masks.model_id and masks.model_id != session.model.model_id:
+            raise ValueError("masks were propagated with another model than this session's: connect the session "
+                             "and the masks of the same Propagate")
+        guide = masks.aligned_frames(check_frames(frames))
+        dense = masks.materialise()
+        backward = None
+        if backward_masks is not None:
+            check_masks(backward_masks, "backward_masks")
+            if (backward_masks.clip_start, backward_masks.num_frames) != (masks.clip_start, masks.num_frames):
+                raise ValueError(f"backward_masks cover clip frames {backward_masks.clip_start}.."
+                                 f"{backward_masks.clip_end} but masks cover {masks.clip_start}..{masks.clip_end}: "
+                                 "propagate both over the same frames")
+            backward = backward_masks.materialise(list(masks.object_ids))
+        signals = suggest_ops.frame_signals(dense, list(masks.object_ids), backward_masks=backward)
+        annotated = sorted({k["frame"] - masks.clip_start for k in masks.keyframes
+                            if masks.clip_start <= k["frame"] <= masks.clip_end})
+        candidates = []
+        if appearance:
+            candidates = _appearance_candidates(session, guide, dense, annotated or [0], int(count))
+        picks = suggest_ops.rank_suggestions(signals, candidates, k=int(count), exclude=annotated,
+                                             min_gap=int(min_gap))
+        found = tuple({"frame": masks.clip_start + s.frame, "object_id": s.object_id, "reason": s.reason,
+                       "score": float(s.score), "detail": s.detail} for s in picks)
+        top = found[0]["frame"] if found else -1
+        return (report_lines(found, masks), top, ", ".join(str(s["frame"]) for s in found), found)
+
+
+NODE_CLASS_MAPPINGS = {"MemVOSSuggestFrames": MemVOSSuggestFrames}
+NODE_DISPLAY_NAME_MAPPINGS = {"MemVOSSuggestFrames": "MemVOS Suggest Frames"}
