@@ -231,9 +231,10 @@ def ensure_weights(name, models_dir, *, url=None, sha256=None, search_dirs=None,
     the table's). search_dirs: folders to look in first (default: ``models_dir``). progress:
     ``callable(bytes_done, bytes_total_or_None)`` per chunk. cancel: a callable checked between
     chunks that raises to abort (the partial file is removed, the exception passes through).
+    timeout: seconds the connection or any single read may stall before the download fails.
     verify: ``callable(temp_path)`` raising on a bad file, used when no sha256 is known;
-    default: strict XMem load. convert:
-    also write a ``.safetensors`` copy (see :func:`convert_to_safetensors`), used from then on.
+    default: strict XMem load. convert: also write a ``.safetensors`` copy (see
+    :func:`convert_to_safetensors`), used from then on.
     """
     name = os.fspath(name)
     if not name or os.path.isabs(name) or _safe_join(models_dir, name) is None:
