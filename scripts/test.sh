@@ -10,4 +10,4 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
 python3 -m pip install -q playwright
-python3 -m pytest -q "$@"
+python3 -m pytest -q tests "$@"

@@ -169,6 +169,16 @@ class Session:
             states["forward"] = p.finish()
         return self.replace(forward_state=states["forward"], backward_state=states["backward"]), result
 
+    # ---------------------------------------------------------------- files
+    def save(self, path):
+        from .storage import save_session
+        return save_session(self, path)
+
+    @staticmethod
+    def load(path, model, config=None):
+        from .storage import load_session
+        return load_session(path, model, config)
+
     def _open_pass(self, direction, frame_hw, first_index):
         state = self.forward_state if direction == "forward" else self.backward_state
         if state is not None and state.next_frame == first_index:

@@ -1,0 +1,96 @@
+"""Saving a session to ``.safetensors`` (tensors) with JSON metadata, and loading it back.
+
+The file never holds code: tensors plus one JSON string. A file made by another model, another
+memory configuration or another format version is refused with a message saying why.
+"""
+import json
+import os
+import tempfile
+
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ..config import MemoryConfig
+from .directional import PassState
+from .keyframes import Keyframe
+
+FORMAT = "memvos-session"
+VERSION = 1
+
+
+class SessionFileError(ValueError):
+    pass
+
+
+def save_session(session, path):
+    """Write atomically: a temporary file in the same folder, then a rename."""
+    tensors, keyframes = {}, []
+    for n, kf in enumerate(session.keyframes):
+        tensors[f"keyframe{n}.image"] = kf.image
+        tensors[f"keyframe{n}.labels"] = kf.labels
+        keyframes.append({"frame_index": kf.frame_index, "object_ids": list(kf.object_ids)})
+    passes = {}
+    for name, state in (("forward", session.forward_state), ("backward", session.backward_state)):
+        if state is None:
+            continue
+        for key, t in state.tensors.items():
+            tensors[f"{name}.{key}"] = t
+        passes[name] = state.meta()
+    meta = {"format": FORMAT, "version": VERSION, "model": session.model.describe(),
+            "config": session.config.to_dict(), "internal_size": session.internal_size,
+            "antialias": session.antialias, "keyframes": keyframes, "passes": passes}
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".session-", suffix=".part", dir=folder)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"memvos": json.dumps(meta)})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load_session(path, model, config=None):
+    """Load a session for ``model``; ``config`` (optional) must equal the saved one."""
+    from .session import Session
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise SessionFileError(f"session file {path!r} does not exist")
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            raw = (f.metadata() or {}).get("memvos")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:
+        raise SessionFileError(f"session file {path!r} could not be read ({exc}); it is not a MemVOS session "
+                               "or it is damaged") from None
+    if raw is None:
+        raise SessionFileError(f"{path!r} is a safetensors file but not a MemVOS session")
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise SessionFileError(f"session file {path!r} has format {meta.get('format')} version "
+                               f"{meta.get('version')}; this version reads {FORMAT} version {VERSION}")
+    saved_model, ours = meta["model"], model.describe()
+    if saved_model.get("model_id") != ours["model_id"] or saved_model.get("family") != ours["family"]:
+        raise SessionFileError(
+            f"session file {path!r} was made with model {saved_model.get('name')} "
+            f"(id {saved_model.get('model_id')}), not the loaded {ours['name']} (id {ours['model_id']}): "
+            "load the same weights it was made with")
+    saved_config = MemoryConfig.from_dict(meta["config"])
+    if config is not None and config != saved_config:
+        changed = sorted(k for k, v in config.to_dict().items() if meta["config"].get(k) != v)
+        raise SessionFileError(f"session file {path!r} was made with other memory settings ({', '.join(changed)}): "
+                               "use the saved settings or start a new session")
+    keyframes = tuple(Keyframe(k["frame_index"], tensors[f"keyframe{n}.image"], tensors[f"keyframe{n}.labels"],
+                               tuple(k["object_ids"])) for n, k in enumerate(meta["keyframes"]))
+    states = {}
+    for name, pmeta in meta["passes"].items():
+        prefix = f"{name}."
+        states[name] = PassState.from_meta(pmeta, {k[len(prefix):]: v for k, v in tensors.items()
+                                                   if k.startswith(prefix)})
+    return Session(model, saved_config, meta["internal_size"], meta["antialias"], keyframes,
+                   states.get("forward"), states.get("backward"))
