@@ -11,8 +11,8 @@ from pathlib import Path
 
 from .config import MEMORY_MODES, MemoryConfig, parse_setting
 from .session import DIRECTIONS, Session
+from .weights import default_models_dir
 
-DEFAULT_MODELS_DIR = os.environ.get("MEMVOS_MODELS", str(Path.home() / ".cache" / "memvos" / "models"))
 
 
 class CLIError(Exception):
@@ -28,7 +28,8 @@ def build_parser():
     ap.add_argument("--weights", default="XMem.pth",
                     help="checkpoint path, or a known name (XMem.pth, XMem-s012.pth) downloaded into "
                          f"--models-dir on first use (default: %(default)s)")
-    ap.add_argument("--models-dir", default=DEFAULT_MODELS_DIR, help="where named weights live (default: %(default)s)")
+    ap.add_argument("--models-dir", default=default_models_dir(),
+                    help="where named weights live (default: $MEMVOS_MODELS_DIR or %(default)s)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
                     help="fp16/bf16 use autocast on GPUs (default: fp32)")

@@ -23,6 +23,14 @@ import torch
 from .network.checkpoint import CheckpointError, load_network, unwrap_state_dict
 
 
+MODELS_DIR_ENV = "MEMVOS_MODELS_DIR"
+
+
+def default_models_dir():
+    """Where weights go outside ComfyUI: ``$MEMVOS_MODELS_DIR`` or a per-user cache folder."""
+    return os.environ.get(MODELS_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "memvos", "models")
+
+
 class WeightsError(RuntimeError):
     """A weights file that cannot be found, downloaded or trusted; the message says what to do."""
 

@@ -12,11 +12,12 @@ import tempfile
 import torch
 from torch import nn
 
+from ..memvos_core.weights import default_models_dir
+
 MODEL_FOLDER = "memvos"
 MODEL_EXTENSIONS = frozenset({".pth", ".safetensors"})
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
-MODELS_DIR_ENV = "MEMVOS_MODELS_DIR"
 
 
 def _comfy(module_name):
@@ -33,8 +34,8 @@ def _comfy(module_name):
 # ---------------------------------------------------------------- model folders
 
 def default_model_dir():
-    """Where weights go outside ComfyUI: ``$MEMVOS_MODELS_DIR`` or a per-user cache folder."""
-    return os.environ.get(MODELS_DIR_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "memvos", "models")
+    """Where weights go outside ComfyUI (see :func:`memvos_core.weights.default_models_dir`)."""
+    return default_models_dir()
 
 
 def register_model_folder():

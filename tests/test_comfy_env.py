@@ -12,7 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from nodes import comfy_env
+from pack_loader import pack_for_tests
+
+comfy_env = pack_for_tests().nodes.comfy_env
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -142,7 +144,7 @@ def no_comfy(monkeypatch, tmp_path):
         return real_import(name, *args)
 
     monkeypatch.setattr(comfy_env.importlib, "import_module", refuse)
-    monkeypatch.setenv(comfy_env.MODELS_DIR_ENV, str(tmp_path / "weights"))
+    monkeypatch.setenv("MEMVOS_MODELS_DIR", str(tmp_path / "weights"))
     return tmp_path / "weights"
 
 
