@@ -43,6 +43,10 @@ def build_parser():
                          "annotation in permanent memory (default)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help=f"memory setting under XMem's name, repeatable: {', '.join(MemoryConfig.names()[:-1])}")
+    ap.add_argument("--tta-flip", action="store_true",
+                    help="test-time augmentation: also segment the mirrored shot and average")
+    ap.add_argument("--tta-scales", type=float, nargs="+", default=[], metavar="S",
+                    help="test-time augmentation: internal scales to average, e.g. 1.0 0.75 1.25")
     ap.add_argument("--soft", action="store_true",
                     help="also write 16-bit probability PNGs to <out>/soft/<object id>/<frame>.png")
     ap.add_argument("--save-session", metavar="FILE", help="save the session (.safetensors) to continue later")
@@ -93,7 +97,8 @@ def run(args):
     config = make_config(args, len(frames))
     device = resolve_device(args.device)
     model = load_weights(args, device)
-    session = Session(model, config, internal_size=args.size)
+    session = Session(model, config, internal_size=args.size, tta_scales=tuple(args.tta_scales),
+                      tta_flip=args.tta_flip)
     for i, path in sorted(annotations.items()):
         labels = media.read_annotation(path)
         image = frames[i]

@@ -5,6 +5,7 @@ owns its memory privately. Object ids here are internal and contiguous, 1..N; se
 artist's ids onto them.
 """
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 
@@ -117,7 +118,16 @@ class InferenceEngine:
              write_permanent=False):
         """Process the next frame and return probabilities ``[num_objects+1, H, W]`` (background
         first) at the input's size. ``write_memory=False`` is XMem++'s "already in permanent
-        memory": the value is still encoded for the deep hidden update, but nothing is written."""
+        memory": the value is still encoded for the deep hidden update, but nothing is written.
+        ``write_permanent=True`` writes this frame to permanent instead of working memory (an
+        annotation reached during propagation, XMem++ mode)."""
+        work = self.begin(image, mask, valid_labels, end)
+        return self.finish(work, write_memory=write_memory, write_permanent=write_permanent)
+
+    def begin(self, image, mask=None, valid_labels=None, end=False):
+        """First half of :meth:`step`: encode, read memory, decode, merge the annotation.
+        Returns the frame's work; its ``prob`` (padded) may be replaced before :meth:`finish`
+        (test-time augmentation writes the averaged probabilities into every variant's memory)."""
         cfg = self.config
         self.curr_ti += 1
         image, pads = pad(image.to(self.device))
@@ -153,17 +163,30 @@ class InferenceEngine:
                 mask = merge_partial_annotation(prob[1:], mask, valid_labels)
             prob = aggregate(mask, dim=0)
             self._grow_hidden(feats.key.shape[-2:])
+        return FrameWork(image, pads, feats, prob, is_mem_frame, is_deep_update)
 
-        if is_mem_frame:
-            value, hidden = self._encode_value(image, feats, prob, is_deep_update)
+    def finish(self, work, write_memory=True, write_permanent=False):
+        """Second half of :meth:`step`: value-encode and write memory; returns unpadded ``prob``."""
+        if work.is_mem_frame:
+            value, hidden = self._encode_value(work.image, work.feats, work.prob, work.is_deep_update)
             if write_memory:
-                self.memory.add(feats.key, feats.shrinkage, feats.selection, value,
+                self.memory.add(work.feats.key, work.feats.shrinkage, work.feats.selection, value,
                                 list(range(self.num_objects)), permanent=write_permanent)
             self.last_mem_ti = self.curr_ti
-            if is_deep_update:
+            if work.is_deep_update:
                 self.hidden = hidden
                 self.last_deep_update_ti = self.curr_ti
-        return unpad(prob, pads)
+        return unpad(work.prob, work.pads)
+
+
+@dataclass
+class FrameWork:
+    image: torch.Tensor      # padded, [1,3,H,W]
+    pads: tuple
+    feats: object
+    prob: torch.Tensor       # padded, [N+1,H,W]
+    is_mem_frame: bool
+    is_deep_update: bool
 
 
 def merge_partial_annotation(predicted, mask, valid_labels):

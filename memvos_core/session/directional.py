@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..engine import InferenceEngine
 from ..frames import internal_size, normalize, resize_image, resize_mask
+from ..tta import engine_from_state, make_engine
 
 
 class PropagationCancelled(Exception):
@@ -59,14 +59,15 @@ class DirectionalPass:
         if state is None:
             hw = internal_size(*frame_hw, session.internal_size)
             state = PassState(direction, None, hw, [], [])
-            self.engine = InferenceEngine(model.network, session.config, model.device, model.precision)
+            self.engine = make_engine(model.network, session.config, model.device, model.precision,
+                                      session.tta_scales, session.tta_flip)
             self.state = state
             if session.config.memory_mode == "xmem++":
                 self._preload()
         else:
             self.state = state
-            self.engine = InferenceEngine.from_state(model.network, session.config, state.tensors,
-                                                     state.engine_meta, model.device, model.precision)
+            self.engine = engine_from_state(model.network, session.config, state.tensors,
+                                            state.engine_meta, model.device, model.precision)
 
     # ------------------------------------------------------------------ keys
     def _ordered_keyframes(self):

@@ -24,6 +24,8 @@ class Session:
     config: MemoryConfig = field(default_factory=MemoryConfig)
     internal_size: int = DEFAULT_INTERNAL_SIZE   # shorter side inside the network; -1 = native
     antialias: bool = False                      # as the reference's tensor resize (spec §3.1)
+    tta_scales: tuple = ()                       # test-time augmentation: extra internal scales,
+    tta_flip: bool = False                       # e.g. (1.0, 0.75), and a horizontal flip
     keyframes: tuple = ()
     forward_state: Optional[PassState] = None
     backward_state: Optional[PassState] = None

@@ -38,7 +38,8 @@ def save_session(session, path):
         passes[name] = state.meta()
     meta = {"format": FORMAT, "version": VERSION, "model": session.model.describe(),
             "config": session.config.to_dict(), "internal_size": session.internal_size,
-            "antialias": session.antialias, "keyframes": keyframes, "passes": passes}
+            "antialias": session.antialias, "tta_scales": list(session.tta_scales),
+            "tta_flip": session.tta_flip, "keyframes": keyframes, "passes": passes}
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -92,5 +93,6 @@ def load_session(path, model, config=None):
         prefix = f"{name}."
         states[name] = PassState.from_meta(pmeta, {k[len(prefix):]: v for k, v in tensors.items()
                                                    if k.startswith(prefix)})
-    return Session(model, saved_config, meta["internal_size"], meta["antialias"], keyframes,
+    return Session(model, saved_config, meta["internal_size"], meta["antialias"],
+                   tuple(meta.get("tta_scales", ())), meta.get("tta_flip", False), keyframes,
                    states.get("forward"), states.get("backward"))
