@@ -200,3 +200,11 @@ def test_refine_runs_on_the_inputs_device():
         assert out.device == mask.device
     cpu = grow_shrink(mask.cpu(), 3)
     assert torch.equal(grow_shrink(mask, 3).cpu(), cpu)
+
+
+def test_box_mean_is_the_border_clipped_window_mean():
+    from memvos_core.ops.refine import box_mean
+    x = torch.rand(2, 3, 17, 23, dtype=torch.float64)
+    for r in (1, 3, 8):
+        expected = F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+        assert torch.allclose(box_mean(x, r), expected)

@@ -53,11 +53,11 @@ def overlay(frames, masks, object_ids=None, ids=None, opacity=0.5, outline_px=2,
         m = objects.chunk(t0, t1, ids, size).to(frames.device)
         for k in range(len(ids)):
             a = (float(opacity) * m[:, k]).unsqueeze(-1)
-            image = image * (1 - a) + a * palette[k]
+            image = torch.lerp(image, palette[k].expand_as(image), a)
             if outline_px > 0:
                 inside = (m[:, k] >= 0.5).float()
                 edge = (inside - disc_erode(inside, int(outline_px))) > 0.5
-                image[edge] = palette[k]
+                image = torch.where(edge.unsqueeze(-1), palette[k], image)
         if draw_ids:
             _draw_labels(image, m >= 0.5, ids, label_scale)
         out.append(image.clamp(0, 1))

@@ -17,16 +17,22 @@ import torch.nn.functional as F
 
 
 
-def _run_min(labels, fg, none):
-    """Lower each pixel's label to the minimum over its horizontal run of foreground."""
-    b, h, w = labels.shape
-    # A background pixel bumps the counter, so each run of foreground shares one run id
-    # (together with the background pixel before it, whose label never lowers anything).
-    run = torch.cumsum(~fg, dim=-1) + torch.arange(b * h, device=labels.device).view(b, h, 1) * (w + 1)
-    run = run.reshape(-1)
-    lowest = torch.full((b * h * (w + 1),), none, dtype=torch.int64, device=labels.device)
-    lowest.scatter_reduce_(0, run, labels.reshape(-1), reduce="amin", include_self=True)
-    return torch.where(fg, lowest[run].view(b, h, w), labels)
+def _run_ids(fg):
+    """Flat id of each pixel's horizontal run of foreground; background pixels all get the
+    last id (a slot that only ever holds "no label")."""
+    b, h, w = fg.shape
+    # A background pixel bumps the counter, so each run of foreground shares one count.
+    run = torch.cumsum(~fg, dim=-1) + torch.arange(b * h, device=fg.device).view(b, h, 1) * (w + 1)
+    dummy = b * h * (w + 1)
+    return torch.where(fg, run, torch.full_like(run, dummy)).reshape(-1), dummy + 1
+
+
+def _run_min(labels_flat, run, slots):
+    """Lower every label to the minimum over its run."""
+    # Every slot that is read back receives at least its own pixel, so no initial fill is needed.
+    lowest = torch.empty(slots, dtype=torch.int64, device=labels_flat.device)
+    lowest.scatter_reduce_(0, run, labels_flat, reduce="amin", include_self=False)
+    return lowest[run]
 
 
 def _diagonal_min(labels, fg, none):
@@ -48,32 +54,34 @@ def label_components(fg, connectivity=8):
         raise ValueError(f"connectivity is {connectivity}: use 4 or 8")
     b, h, w = fg.shape
     n = b * h * w
-    # A label is 1 + the flat index of a pixel of the same component, so labels double as
-    # pointers (label equivalence). "No label" (n + 1) stays exact through F.pad's float fill.
-    none = n + 1
-    start = torch.arange(1, none, device=fg.device, dtype=torch.int64).view(b, h, w)
-    labels = torch.where(fg, start, torch.full_like(start, none))
-    fg_t = fg.transpose(1, 2).contiguous()
-    fg_flat = fg.reshape(-1)
+    # Labels are flat pixel indices of the same component, so they double as pointers (label
+    # equivalence); "no label" is n, which points at the table's last slot, always n, and stays
+    # exact through F.pad's float fill value.
+    none = n
+    start = torch.arange(n, device=fg.device, dtype=torch.int64)
+    labels = torch.where(fg.reshape(-1), start, torch.full_like(start, none))
+    row_run, row_slots = _run_ids(fg)
+    col_run, col_slots = _run_ids(fg.transpose(1, 2).contiguous())
+    # Column runs are found on the transposed mask but indexed in the original pixel order.
+    col_run = col_run.view(b, w, h).transpose(1, 2).reshape(-1)
     for _ in range(n + 1):
-        low = _run_min(labels, fg, none)
-        low = _run_min(low.transpose(1, 2).contiguous(), fg_t, none).transpose(1, 2)
+        low = _run_min(_run_min(labels, row_run, row_slots), col_run, col_slots)
         if connectivity == 8:
-            low = _diagonal_min(low, fg, none)
-        # Hand each pixel's lower neighbour label to the pixel its current label points at,
-        # then follow pointers: whole chains merge per sweep instead of one run at a time.
-        table = torch.cat([low.reshape(-1), low.new_full((1,), none)])
-        table.scatter_reduce_(0, labels.reshape(-1)[fg_flat] - 1, low.reshape(-1)[fg_flat],
-                              reduce="amin", include_self=True)
+            low = _diagonal_min(low.view(b, h, w), fg, none).reshape(-1)
+        # Hand each pixel's lowered label to the pixel its current label points at, then follow
+        # pointers: whole chains merge per sweep instead of one run at a time.
+        table = torch.cat([low, low.new_full((1,), none)])
+        table.scatter_reduce_(0, labels, low, reduce="amin", include_self=True)
         while True:
-            jumped = table[table - 1]
+            jumped = table[table]
             if torch.equal(jumped, table):
                 break
             table = jumped
-        new = table[:-1].view(b, h, w)
+        new = table[:-1]
         if torch.equal(new, labels):
             break
         labels = new
+    labels = labels.view(b, h, w) + 1
     return torch.where(fg, labels, torch.zeros_like(labels))
 
 

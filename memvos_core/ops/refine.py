@@ -121,14 +121,12 @@ def feather(masks, radius_px, chunk_size=DEFAULT_CHUNK):
 # ------------------------------------------------------------------ guided filter (He et al.)
 def _box_sum_1d(x, radius, dim):
     """Sum over a window of ``2*radius+1`` along ``dim``, clipped at the borders (cumsum)."""
-    n = x.shape[dim]
-    c = torch.cumsum(x, dim=dim)
-    pad_front = [0, 0] * (x.dim() - 1 - (dim % x.dim())) + [1, 0]
-    c = F.pad(c, pad_front)
-    idx = torch.arange(n, device=x.device)
-    hi = (idx + radius + 1).clamp(max=n)
-    lo = (idx - radius).clamp(min=0)
-    return c.index_select(dim, hi) - c.index_select(dim, lo)
+    n, dim = x.shape[dim], dim % x.dim()
+    pads = [0, 0] * (x.dim() - 1 - dim) + [radius + 1, radius]
+    # ext[k] = sum of x[0 .. k-radius-1]: 0 before the start and the total past the end, so
+    # the window [i-r, i+r] clipped to the image is ext[i + 2r + 1] - ext[i].
+    ext = torch.cumsum(F.pad(x, pads), dim=dim)
+    return ext.narrow(dim, 2 * radius + 1, n) - ext.narrow(dim, 0, n)
 
 
 def box_mean(x, radius):
@@ -179,7 +177,8 @@ def refine_edges(frames, masks, radius=4, eps=1e-3, chunk_size=4):
     same aspect ratio (resized bilinearly to the frames' size first).
     radius: window radius in pixels (about the width of the uncertain band around the edge);
     eps: regularisation (smaller follows weaker edges; ~1e-4..1e-2 for 0..1 images).
-    Returns float32 alpha 0..1 at the frames' size: ``[T,H,W]`` or ``[T,N,H,W]``."""
+    Returns float32 alpha 0..1 at the frames' size and on their device: ``[T,H,W]`` or
+    ``[T,N,H,W]``."""
     frames = check_frames(frames)
     if not torch.is_tensor(masks) or masks.dim() not in (3, 4) or masks.shape[0] != frames.shape[0]:
         raise ValueError(f"masks has shape {tuple(masks.shape)} but frames has {frames.shape[0]} frames: "

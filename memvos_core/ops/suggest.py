@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 
 from .candidates import compute_candidate_keys, select_annotation_candidates  # noqa: F401 (re-export)
-from .inputs import ObjectMasks, frame_chunks
+from .inputs import DEFAULT_CHUNK, ObjectMasks, frame_chunks
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def _frame_stats(objects, ids, backward, chunk_size):
 
 def frame_signals(masks, object_ids=None, backward_masks=None, ids=None, area_jump=0.4,
                   min_area_fraction=0.001, vanish_ratio=0.05, confidence_threshold=0.7,
-                  uncertain_threshold=0.35, disagreement_threshold=0.3, chunk_size=16):
+                  uncertain_threshold=0.35, disagreement_threshold=0.3, chunk_size=DEFAULT_CHUNK):
     """Per-frame signs that an object is lost or wrong.
 
     masks: propagated per-object probabilities ``[T,N,H,W]`` float 0..1 (with ``object_ids``),
