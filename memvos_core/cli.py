@@ -27,7 +27,7 @@ def build_parser():
     ap.add_argument("--out", required=True, help="output folder (one indexed PNG per frame)")
     ap.add_argument("--weights", default="XMem.pth",
                     help="checkpoint path, or a known name (XMem.pth, XMem-s012.pth) downloaded into "
-                         f"--models-dir on first use (default: %(default)s)")
+                         "--models-dir on first use (default: %(default)s)")
     ap.add_argument("--models-dir", default=default_models_dir(),
                     help="where named weights live (default: $MEMVOS_MODELS_DIR or %(default)s)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")

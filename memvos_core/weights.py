@@ -8,8 +8,6 @@ therefore never left under the real name, and a later change of the file is noti
 import hashlib
 import http.client
 import os
-import pickle
-import re
 import secrets
 import shutil
 import time
@@ -20,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .network.checkpoint import CheckpointError, load_network, unwrap_state_dict
+from .network.checkpoint import SAFETENSORS_EXTENSIONS, load_network, read_state_dict
 
 
 MODELS_DIR_ENV = "MEMVOS_MODELS_DIR"
@@ -57,7 +55,6 @@ SIDECAR_SUFFIX = ".sha256"
 PART_MARKER = ".part-"
 CHUNK_BYTES = 1 << 20
 STALE_PART_AGE_S = 3600  # an active download touches its part file every chunk
-_SAFETENSORS_EXTS = (".safetensors", ".sft")
 
 
 # ---------------------------------------------------------------- hashes and their records
@@ -118,36 +115,8 @@ def check_recorded_sha256(path):
 # ---------------------------------------------------------------- verification
 
 def read_tensors(path, fmt=None, label=None):
-    """Load a ``name -> tensor`` mapping without running any pickled code.
-
-    ``fmt`` ("pth" or "safetensors") overrides the extension, for temporary download files.
-    """
-    path, label = os.fspath(path), label or os.fspath(path)
-    fmt = fmt or ("safetensors" if path.endswith(_SAFETENSORS_EXTS) else "pth")
-    try:
-        if fmt == "safetensors":
-            from safetensors.torch import load_file
-            state = load_file(path, device="cpu")
-        else:
-            # weights_only refuses every pickle that would build arbitrary objects or call functions.
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch's own text suggests retrying with weights_only=False; never pass that advice on.
-        wanted = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        if wanted:
-            raise CheckpointError(
-                f"weights file {label!r} holds pickled Python objects or code besides tensors (it asks "
-                f"for {wanted.group(1)}): refused, nothing in it was run. Use the official file") from None
-        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(exc))
-        raise CheckpointError(
-            f"weights file {label!r} could not be read as a {fmt} tensor file "
-            f"({detail.group(1).strip() if detail else 'not a checkpoint'}): it is corrupt or not a "
-            "checkpoint at all (a web page?); refused") from None
-    except Exception as exc:  # torch/safetensors raise many types for corrupt or foreign files
-        raise CheckpointError(
-            f"weights file {label!r} could not be read as a {fmt} tensor file ({type(exc).__name__}: "
-            f"{_first_line(exc)}): it is truncated, corrupt or not a checkpoint") from None
-    return unwrap_state_dict(state, label)
+    """A ``name -> tensor`` mapping read without running pickled code (see :func:`read_state_dict`)."""
+    return read_state_dict(path, fmt, label)
 
 
 def verify_xmem_checkpoint(path, fmt=None, label=None):
@@ -171,7 +140,7 @@ def _safe_join(folder, name):
 
 def safetensors_sibling(path):
     stem, ext = os.path.splitext(os.fspath(path))
-    return None if ext in _SAFETENSORS_EXTS else stem + ".safetensors"
+    return None if ext in SAFETENSORS_EXTENSIONS else stem + ".safetensors"
 
 
 def preferred_weights_file(path):
@@ -278,7 +247,7 @@ def download_weights(url, target, *, sha256=None, progress=None, cancel=None, ti
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
         raise WeightsError(f"weights URL {url!r} must start with https:// (or http://)")
-    fmt = "safetensors" if name.endswith(_SAFETENSORS_EXTS) else "pth"
+    fmt = "safetensors" if name.endswith(SAFETENSORS_EXTENSIONS) else "pth"
     if verify is None:
         def verify(path):
             verify_xmem_checkpoint(path, fmt, label=url)

@@ -9,5 +9,4 @@ python3 -m pip install -q -r requirements.txt -r requirements-test.txt
 if [ ! -x /usr/bin/chromium ]; then
     apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
-python3 -m pip install -q playwright
 python3 -m pytest -q tests "$@"

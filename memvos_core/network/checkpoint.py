@@ -1,5 +1,7 @@
 """Reading checkpoint files safely and building the network they describe (spec §1)."""
 import os
+import pickle
+import re
 
 import torch
 
@@ -17,23 +19,44 @@ class CheckpointError(ValueError):
     """A weights file that cannot be used; the message names the file and what to do."""
 
 
-def read_state_dict(path):
-    """Load a flat ``name -> tensor`` mapping from ``.safetensors`` or ``.pth`` without unpickling code."""
+SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")
+
+
+def read_state_dict(path, fmt=None, label=None):
+    """A flat ``name -> tensor`` mapping from ``.safetensors`` or ``.pth``, never running pickled code.
+
+    ``fmt`` ("pth" or "safetensors") overrides the extension (temporary download files);
+    ``label`` is the name used in error messages."""
     path = os.fspath(path)
+    label = label or path
     if not os.path.isfile(path):
-        raise CheckpointError(f"weights file {path!r} does not exist: check the path or download it first")
+        raise CheckpointError(f"weights file {label!r} does not exist: check the path or download it first")
+    fmt = fmt or ("safetensors" if path.endswith(SAFETENSORS_EXTENSIONS) else "pth")
     try:
-        if path.endswith((".safetensors", ".sft")):
+        if fmt == "safetensors":
             from safetensors.torch import load_file
             state = load_file(path, device="cpu")
         else:
-            # weights_only refuses any pickle that would construct arbitrary objects or run code.
+            # weights_only refuses every pickle that would build arbitrary objects or call functions.
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch/safetensors raise many types for corrupt files
+    except pickle.UnpicklingError as exc:
+        # torch's own text suggests retrying with weights_only=False; never pass that advice on.
+        wanted = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if wanted:
+            raise CheckpointError(
+                f"weights file {label!r} holds pickled Python objects or code besides tensors (it asks "
+                f"for {wanted.group(1)}): refused, nothing in it was run. Use the official file") from None
+        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(exc))
         raise CheckpointError(
-            f"weights file {path!r} could not be read ({type(exc).__name__}: {_first_line(exc)}); "
-            "it is truncated, corrupt or not a plain tensor file: delete it and download it again") from None
-    return unwrap_state_dict(state, path)
+            f"weights file {label!r} could not be read as a {fmt} tensor file "
+            f"({detail.group(1).strip() if detail else 'not a checkpoint'}): it is corrupt or not a "
+            "checkpoint at all (a web page?); refused, delete it and download it again") from None
+    except Exception as exc:  # torch/safetensors raise many types for corrupt or foreign files
+        raise CheckpointError(
+            f"weights file {label!r} could not be read as a {fmt} tensor file ({type(exc).__name__}: "
+            f"{_first_line(exc)}): it is truncated, corrupt or not a checkpoint; delete it and "
+            "download it again") from None
+    return unwrap_state_dict(state, label)
 
 
 def _first_line(exc):

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .blocks import FeatureFusionBlock, GConv2D, HiddenReinforcer, HiddenUpdater, UpsampleBlock, broadcast_cat
+from .blocks import FeatureFusionBlock, HiddenReinforcer, HiddenUpdater, UpsampleBlock, broadcast_cat
 from .blocks import fold_objects, unfold_objects
 from .features import KeyFeatures
 from .resnet import BasicBlock, Bottleneck, make_stage
