@@ -106,3 +106,16 @@ def test_cli_errors_are_clear(case, expected, weights_file, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert expected in err and "Traceback" not in err
+
+
+def test_demo_job_on_the_bundled_example_video(weights_file, tmp_path):
+    """What scripts/demo.sh runs (with generated weights instead of the download)."""
+    media = fx.ROOT.parents[2] / "examples_workflows" / "media"
+    out = tmp_path / "demo"
+    rc = cli("--frames", media / "memvos_example_clip.mp4", "--masks", media / "cli_masks",
+             "--out", out, "--weights", weights_file, "--size", -1, "--direction", "both")
+    assert rc == 0
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 16 and pngs[0].name == "00000.png"
+    key = np.array(Image.open(out / "00010.png"))
+    assert np.array_equal(key, np.array(Image.open(media / "cli_masks" / "00010.png")))
