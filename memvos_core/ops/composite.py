@@ -33,13 +33,13 @@ def mask_to_image(mask):
 
 
 def overlay(frames, masks, object_ids=None, ids=None, opacity=0.5, outline_px=2, draw_ids=False,
-            label_scale=2, colors=None, chunk_size=DEFAULT_CHUNK):
+            label_scale=None, colors=None, chunk_size=DEFAULT_CHUNK):
     """Preview: each object tinted with its palette colour, outlined, optionally numbered.
 
     opacity: tint strength 0..1 (scaled by the soft mask). outline_px: width of an opaque line
     just inside each object's edge (``mask >= 0.5``; 0 for none). draw_ids: write the object id
-    (built-in 3x5 digit font, ``label_scale`` pixels per font pixel, white on black) at the
-    object's centroid. colors: ``{id: (r, g, b)}`` in 0..1 overriding the DAVIS palette.
+    (built-in 3x5 digit font, ``label_scale`` pixels per font pixel, default about H/240, white
+    on black) at the object's centroid. colors: ``{id: (r, g, b)}`` in 0..1 overriding the DAVIS palette.
     Later objects are drawn over earlier ones. Returns IMAGE ``[T,H,W,3]`` float32 0..1."""
     frames, objects = _prepare(frames, masks, object_ids)
     if not 0.0 <= float(opacity) <= 1.0:
@@ -59,7 +59,8 @@ def overlay(frames, masks, object_ids=None, ids=None, opacity=0.5, outline_px=2,
                 edge = (inside - disc_erode(inside, int(outline_px))) > 0.5
                 image = torch.where(edge.unsqueeze(-1), palette[k], image)
         if draw_ids:
-            _draw_labels(image, m >= 0.5, ids, label_scale)
+            scale = label_scale if label_scale is not None else max(2, round(size[0] / 240))
+            _draw_labels(image, m >= 0.5, ids, scale)
         out.append(image.clamp(0, 1))
     return torch.cat(out)
 

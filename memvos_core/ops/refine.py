@@ -38,7 +38,9 @@ def _per_chunk(masks, chunk_size, fn, name="masks"):
 
 
 def threshold(masks, level=0.5):
-    """Hard 0/1 masks: 1 where ``mask >= level`` (``level`` in 0..1). Shape as the input, float32."""
+    """Hard 0/1 masks: 1 where ``mask >= level`` (``level`` in 0..1).
+
+    masks: ``[T,H,W]`` or ``[T,N,H,W]`` float 0..1. Returns float32 0/1 of the same shape."""
     if not 0.0 <= float(level) <= 1.0:
         raise ValueError(f"threshold level is {level}: give a value in 0..1")
     planes, shape = _as_planes(masks)
