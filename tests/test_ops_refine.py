@@ -208,3 +208,13 @@ def test_box_mean_is_the_border_clipped_window_mean():
     for r in (1, 3, 8):
         expected = F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
         assert torch.allclose(box_mean(x, r), expected)
+
+
+def test_chunking_does_not_change_results():
+    gen = torch.Generator().manual_seed(5)
+    masks = (torch.rand(5, 2, 24, 30, generator=gen) > 0.4).float()
+    frames = torch.rand(5, 24, 30, 3, generator=gen)
+    for op in (lambda m, c: fill_holes(m, chunk_size=c), lambda m, c: remove_islands(m, 4, chunk_size=c),
+               lambda m, c: grow_shrink(m, -2, chunk_size=c), lambda m, c: feather(m, 3, chunk_size=c),
+               lambda m, c: refine_edges(frames, m, chunk_size=c)):
+        assert torch.allclose(op(masks, 2), op(masks, None), atol=1e-6)

@@ -2,7 +2,8 @@
 
 Every function takes masks as a MASK ``[T,H,W]`` or per-object masks ``[T,N,H,W]`` (float,
 0..1, 1 = object) and returns float32 of the same shape on the same device. Objects and frames
-are independent; frames are processed ``chunk_size`` at a time to bound temporary memory.
+are independent; frames are processed in chunks (``chunk_size`` frames, default: ~4 M pixels
+worth) to bound temporary memory.
 Region decisions (holes, islands) are made on ``mask >= 0.5``; soft values elsewhere are kept.
 """
 import math
@@ -10,8 +11,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .inputs import DEFAULT_CHUNK, check_aspect, check_frames, frame_chunks, resize_masks
+from .inputs import check_aspect, check_frames, frame_chunks, resize_masks
 from .morphology import border_touching, component_sizes, disc_dilate, disc_erode, label_components
+
+PIXELS_PER_CHUNK = 1 << 22   # ~4.2 M: 10 frames of 480p or 2 of 1080p per chunk
 
 
 def _as_planes(masks, name="masks"):
@@ -30,9 +33,13 @@ def _as_planes(masks, name="masks"):
 
 
 def _per_chunk(masks, chunk_size, fn, name="masks"):
+    """Apply ``fn`` to ``[B,H,W]`` planes, a chunk at a time: ``chunk_size`` frames, or by default
+    as many planes as hold ``PIXELS_PER_CHUNK`` pixels (labelling keeps ~8 int64 copies)."""
     planes, shape = _as_planes(masks, name)
-    per_frame = shape[1] if len(shape) == 4 else 1
-    step = max(1, int(chunk_size)) * per_frame
+    if chunk_size is None:
+        step = max(1, PIXELS_PER_CHUNK // (shape[-1] * shape[-2]))
+    else:
+        step = max(1, int(chunk_size)) * (shape[1] if len(shape) == 4 else 1)
     out = torch.cat([fn(planes[s:s + step]) for s in range(0, planes.shape[0], step)])
     return out.reshape(shape)
 
@@ -47,7 +54,7 @@ def threshold(masks, level=0.5):
     return (planes >= level).float().reshape(shape)
 
 
-def fill_holes(masks, max_hole_px=None, chunk_size=DEFAULT_CHUNK):
+def fill_holes(masks, max_hole_px=None, chunk_size=None):
     """Fill holes: background regions (4-connected) that do not touch the image border.
 
     masks: ``[T,H,W]`` or ``[T,N,H,W]`` float 0..1. ``max_hole_px``: fill only holes of at most
@@ -63,7 +70,7 @@ def fill_holes(masks, max_hole_px=None, chunk_size=DEFAULT_CHUNK):
     return _per_chunk(masks, chunk_size, run)
 
 
-def remove_islands(masks, min_size_px, connectivity=8, chunk_size=DEFAULT_CHUNK):
+def remove_islands(masks, min_size_px, connectivity=8, chunk_size=None):
     """Zero every connected object region (of ``mask >= 0.5``) smaller than ``min_size_px`` pixels.
 
     masks: ``[T,H,W]`` or ``[T,N,H,W]`` float 0..1; regions are found per frame and object with
@@ -79,7 +86,7 @@ def remove_islands(masks, min_size_px, connectivity=8, chunk_size=DEFAULT_CHUNK)
     return _per_chunk(masks, chunk_size, run)
 
 
-def grow_shrink(masks, pixels, chunk_size=DEFAULT_CHUNK):
+def grow_shrink(masks, pixels, chunk_size=None):
     """Grow (``pixels > 0``) or shrink (``pixels < 0``) masks by a disc of radius ``|pixels|``.
 
     Grey-level max (grow) / min (shrink) over the disc, so soft masks stay soft and a hard disc
@@ -110,7 +117,7 @@ def blur(planes, radius):
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def feather(masks, radius_px, chunk_size=DEFAULT_CHUNK):
+def feather(masks, radius_px, chunk_size=None):
     """Soften mask edges with a Gaussian blur reaching ``radius_px`` pixels (sigma = radius / 3).
 
     masks: ``[T,H,W]`` or ``[T,N,H,W]`` float 0..1. Returns float32 0..1, same shape."""
@@ -171,7 +178,7 @@ def guided_filter(guide, src, radius, eps):
     return torch.cat(out, 1)
 
 
-def refine_edges(frames, masks, radius=4, eps=1e-3, chunk_size=4):
+def refine_edges(frames, masks, radius=4, eps=1e-3, chunk_size=None):
     """Edge-aware refinement: a soft alpha that follows the frame's fine edges (guided filter).
 
     frames: IMAGE ``[T,H,W,3]`` float 0..1 (the guide, at source resolution).
@@ -179,6 +186,8 @@ def refine_edges(frames, masks, radius=4, eps=1e-3, chunk_size=4):
     same aspect ratio (resized bilinearly to the frames' size first).
     radius: window radius in pixels (about the width of the uncertain band around the edge);
     eps: regularisation (smaller follows weaker edges; ~1e-4..1e-2 for 0..1 images).
+    chunk_size: frames per chunk (default: ~2 M pixels' worth; the filter keeps ~20 float
+    planes per frame and object).
     Returns float32 alpha 0..1 at the frames' size and on their device: ``[T,H,W]`` or
     ``[T,N,H,W]``."""
     frames = check_frames(frames)
@@ -190,6 +199,8 @@ def refine_edges(frames, masks, radius=4, eps=1e-3, chunk_size=4):
     size = tuple(frames.shape[1:3])
     check_aspect(tuple(masks.shape[-2:]), size, "masks")
     per_object = masks.dim() == 4
+    if chunk_size is None:
+        chunk_size = max(1, (PIXELS_PER_CHUNK // 2) // (size[0] * size[1] * (masks.shape[1] if per_object else 1)))
     out = []
     for t0, t1 in frame_chunks(frames.shape[0], chunk_size):
         src = masks[t0:t1].float()
