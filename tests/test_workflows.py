@@ -1,0 +1,311 @@
+"""The example workflows: valid for the frontend, shipped where the template browser finds them,
+and executed end to end (API form, our nodes + core stand-ins, generated weights)."""
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from pack_loader import REPO_ROOT, pack_for_tests
+from workflow_executor import (CLIP_NAME, MEDIA_DIR, ComfyStandIns, Executor, StandInVideo, ValidationError,
+                               load_clip_frames, load_workflow, to_api, workflow_problems, write_synthetic_weights)
+
+CARD_DIR = os.path.join(REPO_ROOT, "examples_workflows")
+TEMPLATE_DIR = os.path.join(REPO_ROOT, "example_workflows")
+NAMES = sorted(n for n in os.listdir(CARD_DIR) if n.endswith(".json"))
+TEST_INTERNAL_SIZE = 32  # the only change made to the workflows for the test: a small network input
+
+
+@pytest.fixture(scope="module")
+def pack():
+    return pack_for_tests()
+
+
+@pytest.fixture(scope="module")
+def ours(pack):
+    return pack.NODE_CLASS_MAPPINGS
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location(
+        "memvos_build_workflows", os.path.join(CARD_DIR, "tools", "build_workflows.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# ------------------------------------------------------------------ files
+
+def test_the_four_examples_are_there():
+    assert len(NAMES) >= 4
+    for topic in ("one_keyframe", "both_directions", "inpaint", "chunks"):
+        assert any(topic in n for n in NAMES), topic
+
+
+def test_template_browser_folder_holds_identical_copies():
+    """ComfyUI lists example_workflows/*.json; the card's examples_workflows/ must say the same."""
+    templates = sorted(n for n in os.listdir(TEMPLATE_DIR) if n.endswith(".json"))
+    assert templates == NAMES
+    for name in NAMES:
+        path = os.path.join(TEMPLATE_DIR, name)
+        assert not os.path.islink(path), "symlinks break on Windows: keep real copies"
+        assert _read(path) == _read(os.path.join(CARD_DIR, name)), f"{name} differs between the two folders"
+
+
+def test_committed_workflows_are_what_the_builder_writes():
+    builder = _builder()
+    assert sorted(builder.WORKFLOWS) == NAMES
+    for name, build in builder.WORKFLOWS.items():
+        assert builder.render(build()).encode() == _read(os.path.join(CARD_DIR, name)), (
+            f"{name} is stale: run python examples_workflows/tools/build_workflows.py")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_workflow_is_valid_for_the_frontend(name, ours):
+    workflow = load_workflow(os.path.join(CARD_DIR, name))
+    assert workflow["version"] == 0.4
+    assert workflow_problems(workflow, ours) == []
+
+
+def test_the_checks_catch_broken_workflows(ours):
+    workflow = load_workflow(os.path.join(CARD_DIR, NAMES[0]))
+    add = next(n for n in workflow["nodes"] if n["type"] == "MemVOSAddAnnotation")
+    add["widgets_values"] = add["widgets_values"][::-1] + [3]
+    workflow["links"][0][5] = "MASK"
+    workflow["nodes"].append({**add, "id": 999, "type": "SomeoneElsesNode"})
+    problems = "\n".join(workflow_problems(workflow, ours))
+    assert "widget values" in problems
+    assert "link 1" in problems and "MASK" in problems
+    assert "SomeoneElsesNode" in problems
+
+
+def test_inpaint_example_says_where_inpainting_nodes_connect():
+    workflow = load_workflow(os.path.join(CARD_DIR, next(n for n in NAMES if "inpaint" in n)))
+    notes = " ".join(n["widgets_values"][0] for n in workflow["nodes"] if n["type"] == "Note")
+    assert "ProPainter" in notes and "DiffuEraser" in notes
+
+
+def test_examples_use_only_shipped_media():
+    media = set(os.listdir(MEDIA_DIR))
+    for name in NAMES:
+        for node in load_workflow(os.path.join(CARD_DIR, name))["nodes"]:
+            if node["type"] in ("LoadVideo", "LoadImage", "LoadImageMask"):
+                assert node["widgets_values"][0] in media, (name, node["widgets_values"][0])
+
+
+def test_media_is_copied_into_the_input_folder_without_overwriting(pack, tmp_path):
+    install = pack.nodes.example_media.install
+    (tmp_path / CLIP_NAME).write_bytes(b"the user's own file")
+    copied = install(str(tmp_path))
+    assert CLIP_NAME not in copied and (tmp_path / CLIP_NAME).read_bytes() == b"the user's own file"
+    shipped = [n for n in os.listdir(MEDIA_DIR) if n.startswith("memvos_example_")]
+    assert len(shipped) >= 5 and sorted(copied) == sorted(n for n in shipped if n != CLIP_NAME)
+    assert install(str(tmp_path)) == []
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".part")]
+
+
+def test_example_clip_decodes_to_the_frames_the_stand_in_uses():
+    av = pytest.importorskip("av")
+    with av.open(os.path.join(MEDIA_DIR, CLIP_NAME)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    reference = (load_clip_frames().numpy() * 255).round()
+    assert len(decoded) == reference.shape[0]
+    assert np.abs(np.stack(decoded).astype(np.float64) - reference).mean() < 6
+
+
+# ------------------------------------------------------------------ execution
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory, synthetic_weights):
+    stand_ins = ComfyStandIns(tmp_path_factory.mktemp("comfyui"))
+    os.makedirs(os.path.join(stand_ins.dirs["models"], "memvos"), exist_ok=True)
+    write_synthetic_weights(os.path.join(stand_ins.dirs["models"], "memvos"), lambda: synthetic_weights,
+                            shared_dir=str(tmp_path_factory.getbasetemp()))
+    with pytest.MonkeyPatch.context() as mp:
+        stand_ins.install(mp)
+        yield stand_ins
+
+
+def api_prompt(name, ours, changes=None):
+    """The workflow in API form, with the test's smaller internal size and ``changes``
+    (``{(class_type, input): value}``, applied to every node of that type)."""
+    prompt = to_api(load_workflow(os.path.join(CARD_DIR, name)), ours)
+    changes = {("MemVOSNewSession", "internal_size"): TEST_INTERNAL_SIZE, **(changes or {})}
+    for node in prompt.values():
+        for (kind, key), value in changes.items():
+            if node["class_type"] == kind:
+                node["inputs"][key] = value
+    return prompt
+
+
+def by_type(prompt, outputs, kind):
+    return [outputs[i] for i, n in sorted(prompt.items(), key=lambda kv: int(kv[0])) if n["class_type"] == kind]
+
+
+@pytest.fixture(scope="module")
+def runs(comfy, ours):
+    """Each example run once through a ComfyUI-like cache: ``{name: (prompt, outputs, ui)}``, and
+    in ``caches`` the cache with a snapshot of the outputs taken right after the run."""
+    results, caches = {}, {}
+    for name in NAMES:
+        prompt, cache = api_prompt(name, ours), {}
+        outputs, ui = Executor(ours, cache).run(prompt)
+        results[name] = (prompt, outputs, ui)
+        caches[name] = (cache, {i: (Snapshot.of(outputs[i]), Snapshot.of(ui[i] or {})) for i in outputs})
+    results["caches"] = caches
+    return results
+
+
+def _run(runs, topic):
+    return runs[next(n for n in NAMES if topic in n)]
+
+
+def _saved(prompt, ui, kind):
+    return [ui[i]["saved"][0] for i, n in sorted(prompt.items(), key=lambda kv: int(kv[0]))
+            if n["class_type"] == kind]
+
+
+def _annotation(frame, object_id):
+    from PIL import Image
+    path = os.path.join(MEDIA_DIR, f"memvos_example_mask_f{frame:02d}_obj{object_id}.png")
+    return torch.from_numpy(np.asarray(Image.open(path)) > 127)
+
+
+def test_every_example_writes_previews(runs, comfy):
+    for name in NAMES:
+        prompt, _, ui = runs[name]
+        for node_id, node in prompt.items():
+            if node["class_type"] in ("MemVOSPropagate", "MemVOSComposite"):
+                entry = ui[node_id]["memvos_preview"][0]
+                path = os.path.join(comfy.dirs["temp"], entry["subfolder"], entry["filename"])
+                assert os.path.isfile(path), (name, node_id)
+
+
+def test_one_keyframe_overlay_video(runs):
+    prompt, outputs, ui = _run(runs, "one_keyframe")
+    (video,) = [s["video"] for s in _saved(prompt, ui, "SaveVideo")]
+    assert isinstance(video, StandInVideo) and video.fps == 8.0
+    assert tuple(video.images.shape) == (16, 108, 186, 3)
+    (_, masks, union, label_map), = by_type(prompt, outputs, "MemVOSPropagate")
+    keyframe = _annotation(0, 1) | _annotation(0, 2)
+    assert torch.equal(union[0] > 0.5, keyframe), "the keyframe's mask comes back exactly"
+    assert masks.object_ids == (1, 2) and tuple(label_map.shape) == (16, 108, 186, 3)
+    frames = load_clip_frames()
+    changed = (video.images - frames).abs().sum(-1) > 1e-6
+    assert changed[0][keyframe].float().mean() > 0.99, "the overlay tints the objects"
+
+
+def test_keyframes_both_directions_matte(runs):
+    prompt, outputs, ui = _run(runs, "both_directions")
+    rgba, alpha = [s["images"] for s in _saved(prompt, ui, "SaveImage")]
+    assert tuple(rgba.shape) == (16, 108, 186, 4) and tuple(alpha.shape) == (16, 108, 186, 3)
+    assert torch.allclose(rgba[..., 3], alpha[..., 0])
+    assert torch.equal(rgba[..., :3], load_clip_frames()), "straight (unpremultiplied) colour"
+    for frame in (0, 10):
+        want = _annotation(frame, 1) | _annotation(frame, 2)
+        got = rgba[frame, ..., 3] > 0.5
+        assert (got & want).sum() / (got | want).sum() > 0.9, f"keyframe {frame} matte"
+    (report, top, frames_text, suggestions), = by_type(prompt, outputs, "MemVOSSuggestFrames")
+    assert isinstance(report, str) and isinstance(top, int) and isinstance(frames_text, str)
+    assert all(s["frame"] not in (0, 10) for s in suggestions), "annotated frames are not suggested"
+
+
+def test_inpaint_handoff_frames_and_masks_at_source_size(runs):
+    prompt, outputs, ui = _run(runs, "inpaint")
+    frames_saved, masks_saved = [s["images"] for s in _saved(prompt, ui, "SaveImage")]
+    assert torch.equal(frames_saved, load_clip_frames()), "the frames go to inpainting unchanged, full size"
+    assert tuple(masks_saved.shape) == (16, 108, 186, 3)
+    (_, mask, _), = [o for o in by_type(prompt, outputs, "MemVOSComposite")]
+    obj1, obj2 = _annotation(0, 1), _annotation(0, 2)
+    assert bool((mask[0][obj1] == 1).all()), "never below 1 on the object"
+    grown = mask[0] > 0
+    assert grown.sum() > obj1.sum() * 1.3, "grown and feathered around the object"
+    far_from_1 = obj2 & ~torch.nn.functional.max_pool2d(obj1[None].float(), 31, 1, 15)[0].bool()
+    assert float(mask[0][far_from_1].max()) == 0.0, "object 2 is not selected"
+
+
+def test_chunks_give_the_same_masks_as_one_pass(runs):
+    prompt, outputs, ui = _run(runs, "chunks")
+    chunks = by_type(prompt, outputs, "MemVOSComposite")
+    chunked = torch.cat([mask for _, mask, _ in chunks])
+    whole_prompt, whole_outputs, _ = _run(runs, "one_keyframe")
+    (_, _, whole, _), = by_type(whole_prompt, whole_outputs, "MemVOSPropagate")
+    assert chunked.shape == whole.shape
+    assert torch.allclose(chunked, whole, atol=1e-4), "the second chunk continues the first one's memory"
+    (saved,), = by_type(prompt, outputs, "MemVOSSaveSession")
+    assert saved.endswith(".session.safetensors")
+
+
+class Snapshot:
+    """Outputs reduced to comparable plain values (tensors, ids, keyframes, saved images)."""
+
+    @staticmethod
+    def of(value):
+        if torch.is_tensor(value):
+            return value.detach().cpu().float().clone()
+        if isinstance(value, StandInVideo):
+            return ("video", value.images.float(), value.fps)
+        if isinstance(value, (tuple, list)):
+            return tuple(Snapshot.of(v) for v in value)
+        if isinstance(value, dict):
+            return tuple((k, Snapshot.of(v)) for k, v in sorted(value.items()) if k != "memvos_preview")
+        kind = type(value).__name__
+        if kind == "MaskSet":
+            return ("masks", value.object_ids, value.clip_start, value.materialise().float())
+        if kind == "Session":
+            frames = tuple((k.frame_index, k.object_ids, Snapshot.of(k.labels), Snapshot.of(k.image))
+                           for k in value.keyframes)
+            states = tuple(None if s is None else (s.next_frame, Snapshot.of(s.tensors))
+                           for s in (value.forward_state, value.backward_state))
+            return ("session", value.model.model_id, frames, states)
+        if kind == "MemVOSModel":
+            return ("model", value.model_id, value.device, value.precision)
+        return value
+
+    @staticmethod
+    def assert_equal(a, b, where="output"):
+        if torch.is_tensor(a):
+            assert torch.equal(a, b), where
+        elif isinstance(a, tuple):
+            assert isinstance(b, tuple) and len(a) == len(b), where
+            for n, (x, y) in enumerate(zip(a, b)):
+                Snapshot.assert_equal(x, y, f"{where}[{n}]")
+        else:
+            assert a == b, where
+
+
+def test_rerun_after_a_change_matches_a_fresh_run(runs, ours):
+    """Run A (the fixture's run, snapshot taken then), run B with Refine and Composite changed
+    (they get A's cached Propagate outputs), run A again through the same cache: every output
+    must equal the fresh run's snapshot, so nothing cached was written into."""
+    name = next(n for n in NAMES if "both_directions" in n)
+    cache, fresh = runs["caches"][name]
+    prompt_a = api_prompt(name, ours)
+    changed = {("MemVOSRefine", "grow_px"): 3, ("MemVOSComposite", "mode"): "inpaint"}
+    run_b = Executor(ours, cache)
+    run_b.run(api_prompt(name, ours, changed))
+    assert {prompt_a[i]["class_type"] for i in run_b.executed} == {
+        "MemVOSRefine", "MemVOSComposite", "SaveImage"}, "B reused A's cached nodes"
+    again = Executor(ours, cache)
+    outputs_again, ui_again = again.run(prompt_a)
+    assert "MemVOSPropagate" not in {prompt_a[i]["class_type"] for i in again.executed}
+    for node_id, (outputs_fresh, ui_fresh) in fresh.items():
+        where = f"node {node_id} ({prompt_a[node_id]['class_type']})"
+        Snapshot.assert_equal(Snapshot.of(outputs_again[node_id]), outputs_fresh, where)
+        Snapshot.assert_equal(Snapshot.of(ui_again[node_id] or {}), ui_fresh, where + " ui")
+
+
+def test_bad_widget_values_are_refused(comfy, ours):
+    name = NAMES[0]
+    prompt = api_prompt(name, ours, {("MemVOSAddAnnotation", "object_id"): 0})
+    with pytest.raises(ValidationError, match="object_id"):
+        Executor(ours).run(prompt)
+    prompt = api_prompt(name, ours, {("MemVOSAddAnnotation", "frame_index"): 99})
+    with pytest.raises(ValueError, match=r"frame_index 99 is outside frames \(16 frames"):
+        Executor(ours).run(prompt)
