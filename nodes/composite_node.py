@@ -108,8 +108,9 @@ class MemVOSComposite:
                 images.append(composite_ops.replace_background(
                     rgb, part, back if back is not None else background_color, ids))
         image, mask = torch.cat(images), torch.cat(mask_parts)
+        keyframes = [{"frame": k["frame"], "objects": [o for o in k["objects"] if o in ids]} for k in masks.keyframes]
         ui = write_clip_preview(image[..., :3], torch.cat(labels), ids, fps=preview_fps,
-                                frame_offset=masks.clip_start, keyframes=masks.keyframes,
+                                frame_offset=masks.clip_start, keyframes=keyframes,
                                 suggestions=tuple(suggestions or ()))
         outputs = (to_output(image), to_output(mask), to_output(mask_to_image(mask)))
         return {"ui": {"memvos_preview": ui}, "result": outputs}

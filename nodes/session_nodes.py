@@ -160,7 +160,8 @@ class MemVOSAddAnnotation:
         else:
             raise ValueError(f"frame_index {frame_index} is outside frames ({count} frames: 0..{count - 1}): "
                              "pick a frame of the shot, or connect the whole shot")
-        chosen = fit_mask(pick_mask(mask, frame_index, count), image.shape[:2])
+        # Keyframes live on the CPU (one frame each); the mask may arrive on the GPU (--gpu-only).
+        chosen = fit_mask(pick_mask(mask, frame_index, count), image.shape[:2]).detach().cpu()
         if not bool((chosen > 0.5).any()):
             if object_id not in session.object_ids:
                 raise ValueError(f"mask for object {object_id} on frame {frame_index} is empty (nothing above "

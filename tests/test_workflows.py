@@ -49,13 +49,15 @@ def test_the_four_examples_are_there():
 
 
 def test_template_browser_folder_holds_identical_copies():
-    """ComfyUI lists example_workflows/*.json; the card's examples_workflows/ must say the same."""
+    """ComfyUI lists example_workflows/*.json (with <name>.jpg as the thumbnail); the card's
+    examples_workflows/ must hold the same files."""
     templates = sorted(n for n in os.listdir(TEMPLATE_DIR) if n.endswith(".json"))
     assert templates == NAMES
     for name in NAMES:
-        path = os.path.join(TEMPLATE_DIR, name)
-        assert not os.path.islink(path), "symlinks break on Windows: keep real copies"
-        assert _read(path) == _read(os.path.join(CARD_DIR, name)), f"{name} differs between the two folders"
+        for file in (name, name[:-5] + ".jpg"):
+            path = os.path.join(TEMPLATE_DIR, file)
+            assert os.path.isfile(path) and not os.path.islink(path), f"{file}: a real copy (symlinks break on Windows)"
+            assert _read(path) == _read(os.path.join(CARD_DIR, file)), f"{file} differs between the two folders"
 
 
 def test_committed_workflows_are_what_the_builder_writes():

@@ -236,9 +236,9 @@ def long_shot_in_chunks():
     for chunk, first in enumerate((0, 8), start=1):
         y = (chunk - 1) * 700
         piece = g.add("ImageFromBatch", (x, y), title=f"Chunk {chunk}: frames {first}..{first + 7}",
-                      batch_index=first, length=8)
+                      size=[280, 120], batch_index=first, length=8)
         g.connect(parts, "images", piece, "image")
-        prop = _propagate(g, previous, (piece, "IMAGE"), parts, (x + 300, y), direction="forward",
+        prop = _propagate(g, previous, (piece, "IMAGE"), parts, (x + 310, y), direction="forward",
                           first_frame_index=first)
         comp = g.add("MemVOSComposite", (x + 720, y), size=[380, 640], mode="overlay")
         g.connect(piece, "IMAGE", comp, "frames")
@@ -251,7 +251,7 @@ def long_shot_in_chunks():
                       filename_prefix=f"memvos/long_shot/chunk{chunk}_mask")
         g.connect(comp, "mask_image", masks, "images")
         previous = prop
-    keep = g.add("MemVOSSaveSession", (x + 300, 1400), filename_prefix="memvos/long_shot/session")
+    keep = g.add("MemVOSSaveSession", (x + 310, 1330), filename_prefix="memvos/long_shot/session")
     g.connect(previous, "session", keep, "session")
     g.note((0, -260), [760, 240],
            "MemVOS on a long shot, in chunks: each Propagate takes a chunk of frames and the session of the "
@@ -276,12 +276,23 @@ def render(workflow):
 
 
 def main():
-    for folder in (CARD_DIR, TEMPLATE_DIR):
-        os.makedirs(folder, exist_ok=True)
-        for name, build in WORKFLOWS.items():
+    sys.path.insert(0, HERE)
+    from draw_workflow import draw
+    ours, node_info = _tools()
+    from pack_loader import pack_for_tests
+    display_names = pack_for_tests().NODE_DISPLAY_NAME_MAPPINGS
+    for name, build in WORKFLOWS.items():
+        workflow = build()
+        kinds = {n["type"] for n in workflow["nodes"] if n["type"] != "Note"}
+        names = {k: [w[0] for w in node_info(k, ours).widgets] for k in kinds}
+        picture = draw(workflow, display_names=display_names, widget_names=names)
+        for folder in (CARD_DIR, TEMPLATE_DIR):
+            os.makedirs(folder, exist_ok=True)
             with open(os.path.join(folder, name), "w", encoding="utf-8", newline="\n") as f:
-                f.write(render(build()))
-    print("written", sorted(WORKFLOWS), "into", CARD_DIR, "and", TEMPLATE_DIR)
+                f.write(render(workflow))
+            # The template browser shows <name>.jpg as the workflow's thumbnail.
+            picture.save(os.path.join(folder, name[:-5] + ".jpg"), quality=88, optimize=True)
+    print("written", sorted(WORKFLOWS), "with pictures, into", CARD_DIR, "and", TEMPLATE_DIR)
 
 
 if __name__ == "__main__":
