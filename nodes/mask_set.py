@@ -10,6 +10,8 @@ from typing import Optional
 import torch
 
 from .common import CHUNK_FRAMES
+from ..memvos_core.frames import internal_size
+from ..memvos_core.ops.inputs import resize_masks
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,9 +75,17 @@ class MaskSet:
                     for k in self.keyframes)
         return replace(self, object_ids=tuple(ids), keyframes=kfs)
 
-    def materialise(self, ids=None):
-        """float16 ``[T, n, H, W]`` of the chosen objects, built a chunk at a time."""
-        return torch.cat([self.chunk(t0, t1, ids).half() for t0, t1 in self.chunks()])
+    def materialise(self, ids=None, short_side=None):
+        """float16 ``[T, n, H, W]`` of the chosen objects, built a chunk at a time; with
+        ``short_side``, shrunk so the shorter side is at most that (for analysis, not output)."""
+        size = None
+        if short_side is not None and short_side > 0 and min(self.frame_hw) > short_side:
+            size = internal_size(*self.frame_hw, short_side)
+        parts = []
+        for t0, t1 in self.chunks():
+            part = self.chunk(t0, t1, ids)
+            parts.append((resize_masks(part, size) if size else part).half())
+        return torch.cat(parts)
 
     def with_masks(self, dense, ids=None):
         """A new MaskSet over the same frames holding ``dense`` ``[T, n, H, W]``."""

@@ -83,7 +83,9 @@ class MemVOSSuggestFrames:
             raise ValueError("masks were propagated with another model than this session's: connect the session "
                              "and the masks of the same Propagate")
         guide = masks.aligned_frames(check_frames(frames))
-        dense = masks.materialise()
+        # Areas, confidences and appearance do not need the source size: the network's size will do.
+        analysis_size = session.internal_size if session.internal_size > 0 else None
+        dense = masks.materialise(short_side=analysis_size)
         backward = None
         if backward_masks is not None:
             check_masks(backward_masks, "backward_masks")
@@ -91,7 +93,7 @@ class MemVOSSuggestFrames:
                 raise ValueError(f"backward_masks cover clip frames {backward_masks.clip_start}.."
                                  f"{backward_masks.clip_end} but masks cover {masks.clip_start}..{masks.clip_end}: "
                                  "propagate both over the same frames")
-            backward = backward_masks.materialise(list(masks.object_ids))
+            backward = backward_masks.materialise(list(masks.object_ids), short_side=analysis_size)
         signals = suggest_ops.frame_signals(dense, list(masks.object_ids), backward_masks=backward)
         annotated = sorted({k["frame"] - masks.clip_start for k in masks.keyframes
                             if masks.clip_start <= k["frame"] <= masks.clip_end})
