@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pack_loader import pack_for_tests
-from workflow_executor import ComfyStandIns, tiny_clip, write_synthetic_weights
+from workflow_executor import ComfyStandIns, outputs_of, tiny_clip, write_synthetic_weights
 
 PACK = pack_for_tests()
 NODES = PACK.NODE_CLASS_MAPPINGS
@@ -58,15 +58,17 @@ def masks(propagated):
 
 
 def select(masks, ids):
-    return NODES["MemVOSSelectObjects"]().select(masks, ids)
+    return outputs_of(NODES["MemVOSSelectObjects"], NODES["MemVOSSelectObjects"]().select(masks, ids))
 
 
 def refine(masks, **settings):
-    return NODES["MemVOSRefine"]().refine(masks, **settings)
+    return outputs_of(NODES["MemVOSRefine"], NODES["MemVOSRefine"]().refine(masks, **settings))
 
 
 def composite(frames, masks, mode, **settings):
-    return NODES["MemVOSComposite"]().composite(frames, masks, mode, **settings)
+    returned = NODES["MemVOSComposite"]().composite(frames, masks, mode, **settings)
+    outputs_of(NODES["MemVOSComposite"], returned)
+    return returned
 
 
 # ------------------------------------------------------------------ Select Objects
@@ -185,7 +187,8 @@ def test_composite_refuses_bad_settings(masks, clip):
 def test_suggest_frames(propagated, clip, comfy):
     frames, _ = clip
     session, masks, _, _ = propagated
-    report, top, listed, suggestions = NODES["MemVOSSuggestFrames"]().suggest(session, frames, masks, 3, 1, True)
+    report, top, listed, suggestions = outputs_of(
+        NODES["MemVOSSuggestFrames"], NODES["MemVOSSuggestFrames"]().suggest(session, frames, masks, 3, 1, True))
     assert isinstance(report, str) and report
     frames_listed = [int(f) for f in listed.split(",")] if listed else []
     assert [s["frame"] for s in suggestions] == frames_listed and len(frames_listed) <= 3
@@ -214,9 +217,10 @@ def test_save_and_load_session(propagated, model, comfy):
     saver, loader = NODES["MemVOSSaveSession"](), NODES["MemVOSLoadSession"]
     first = saver.save(session, "memvos/shot")["result"][0]
     second = saver.save(session, "memvos/shot")
+    outputs_of(NODES["MemVOSSaveSession"], second)
     assert first == "memvos/shot_00001.session.safetensors"
     assert second["result"][0] == "memvos/shot_00002.session.safetensors" and second["ui"]["text"] == [second["result"][0]]
-    (loaded,) = loader().load(model, first)
+    (loaded,) = outputs_of(loader, loader().load(model, first))
     assert [k.frame_index for k in loaded.keyframes] == [0] and loaded.object_ids == (1, 2)
     assert loaded.forward_state.next_frame == session.forward_state.next_frame
     fingerprint = loader.IS_CHANGED(session_file=first, model=None)

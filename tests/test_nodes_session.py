@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pack_loader import pack_for_tests
-from workflow_executor import ComfyStandIns, Interrupted, tiny_clip, write_synthetic_weights
+from workflow_executor import ComfyStandIns, Interrupted, outputs_of, tiny_clip, write_synthetic_weights
 
 PACK = pack_for_tests()
 NODES = PACK.NODE_CLASS_MAPPINGS
@@ -34,7 +34,7 @@ def fresh_counters(comfy):
 
 @pytest.fixture(scope="module")
 def model(comfy):
-    (loaded,) = NODES["MemVOSLoadModel"]().load("XMem.pth", "cpu", "auto")
+    (loaded,) = outputs_of(NODES["MemVOSLoadModel"], NODES["MemVOSLoadModel"]().load("XMem.pth", "cpu", "auto"))
     return loaded
 
 
@@ -44,12 +44,14 @@ def clip():
 
 
 def new_session(model, **settings):
-    (session,) = NODES["MemVOSNewSession"]().create(model, **{"internal_size": SMALL, **settings})
+    returned = NODES["MemVOSNewSession"]().create(model, **{"internal_size": SMALL, **settings})
+    (session,) = outputs_of(NODES["MemVOSNewSession"], returned)
     return session
 
 
 def annotate(session, frames, mask, frame_index, object_id):
-    (session,) = NODES["MemVOSAddAnnotation"]().add(session, frames, mask, frame_index, object_id)
+    returned = NODES["MemVOSAddAnnotation"]().add(session, frames, mask, frame_index, object_id)
+    (session,) = outputs_of(NODES["MemVOSAddAnnotation"], returned)
     return session
 
 
@@ -64,6 +66,7 @@ def annotated(model, clip):
 def propagated(comfy, annotated, clip):
     frames, _ = clip
     out = NODES["MemVOSPropagate"]().propagate(annotated, frames, "both", 0, -1, 0, 12.0)
+    outputs_of(NODES["MemVOSPropagate"], out)
     return out, list(comfy.progress)
 
 

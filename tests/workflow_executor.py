@@ -548,3 +548,12 @@ def tiny_clip(num_frames=6, height=24, width=40, seed=0):
             frames[t, y:y + size, x:x + size] = torch.tensor(colour)
             masks[object_id][t, y:y + size, x:x + size] = 1.0
     return frames, masks
+
+
+def outputs_of(cls, returned):
+    """What ComfyUI takes from a node's return value: the result tuple, checked against
+    RETURN_TYPES (a dict return carries it under "result" beside the "ui" data)."""
+    result = returned.get("result", ()) if isinstance(returned, dict) else returned
+    assert isinstance(result, tuple) and len(result) == len(cls.RETURN_TYPES), (
+        f"{cls.__name__} returned {result!r:.80} for RETURN_TYPES {cls.RETURN_TYPES}")
+    return result
