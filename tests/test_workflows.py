@@ -282,25 +282,58 @@ class Snapshot:
             assert a == b, where
 
 
-def test_rerun_after_a_change_matches_a_fresh_run(runs, ours):
-    """Run A (the fixture's run, snapshot taken then), run B with Refine and Composite changed
-    (they get A's cached Propagate outputs), run A again through the same cache: every output
-    must equal the fresh run's snapshot, so nothing cached was written into."""
-    name = next(n for n in NAMES if "both_directions" in n)
+def _second_chunk_ends_early(prompt):
+    for node in prompt.values():
+        if node["class_type"] == "MemVOSPropagate" and node["inputs"]["first_frame_index"] == 8:
+            node["inputs"]["end_frame"] = 13
+    return prompt
+
+
+CACHE_CASES = {
+    # Refine and Composite re-run on A's cached Propagate outputs (session, masks, frames).
+    "both_directions": (lambda p: _changed(p, {("MemVOSRefine", "grow_px"): 3, ("MemVOSComposite", "mode"): "inpaint"}),
+                        {"MemVOSRefine", "MemVOSComposite", "SaveImage"}),
+    # The second chunk re-runs on the first chunk's cached session (its memory state).
+    "chunks": (_second_chunk_ends_early, {"MemVOSPropagate", "MemVOSComposite", "SaveImage", "MemVOSSaveSession"}),
+}
+
+
+def _changed(prompt, changes):
+    for node in prompt.values():
+        for (kind, key), value in changes.items():
+            if node["class_type"] == kind:
+                node["inputs"][key] = value
+    return prompt
+
+
+@pytest.mark.parametrize("topic", sorted(CACHE_CASES))
+def test_rerun_after_a_change_matches_a_fresh_run(runs, ours, comfy, topic):
+    """Run A (the fixture's run, snapshot taken then), run B with one thing changed through the
+    same ComfyUI-like cache (B's changed nodes get A's cached outputs), run A again: every
+    output must equal the fresh run's snapshot, so nothing cached was written into."""
+    name = next(n for n in NAMES if topic in n)
+    change, expected_b = CACHE_CASES[topic]
     cache, fresh = runs["caches"][name]
     prompt_a = api_prompt(name, ours)
-    changed = {("MemVOSRefine", "grow_px"): 3, ("MemVOSComposite", "mode"): "inpaint"}
     run_b = Executor(ours, cache)
-    run_b.run(api_prompt(name, ours, changed))
-    assert {prompt_a[i]["class_type"] for i in run_b.executed} == {
-        "MemVOSRefine", "MemVOSComposite", "SaveImage"}, "B reused A's cached nodes"
+    run_b.run(change(api_prompt(name, ours)))
+    assert {prompt_a[i]["class_type"] for i in run_b.executed} == expected_b, "B reused A's cached nodes"
     again = Executor(ours, cache)
     outputs_again, ui_again = again.run(prompt_a)
-    assert "MemVOSPropagate" not in {prompt_a[i]["class_type"] for i in again.executed}
+    assert len(again.executed) == len(run_b.executed), "A again re-ran just what B changed"
     for node_id, (outputs_fresh, ui_fresh) in fresh.items():
         where = f"node {node_id} ({prompt_a[node_id]['class_type']})"
+        if prompt_a[node_id]["class_type"] == "MemVOSSaveSession":  # a new file each save: compare contents
+            outputs_fresh, ui_fresh = _session_file(comfy, outputs_fresh[0]), ()
+            outputs_again, ui_again = {node_id: _session_file(comfy, outputs_again[node_id][0])}, {node_id: None}
         Snapshot.assert_equal(Snapshot.of(outputs_again[node_id]), outputs_fresh, where)
         Snapshot.assert_equal(Snapshot.of(ui_again[node_id] or {}), ui_fresh, where + " ui")
+
+
+def _session_file(comfy, relative):
+    from safetensors import safe_open
+    with safe_open(os.path.join(comfy.dirs["output"], relative), framework="pt") as f:
+        return Snapshot.of((f.metadata(), {k: f.get_tensor(k) for k in f.keys()}))
 
 
 def test_bad_widget_values_are_refused(comfy, ours):
