@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from pack_loader import pack_for_tests
-from workflow_executor import ComfyStandIns, outputs_of, tiny_clip, write_synthetic_weights
+from comfy_stand_ins import ComfyStandIns, tiny_clip, write_synthetic_weights
+from workflow_executor import outputs_of
 
 PACK = pack_for_tests()
 NODES = PACK.NODE_CLASS_MAPPINGS

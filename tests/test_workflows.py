@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from pack_loader import REPO_ROOT, pack_for_tests
-from workflow_executor import (CLIP_NAME, MEDIA_DIR, ComfyStandIns, Executor, StandInVideo, ValidationError,
-                               load_clip_frames, load_workflow, to_api, workflow_problems, write_synthetic_weights)
+from comfy_stand_ins import (CLIP_NAME, MEDIA_DIR, ComfyStandIns, StandInVideo, load_clip_frames,
+                             write_synthetic_weights)
+from workflow_executor import Executor, ValidationError, load_workflow, to_api, workflow_problems
 
 CARD_DIR = os.path.join(REPO_ROOT, "examples_workflows")
 TEMPLATE_DIR = os.path.join(REPO_ROOT, "example_workflows")

@@ -4,7 +4,7 @@ and the template-browser copies into example_workflows/. Run by hand after a nod
     python examples_workflows/tools/build_workflows.py
 
 Widget values are laid out from the node classes themselves (ours) and from the core input specs
-in tests/workflow_executor.py, so their order always matches what the frontend expects; the tests
+in tests/comfy_stand_ins.py, so their order always matches what the frontend expects; the tests
 check that the committed files are exactly what this script writes.
 """
 import json
