@@ -248,8 +248,9 @@ def test_outputs_go_to_the_intermediate_device(comfy, annotated, clip):
     frames, _ = clip
     comfy.intermediate = torch.device("meta")
     out = NODES["MemVOSPropagate"]().propagate(annotated, frames[:2], "forward", 0, -1, 0, 12.0)
-    _, _, union, label_map = out["result"]
+    session, _, union, label_map = out["result"]
     assert union.device.type == "meta" and label_map.device.type == "meta"
+    assert {t.device.type for t in session.forward_state.tensors.values()} == {"meta"}, "memory state too"
 
 
 def test_propagate_refuses_bad_inputs(model, annotated, clip):
