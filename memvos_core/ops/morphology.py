@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 
-
 def _run_ids(fg):
     """Flat id of each pixel's horizontal run of foreground; background pixels all get the
     last id (a slot that only ever holds "no label")."""
