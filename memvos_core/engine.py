@@ -11,6 +11,8 @@ import torch
 
 from .frames import aggregate, pad, unpad
 from .memory import MemoryManager
+from .network.features import KeyFeatures
+from .perf import EngineOptions, prepare_network
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -33,15 +35,19 @@ class InferenceEngine:
     ``step(image, mask, valid_labels, end)`` follows XMem's calling convention: ``image`` is
     normalised ``[3,H,W]``; ``mask`` is ``[N,H,W]`` one-hot over every object known so far;
     ``valid_labels`` names the (1-based) objects the mask actually annotates.
+    ``options`` (:class:`~.perf.EngineOptions`) choose how it computes, not what; by default the
+    fastest options measured for the device.
     """
 
-    def __init__(self, network, config, device="cpu", precision="fp32"):
+    def __init__(self, network, config, device="cpu", precision="fp32", options=None):
         self.network = network
         self.config = config
         self.device = torch.device(device)
         self.precision = precision
+        self.options = EngineOptions.default_for(self.device) if options is None else options
+        self.calls = prepare_network(network, self.options)
         self.xmem_plus = config.memory_mode == "xmem++"
-        self.memory = MemoryManager(config)
+        self.memory = MemoryManager(config, self.options.sparse_readout, self.options.preallocate)
         self.num_objects = 0
         self.hidden = None
         self.curr_ti = -1
@@ -62,16 +68,26 @@ class InferenceEngine:
 
     def _encode_value(self, image, feats, prob, deep_update):
         with autocast_context(self.device, self.precision):
-            value, hidden = self.network.encode_value(
+            value, hidden = self.calls.encode_value(
                 image, feats.features, self.hidden, prob[1:].unsqueeze(0), deep_update)
         return value.float(), hidden.float() if hidden is not None else None
 
     def _encode_key(self, image, need_shrinkage, need_selection):
         with autocast_context(self.device, self.precision):
-            feats = self.network.encode_key(image, need_shrinkage, need_selection)
+            feats = self.calls.encode_key(image, need_shrinkage, need_selection)
         as32 = (lambda t: None if t is None else t.float())
         return feats._replace(key=as32(feats.key), shrinkage=as32(feats.shrinkage),
                               selection=as32(feats.selection))
+
+    def encode_keys(self, images):
+        """Key features of several upcoming frames (normalised ``[3,H,W]`` each) in one batch,
+        one :class:`KeyFeatures` per frame to hand to :meth:`step`. The key encoder does not
+        depend on memory, so frames can be encoded ahead of the sequential loop."""
+        batch = torch.stack([pad(image.to(self.device))[0] for image in images])
+        feats = self._encode_key(batch, True, True)
+        one = (lambda t, i: t[i:i + 1])
+        return [KeyFeatures(one(feats.key, i), one(feats.shrinkage, i), one(feats.selection, i),
+                            tuple(one(f, i) for f in feats.features)) for i in range(len(images))]
 
     # ---------------------------------------------------------------- steps
     def add_permanent(self, image, mask, slot=None):
@@ -103,10 +119,11 @@ class InferenceEngine:
         return tensors, meta
 
     @classmethod
-    def from_state(cls, network, config, tensors, meta, device="cpu", precision="fp32"):
-        engine = cls(network, config, device, precision)
+    def from_state(cls, network, config, tensors, meta, device="cpu", precision="fp32", options=None):
+        engine = cls(network, config, device, precision, options)
         moved = {k: v.to(engine.device) for k, v in tensors.items()}
-        engine.memory = MemoryManager.from_state(config, moved, meta["memory"])
+        engine.memory = MemoryManager.from_state(config, moved, meta["memory"],
+                                                 engine.options.sparse_readout, engine.options.preallocate)
         engine.hidden = moved.get("hidden")
         engine.num_objects = meta["num_objects"]
         engine.curr_ti = meta["curr_ti"]
@@ -115,16 +132,17 @@ class InferenceEngine:
         return engine
 
     def step(self, image, mask=None, valid_labels=None, end=False, write_memory=True,
-             write_permanent=False):
+             write_permanent=False, feats=None):
         """Process the next frame and return probabilities ``[num_objects+1, H, W]`` (background
         first) at the input's size. ``write_memory=False`` is XMem++'s "already in permanent
         memory": the value is still encoded for the deep hidden update, but nothing is written.
         ``write_permanent=True`` writes this frame to permanent instead of working memory (an
-        annotation reached during propagation, XMem++ mode)."""
-        work = self.begin(image, mask, valid_labels, end)
+        annotation reached during propagation, XMem++ mode). ``feats``: this frame's features
+        from :meth:`encode_keys`, if it was encoded ahead."""
+        work = self.begin(image, mask, valid_labels, end, feats)
         return self.finish(work, write_memory=write_memory, write_permanent=write_permanent)
 
-    def begin(self, image, mask=None, valid_labels=None, end=False):
+    def begin(self, image, mask=None, valid_labels=None, end=False, feats=None):
         """First half of :meth:`step`: encode, read memory, decode, merge the annotation.
         Returns the frame's work; its ``prob`` (padded) may be replaced before :meth:`finish`
         (test-time augmentation writes the averaged probabilities into every variant's memory)."""
@@ -142,8 +160,9 @@ class InferenceEngine:
             is_deep_update = self.curr_ti - self.last_deep_update_ti >= cfg.deep_update_every and not end
         is_normal_update = (not sync or not is_deep_update) and not end
 
-        feats = self._encode_key(image, need_shrinkage=is_mem_frame or self.xmem_plus,
-                                 need_selection=cfg.enable_long_term or need_segment)
+        if feats is None:
+            feats = self._encode_key(image, need_shrinkage=is_mem_frame or self.xmem_plus,
+                                     need_selection=cfg.enable_long_term or need_segment)
         prob = None
         if need_segment:
             if self.memory.working.size + self.memory.permanent.size == 0:
@@ -152,7 +171,7 @@ class InferenceEngine:
             self._grow_hidden(feats.key.shape[-2:])
             hidden_in = self.hidden[:, :readout.shape[1]]
             with autocast_context(self.device, self.precision):
-                new_hidden, logits = self.network.decode(feats.features, readout, hidden_in, is_normal_update)
+                new_hidden, logits = self.calls.decode(feats.features, readout, hidden_in, is_normal_update)
             prob = aggregate(torch.sigmoid(logits.float()[0]), dim=0)
             if is_normal_update and new_hidden is not None:
                 self.hidden = torch.cat([new_hidden.float(), self.hidden[:, readout.shape[1]:]], 1)

@@ -4,22 +4,39 @@
 ``memory_mode="xmem++"``: XMem++'s manager. Annotations live in a permanent store that is read
 with everything else but never counted, consolidated or pruned; all of the temporary working
 memory may be consolidated.
+
+``sparse_readout`` and ``preallocate`` are the speed options of :mod:`..perf`; they give the
+same results to rounding.
 """
 import torch
 
-from .similarity import readout, similarity, softmax, topk_softmax
+from .similarity import (query_major_similarity, readout, similarity, softmax, sparse_readout,
+                         topk_softmax, topk_weights)
 from .store import MemoryStore
+
+STORES = ("working", "permanent", "long_term")
 
 
 class MemoryManager:
-    def __init__(self, config):
+    def __init__(self, config, sparse_readout=False, preallocate=False):
         self.config = config
+        self.sparse_readout = sparse_readout
+        self.preallocate = preallocate
         self.sticky_first_frame = config.memory_mode == "xmem"
         self.grid_size = None  # HW: memory elements per frame, set at the first write
         lt = config.enable_long_term
         self.working = MemoryStore(count_usage=lt)
         self.permanent = MemoryStore(count_usage=False)
         self.long_term = MemoryStore(count_usage=lt and config.enable_long_term_count_usage)
+
+    def _reserves(self):
+        """Buffer sizes per store: the most each can hold (working memory is consolidated when
+        it reaches ``max_mid_term_frames``; permanent memory grows with keyframes)."""
+        if not self.preallocate:
+            return dict.fromkeys(STORES, 0)
+        hw, cfg = self.grid_size, self.config
+        return {"working": cfg.max_mid_term_frames * hw, "permanent": 2 * hw,
+                "long_term": cfg.max_long_term_elements}
 
     # ------------------------------------------------------------------ read
     def read(self, query_key, query_selection):
@@ -28,9 +45,11 @@ class MemoryManager:
         qk = query_key.flatten(start_dim=2)
         qe = None if query_selection is None else query_selection.flatten(start_dim=2)
         stores = [s for s in (self.long_term, self.working, self.permanent) if s.size > 0]
-        mem_key = torch.cat([s.key for s in stores], -1)
-        mem_shrinkage = torch.cat([s.shrinkage for s in stores], -1)
-        sim = similarity(mem_key, mem_shrinkage, qk, qe)
+        mem_key = _cat([s.key for s in stores])
+        mem_shrinkage = _cat([s.shrinkage for s in stores])
+        # Dense: rows are memory elements. Sparse: rows are queries, so top-k runs along rows.
+        axis = 2 if self.sparse_readout else 1
+        sim = (query_major_similarity if self.sparse_readout else similarity)(mem_key, mem_shrinkage, qk, qe)
         bounds, offset = {}, 0
         for s in stores:
             bounds[id(s)] = (offset, offset + s.size)
@@ -40,12 +59,20 @@ class MemoryManager:
         num_groups = max(self.working.num_groups, self.permanent.num_groups)
         for gi in range(num_groups):
             parts = [(s, s.group_size(gi)) for s in stores if s.group_size(gi) > 0]
-            group_sim = torch.cat([sim[:, bounds[id(s)][1] - n:bounds[id(s)][1]] for s, n in parts], 1)
-            affinity = topk_softmax(group_sim, self.config.top_k)
-            if gi == 0 and self.config.enable_long_term:
-                self._record_usage(affinity.sum(dim=2), parts)
-            group_values = torch.cat([s.values[gi] for s, _ in parts], -1)
-            readouts.append(readout(affinity, group_values))
+            group_sim = _cat([sim.narrow(axis, bounds[id(s)][1] - n, n) for s, n in parts], axis)
+            group_values = _cat([s.values[gi] for s, _ in parts])
+            record = gi == 0 and self.config.enable_long_term
+            if self.sparse_readout:
+                weights, indices = topk_weights(group_sim, self.config.top_k, dim=2)
+                readouts.append(sparse_readout(weights, indices, group_values))
+                if record:
+                    usage = weights.new_zeros(1, group_sim.shape[2])
+                    self._record_usage(usage.index_add_(1, indices.flatten(), weights.flatten()[None]), parts)
+            else:
+                affinity = topk_softmax(group_sim, self.config.top_k)
+                if record:
+                    self._record_usage(affinity.sum(dim=2), parts)
+                readouts.append(readout(affinity, group_values))
         out = torch.cat(readouts, 0)
         return out.view(out.shape[0], out.shape[1], h, w)
 
@@ -67,6 +94,8 @@ class MemoryManager:
         0-based indices of every object known at this frame."""
         if self.grid_size is None:
             self.grid_size = key.shape[-2] * key.shape[-1]
+            for name, reserve in self._reserves().items():
+                getattr(self, name).reserve = reserve
         key = key.flatten(start_dim=2)
         shrinkage = shrinkage.flatten(start_dim=2)
         value = value[0].flatten(start_dim=2)
@@ -141,20 +170,26 @@ class MemoryManager:
     # ---------------------------------------------------------------- state
     def state(self):
         tensors, meta = {}, {"grid_size": self.grid_size}
-        for name in ("working", "permanent", "long_term"):
+        for name in STORES:
             t, m = getattr(self, name).state(name)
             tensors.update(t)
             meta[name] = m
         return tensors, meta
 
     @classmethod
-    def from_state(cls, config, tensors, meta):
-        mm = cls(config)
+    def from_state(cls, config, tensors, meta, sparse_readout=False, preallocate=False):
+        mm = cls(config, sparse_readout, preallocate)
         mm.grid_size = meta["grid_size"]
-        for name in ("working", "permanent", "long_term"):
-            setattr(mm, name, MemoryStore.from_state(tensors, meta[name], name))
+        reserves = mm._reserves() if mm.grid_size is not None else dict.fromkeys(STORES, 0)
+        for name in STORES:
+            setattr(mm, name, MemoryStore.from_state(tensors, meta[name], name, reserves[name]))
         return mm
 
     def sizes(self):
         return {"working": self.working.size, "permanent": self.permanent.size,
                 "long_term": self.long_term.size}
+
+
+def _cat(tensors, dim=-1):
+    """Concatenation that hands a single tensor back as is (no copy)."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim)

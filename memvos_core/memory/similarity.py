@@ -1,11 +1,13 @@
 """Anisotropic L2 similarity, top-k softmax and readout (spec §3.4–3.5).
 
 Shapes: memory keys ``[B, Ck, N]``, shrinkage ``[B, 1, N]``, query keys and selection
-``[B, Ck, M]``; similarities and affinities are ``[B, N, M]`` (rows are memory elements).
+``[B, Ck, M]``; similarities and affinities are ``[B, N, M]`` (rows are memory elements), or
+``[B, M, N]`` in the query-major variants of the sparse readout.
 """
 import math
 
 import torch
+import torch.nn.functional as F
 
 
 def similarity(mem_key, mem_shrinkage, query_key, query_selection):
@@ -26,18 +28,49 @@ def similarity(mem_key, mem_shrinkage, query_key, query_selection):
     return sim / math.sqrt(ck)
 
 
-def topk_softmax(sim, top_k):
-    """Softmax over the ``top_k`` best memory elements of each query, zero elsewhere.
+def query_major_similarity(mem_key, mem_shrinkage, query_key, query_selection):
+    """:func:`similarity` transposed, ``[B, M, N]``, with the additions done inside the matmuls
+    (one pass over the big matrix instead of five)."""
+    scale = 1 / math.sqrt(mem_key.shape[1])
+    if query_selection is not None:
+        b_sq = (query_selection * query_key.pow(2)).sum(1).unsqueeze(2)
+        sim = torch.baddbmm(-b_sq, (query_key * query_selection).transpose(1, 2), mem_key, alpha=2)
+        sim.baddbmm_(query_selection.transpose(1, 2), mem_key.pow(2), alpha=-1)
+    else:
+        a_sq = mem_key.pow(2).sum(1, keepdim=True)
+        sim = torch.baddbmm(-a_sq, query_key.transpose(1, 2), mem_key, alpha=2)
+    factor = scale if mem_shrinkage is None else mem_shrinkage * scale
+    return sim.mul_(factor)
+
+
+def topk_weights(sim, top_k, dim=1):
+    """Softmax weights of the ``top_k`` best memory elements of each query (memory axis
+    ``dim``) and their indices.
 
     Like the reference, exponentiates without subtracting the maximum: similarities are <= 0,
     and keeping the same arithmetic keeps results equal to the reference's to rounding.
     ``top_k`` is capped at the memory size (the reference would fail there).
     """
-    k = min(int(top_k), sim.shape[1])
-    values, indices = torch.topk(sim, k=k, dim=1)
+    k = min(int(top_k), sim.shape[dim])
+    values, indices = torch.topk(sim, k=k, dim=dim)
     weights = values.exp()
-    weights = weights / weights.sum(dim=1, keepdim=True)
+    return weights / weights.sum(dim=dim, keepdim=True), indices
+
+
+def topk_softmax(sim, top_k):
+    """Dense affinity ``[B, N, M]``: the top-k softmax weights, zero elsewhere."""
+    weights, indices = topk_weights(sim, top_k)
     return torch.zeros_like(sim).scatter_(1, indices, weights)
+
+
+def sparse_readout(weights, indices, values):
+    """:func:`readout` of a top-k affinity given as query-major ``weights``/``indices``
+    ``[1, M, k]``: a weighted sum of k gathered values per query, no dense affinity.
+    values ``[n, C, N]`` -> ``[n, C, M]``."""
+    n, c, size = values.shape
+    table = values.permute(2, 0, 1).reshape(size, n * c)  # one copy; rows = memory elements
+    out = F.embedding_bag(indices[0], table, per_sample_weights=weights[0].to(table.dtype), mode="sum")
+    return out.t().reshape(n, c, -1)
 
 
 def softmax(sim):

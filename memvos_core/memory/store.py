@@ -3,31 +3,58 @@
 Keys, shrinkage, selection and usage counters are shared by every object. Values are kept per
 object *group* (the objects first written together); group ``g`` covers the **last** ``N_g``
 keys, because objects that appear later only have values from the frame they were added.
+
+Every tensor is a :class:`~.column.Column`: plain tensors replaced at each change, or (with a
+``reserve``) preallocated buffers written in place whose exported state is a copy.
 """
 import torch
+
+from .column import Column, ColumnAttribute
 
 NEW_LIFE = 1e-7  # life count of a fresh element; normalised usage = use / life
 
 
 class MemoryStore:
-    def __init__(self, count_usage):
+    key = ColumnAttribute()
+    shrinkage = ColumnAttribute()
+    selection = ColumnAttribute()
+    use_count = ColumnAttribute()
+    life_count = ColumnAttribute()
+
+    def __init__(self, count_usage, reserve=0):
         self.count_usage = count_usage
-        self.key = self.shrinkage = self.selection = None
-        self.use_count = self.life_count = None
-        self.values = []   # per group: [n_g, Cv, N_g]
+        self.reserve = reserve  # elements each buffer is preallocated for; 0: grow by concatenation
+        self._columns = {}
+        self._values = []  # per group: Column of [n_g, Cv, N_g]
         self.groups = []   # per group: 0-based object indices, ascending across groups
+
+    def column(self, name):
+        if name not in self._columns:
+            self._columns[name] = Column(self.reserve)
+        return self._columns[name]
+
+    def _new_group(self, value, objects):
+        col = Column(self.reserve)
+        col.set(value)
+        self._values.append(col)
+        self.groups.append(list(objects))
 
     # ----------------------------------------------------------------- queries
     @property
+    def values(self):
+        """Per group ``[n_g, Cv, N_g]`` (views of the buffers when preallocated: read only)."""
+        return [c.data for c in self._values]
+
+    @property
     def size(self):
-        return 0 if self.key is None else self.key.shape[-1]
+        return self.column("key").size
 
     @property
     def num_groups(self):
         return len(self.groups)
 
     def group_size(self, gi):
-        return self.values[gi].shape[-1] if gi < len(self.values) else 0
+        return self._values[gi].size if gi < len(self._values) else 0
 
     @property
     def objects(self):
@@ -40,19 +67,16 @@ class MemoryStore:
     def _append_keys(self, key, shrinkage, selection):
         n = key.shape[-1]
         new_use = torch.zeros(key.shape[0], 1, n, device=key.device, dtype=torch.float32)
-        if self.key is None:
-            self.key, self.shrinkage, self.selection = key, shrinkage, selection
-            if self.count_usage:
-                self.use_count, self.life_count = new_use, new_use + NEW_LIFE
-            return
-        self.key = torch.cat([self.key, key], -1)
-        if shrinkage is not None:
-            self.shrinkage = torch.cat([self.shrinkage, shrinkage], -1)
-        if selection is not None:
-            self.selection = torch.cat([self.selection, selection], -1)
+        first = self.key is None
+        self.column("key").append(key)
+        # Like the reference, a first write without shrinkage/selection leaves them absent.
+        if shrinkage is not None and (first or self.shrinkage is not None):
+            self.column("shrinkage").append(shrinkage)
+        if selection is not None and (first or self.selection is not None):
+            self.column("selection").append(selection)
         if self.count_usage:
-            self.use_count = torch.cat([self.use_count, new_use], -1)
-            self.life_count = torch.cat([self.life_count, new_use + NEW_LIFE], -1)
+            self.column("use_count").append(new_use)
+            self.column("life_count").append(new_use + NEW_LIFE)
 
     def add(self, key, shrinkage, selection, value, objects):
         """Append one frame: value ``[num_objects, Cv, N]`` indexed by 0-based object index.
@@ -63,12 +87,11 @@ class MemoryStore:
         for gi, group in enumerate(self.groups):
             for obj in group:
                 remaining.remove(obj)
-            self.values[gi] = torch.cat([self.values[gi], value[group]], -1)
+            self._values[gi].append(value[group])
         if remaining:
             if self.groups and min(remaining) < max(self.objects):
                 raise ValueError("objects must be added in ascending order")
-            self.values.append(value[remaining])
-            self.groups.append(list(remaining))
+            self._new_group(value[remaining], remaining)
 
     def add_grouped(self, key, shrinkage, values_per_group, groups):
         """Append elements whose values are already split by group (long-term memory).
@@ -79,24 +102,21 @@ class MemoryStore:
             if gv is None:
                 continue
             if gi < self.num_groups:
-                self.values[gi] = torch.cat([self.values[gi], gv], -1)
+                self._values[gi].append(gv)
             else:
-                self.values.append(gv)
-                self.groups.append(list(groups[gi]))
+                self._new_group(gv, groups[gi])
 
     def ensure_groups(self, groups, like):
         """Give this store an empty entry for every group another store has (XMem++ keeps both
         working stores with the same groups)."""
         for gi in range(self.num_groups, len(groups)):
-            n = len(groups[gi])
-            self.values.append(like.new_zeros(n, like.shape[1], 0))
-            self.groups.append(list(groups[gi]))
+            self._new_group(like.new_zeros(len(groups[gi]), like.shape[1], 0), groups[gi])
 
     def update_usage(self, usage):
         if not self.count_usage or self.key is None:
             return
-        self.use_count = self.use_count + usage.view_as(self.use_count)
-        self.life_count = self.life_count + 1
+        self.column("use_count").add_(usage.view_as(self.use_count))
+        self.column("life_count").add_(1)
 
     def slice(self, start, end):
         """Keys, shrinkage, selection and normalised usage of elements ``[start, end)``."""
@@ -125,7 +145,7 @@ class MemoryStore:
         for gi, gv in enumerate(self.values):
             n = gv.shape[-1]
             if n >= min_group_size:
-                self.values[gi] = torch.cat([gv[:, :, :start], gv[:, :, n - keep_tail:]], -1)
+                self._values[gi].set(torch.cat([gv[:, :, :start], gv[:, :, n - keep_tail:]], -1))
 
     def prune(self, max_size):
         """Keep the elements whose normalised usage is strictly above the ``size - max_size``-th
@@ -151,7 +171,7 @@ class MemoryStore:
             self.use_count = self.use_count[:, :, survived]
             self.life_count = self.life_count[:, :, survived]
         for gi, gv in enumerate(self.values):
-            self.values[gi] = gv[:, :, survived[survived.shape[0] - gv.shape[-1]:]]
+            self._values[gi].set(gv[:, :, survived[survived.shape[0] - gv.shape[-1]:]])
 
     def rewrite_range(self, start, key, shrinkage, selection, value):
         """Overwrite elements ``[start, start+n)`` in place (a permanent-memory slot update).
@@ -166,33 +186,29 @@ class MemoryStore:
             gv = self.values[gi]
             offset = self.size - gv.shape[-1]
             lo, hi = start - offset, stop - offset
-            self.values[gi] = torch.cat([gv[:, :, :lo], value[group], gv[:, :, hi:]], -1)
+            self._values[gi].set(torch.cat([gv[:, :, :lo], value[group], gv[:, :, hi:]], -1))
 
     # ---------------------------------------------------------- state export
     def state(self, prefix):
-        """Tensors and metadata describing this store, for saving a session."""
+        """Tensors and metadata describing this store, for saving a session. The tensors are
+        never written afterwards: plain tensors are only ever replaced, buffers are copied."""
         tensors = {}
         if self.key is not None:
-            tensors[f"{prefix}.key"] = self.key
-            tensors[f"{prefix}.shrinkage"] = self.shrinkage
-            if self.selection is not None:
-                tensors[f"{prefix}.selection"] = self.selection
-            if self.count_usage:
-                tensors[f"{prefix}.use_count"] = self.use_count
-                tensors[f"{prefix}.life_count"] = self.life_count
-        for gi, gv in enumerate(self.values):
-            tensors[f"{prefix}.value{gi}"] = gv
+            names = ["key", "shrinkage"] + (["selection"] if self.selection is not None else [])
+            names += ["use_count", "life_count"] if self.count_usage else []
+            tensors.update({f"{prefix}.{name}": self.column(name).export() for name in names})
+        for gi, col in enumerate(self._values):
+            tensors[f"{prefix}.value{gi}"] = col.export()
         meta = {"count_usage": self.count_usage, "groups": self.groups}
         return tensors, meta
 
     @classmethod
-    def from_state(cls, tensors, meta, prefix):
-        store = cls(meta["count_usage"])
-        store.key = tensors.get(f"{prefix}.key")
-        store.shrinkage = tensors.get(f"{prefix}.shrinkage")
-        store.selection = tensors.get(f"{prefix}.selection")
-        store.use_count = tensors.get(f"{prefix}.use_count")
-        store.life_count = tensors.get(f"{prefix}.life_count")
-        store.groups = [list(g) for g in meta["groups"]]
-        store.values = [tensors[f"{prefix}.value{gi}"] for gi in range(len(store.groups))]
+    def from_state(cls, tensors, meta, prefix, reserve=0):
+        """The store back from :meth:`state`; with a ``reserve`` the tensors are copied into
+        buffers (so the saved tensors stay untouched), otherwise shared."""
+        store = cls(meta["count_usage"], reserve)
+        for name in ("key", "shrinkage", "selection", "use_count", "life_count"):
+            store.column(name).set(tensors.get(f"{prefix}.{name}"))
+        for gi, group in enumerate(meta["groups"]):
+            store._new_group(tensors[f"{prefix}.value{gi}"], group)
         return store

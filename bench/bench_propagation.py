@@ -1,0 +1,336 @@
+"""Propagation speed and memory, variant by variant, with each variant's agreement with fp32.
+
+    python bench/bench_propagation.py --device cpu --frames 30 [--objects 1 3] [--json out.json]
+    python bench/bench_propagation.py --device cuda --frames 300 --agree-frames 1000 --json gpu.json
+    python bench/bench_propagation.py --device cuda --long 10000      # FPS and memory at 1k/5k/10k
+
+Every variant is the plain engine (fp32, dense readout, growing memory) with one change, plus
+the device's default options (``EngineOptions.default_for``) in fp32 and in half precision.
+Speed: frames per second over a moving-disc clip (``bench_engine.moving_clip``) at 854x480 for
+1 and 3 objects, each frame's label map copied to the host as a session does; the first two
+frames are warm-up. Memory: peak host RSS (VmHWM, reset per run) and peak device allocation.
+Agreement: J (IoU of each object's argmax mask) against the plain engine on every frame of the
+fixture clip upscaled to 480 short side (run A's first annotation), of a long synthetic clip and
+of the timed clips; a variant passes when its worst J >= 0.995. Generated weights throughout.
+"""
+import argparse
+import gc
+import json
+import os
+import platform
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_engine import moving_clip  # noqa: E402
+from memvos_core import InferenceEngine, MemoryConfig, load_network  # noqa: E402
+from memvos_core.frames import normalize, resize_image, resize_mask  # noqa: E402
+from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
+from memvos_core.perf import EngineOptions  # noqa: E402
+
+J_MIN = 0.995
+WARMUP = 2
+FIXTURE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "tests", "fixtures", "xmem_parity")
+
+
+# ------------------------------------------------------------------------------ variants
+def variants(device, requested):
+    """(name, precision, options, reason it is skipped or None) for every variant."""
+    cuda = torch.device(device).type == "cuda"
+    plain = EngineOptions.plain()
+    default = EngineOptions.default_for(device)
+    half = "bf16" if not cuda or torch.cuda.is_bf16_supported() else "fp16"
+    table = [
+        ("plain", "fp32", plain, None),
+        ("fp16", "fp16", plain, None if cuda else "CPU autocast has no fp16 (the engine runs fp32 there)"),
+        ("bf16", "bf16", plain, None),
+        ("channels_last", "fp32", plain.replace(channels_last=True), None),
+        ("key_batch4", "fp32", plain.replace(key_batch=4), None),
+        ("prealloc", "fp32", plain.replace(preallocate=True), None),
+        ("sparse", "fp32", plain.replace(sparse_readout=True), None),
+        ("compile", "fp32", plain.replace(compile="default"),
+         None if cuda or "compile" in requested else
+         "CPU: inductor takes ~50 s per network call to compile and was no faster than eager "
+         "channels_last here; ask for it with --variants compile"),
+        ("cudagraphs", "fp32", plain.replace(compile="reduce-overhead"), None if cuda else "needs CUDA"),
+        ("default", "fp32", default, None),
+        (f"default_{half}", half, default, None),
+        ("default_fp16", "fp16", default, None if cuda and half != "fp16" else "same as above or no CUDA"),
+    ]
+    if requested:
+        unknown = set(requested) - {name for name, *_ in table}
+        if unknown:
+            raise SystemExit(f"--variants: unknown {sorted(unknown)}; known: {[n for n, *_ in table]}")
+        table = [row for row in table if row[0] in requested or row[0] == "plain"]
+    return table
+
+
+def describe(options):
+    on = [k for k, v in options.to_dict().items() if v and not (k == "key_batch" and v == 1)]
+    return ",".join(f"{k}={options.to_dict()[k]}" if k in ("key_batch", "compile") else k for k in on) or "-"
+
+
+# ------------------------------------------------------------------------------- clips
+def synthetic_clip(num_frames, height, width, num_objects):
+    """Normalised frames (host) and the first frame's mask."""
+    frames, first = [], None
+    for t, (frame, mask) in enumerate(moving_clip(num_frames, height, width, num_objects)):
+        frames.append(normalize(frame))
+        first = mask if t == 0 else first
+    return frames, first
+
+
+def fixture_clip(short_side=480):
+    """The parity fixture's 16 frames upscaled to ``short_side``, with run A's annotation."""
+    import numpy as np
+    from PIL import Image
+    names = sorted(os.listdir(os.path.join(FIXTURE, "clip", "frames")))
+    frames = []
+    for name in names:
+        rgb = np.array(Image.open(os.path.join(FIXTURE, "clip", "frames", name)).convert("RGB"))
+        img = normalize(torch.from_numpy(rgb).permute(2, 0, 1).float().div(255))
+        h, w = img.shape[-2:]
+        size = (short_side, int(short_side * w / h)) if h <= w else (int(short_side * h / w), short_side)
+        frames.append(resize_image(img, size))
+    idx = torch.from_numpy(np.array(Image.open(os.path.join(FIXTURE, "run_A", "annotations", "00000.png"))))
+    labels = sorted(set(idx.unique().tolist()) - {0})
+    mask = torch.stack([(idx == label).float() for label in labels])
+    return frames, resize_mask(mask, frames[0].shape[-2:])
+
+
+# ------------------------------------------------------------------------------ running
+def sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peaks(device):
+    gc.collect()
+    try:  # "5" resets VmHWM to the current RSS (Linux)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peaks(device):
+    host = float("nan")
+    try:
+        with open("/proc/self/status") as f:
+            host = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        import resource
+        host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    dev = torch.cuda.max_memory_allocated(device) / 2**20 if torch.device(device).type == "cuda" else None
+    return host, dev
+
+
+def propagate(engine, frame_of, num_frames, first_mask, on_frame=None):
+    """Frame 0 annotated with ``first_mask``, the rest propagated (as a session does: XMem++
+    puts the annotation in permanent memory first). Yields (t, labels uint8 host, seconds)."""
+    n = first_mask.shape[0]
+    batch, ahead = engine.options.key_batch, []
+    with torch.no_grad():
+        for t in range(num_frames):
+            image = frame_of(t)
+            sync(engine.device)
+            start = time.perf_counter()
+            if batch > 1 and not ahead:
+                ahead = engine.encode_keys([frame_of(i) for i in range(t, min(t + batch, num_frames))])
+            feats = ahead.pop(0) if batch > 1 else None
+            if t == 0:
+                if engine.xmem_plus:
+                    engine.add_permanent(image, first_mask)
+                prob = engine.step(image, first_mask, list(range(1, n + 1)),
+                                   write_memory=not engine.xmem_plus, feats=feats)
+            else:
+                prob = engine.step(image, feats=feats)
+            labels = prob.argmax(0).to(torch.uint8).cpu()
+            yield t, labels, time.perf_counter() - start
+
+
+def make_engine(net, config, device, precision, options, num_objects):
+    engine = InferenceEngine(net, config, device, precision, options)
+    engine.set_num_objects(num_objects)
+    return engine
+
+
+def run_clip(net, config, device, precision, options, frames, first_mask):
+    engine = make_engine(net, config, device, precision, options, first_mask.shape[0])
+    labels, times = [], []
+    for _, lab, sec in propagate(engine, frames.__getitem__, len(frames), first_mask):
+        labels.append(lab)
+        times.append(sec)
+    return labels, times
+
+
+def worst_j(reference, labels, num_objects):
+    worst = 1.0
+    for a, b in zip(reference, labels):
+        for o in range(1, num_objects + 1):
+            x, y = a == o, b == o
+            union = int((x | y).sum())
+            if union:
+                worst = min(worst, int((x & y).sum()) / union)
+    return worst
+
+
+# --------------------------------------------------------------------------------- modes
+def bench(args):
+    sd = synthetic_state_dict()
+    config = MemoryConfig(memory_mode=args.mode)
+    h, w = args.size
+    timed = {n: synthetic_clip(args.frames, h, w, n) for n in args.objects}
+    agree = {"fixture": fixture_clip(args.fixture_side), "long": synthetic_clip(args.agree_frames, *args.agree_size, 2)}
+    reference, rows = {}, []
+    for name, precision, options, skip in variants(args.device, args.variants):
+        row = {"variant": name, "precision": precision, "options": options.to_dict(), "skipped": skip}
+        rows.append(row)
+        if skip:
+            print(f"[skip] {name}: {skip}", flush=True)
+            continue
+        net = load_network(sd).to(args.device)
+        started = time.perf_counter()
+        row["runs"], js = [], {}
+        for n, (frames, first) in timed.items():
+            reset_peaks(args.device)
+            labels, times = run_clip(net, config, args.device, precision, options, frames, first)
+            host, dev = peaks(args.device)
+            steady = times[WARMUP:] or times
+            row["runs"].append({"objects": n, "fps": len(steady) / sum(steady), "warmup_s": sum(times[:WARMUP]),
+                                "peak_host_mib": host, "peak_device_mib": dev})
+            key = f"timed_{n}obj"
+            reference.setdefault(key, labels)
+            js[key] = worst_j(reference[key], labels, n)
+        for key, (frames, first) in agree.items():
+            labels, _ = run_clip(net, config, args.device, precision, options, frames, first)
+            reference.setdefault(key, labels)
+            js[key] = worst_j(reference[key], labels, first.shape[0])
+        row["worst_j"] = js
+        row["pass"] = min(js.values()) >= J_MIN
+        row["seconds"] = time.perf_counter() - started
+        print(f"[done] {name}: {[round(r['fps'], 3) for r in row['runs']]} fps, worst J "
+              f"{min(js.values()):.4f} ({row['seconds']:.0f} s)", flush=True)
+        del net
+        gc.collect()
+    return rows
+
+
+def print_table(rows, objects):
+    plain = next(r for r in rows if r["variant"] == "plain")
+    base = {r["objects"]: r["fps"] for r in plain["runs"]}
+    head = f"{'variant':14} {'prec':4} {'options':38}"
+    for n in objects:
+        head += f" {f'fps {n}obj':>9} {'x plain':>7}"
+    head += f" {'host MiB':>8} {'dev MiB':>7} {'J fixture':>9} {'J long':>7} {'J timed':>7} {'agree':>5}"
+    print(head)
+    for r in rows:
+        if r["skipped"]:
+            continue
+        line = f"{r['variant']:14} {r['precision']:4} {describe(EngineOptions(**r['options'])):38}"
+        for run in r["runs"]:
+            line += f" {run['fps']:9.3f} {run['fps'] / base[run['objects']]:7.2f}"
+        host = max(run["peak_host_mib"] for run in r["runs"])
+        dev = [run["peak_device_mib"] for run in r["runs"] if run["peak_device_mib"] is not None]
+        js = r["worst_j"]
+        timed = min(v for k, v in js.items() if k.startswith("timed"))
+        line += f" {host:8.0f} {max(dev) if dev else float('nan'):7.0f} {js['fixture']:9.4f} {js['long']:7.4f}"
+        line += f" {timed:7.4f} {'PASS' if r['pass'] else 'FAIL':>5}"
+        print(line)
+    passing = [r for r in rows if not r["skipped"] and r["pass"]]
+    speed = {r["variant"]: min(run["fps"] / base[run["objects"]] for run in r["runs"]) for r in passing}
+    best = max(speed, key=speed.get)
+    print(f"fastest passing variant (by its worst speed-up over plain): {best} ({speed[best]:.2f}x)")
+    return best
+
+
+def long_run(args):
+    """One object over ``--long`` frames (a 100-frame clip played in a loop): FPS over each
+    stretch and peak memory at 10%, 50% and 100% of the run."""
+    sd = synthetic_state_dict()
+    h, w = args.size
+    frames, first = synthetic_clip(100, h, w, 1)
+    config = MemoryConfig(memory_mode=args.mode).with_usage_rule(args.long)
+    checkpoints = sorted({max(1, args.long // 10), max(1, args.long // 2), args.long})
+    out = []
+    for name, precision, options, skip in variants(args.device, args.variants or ["default"]):
+        if skip or (name == "plain" and "plain" not in args.variants):
+            continue
+        net = load_network(sd).to(args.device)
+        engine = make_engine(net, config, args.device, precision, options, 1)
+        reset_peaks(args.device)
+        stretch, frames_in, points = 0.0, 0, []
+        for t, _, sec in propagate(engine, lambda i: frames[i % len(frames)], args.long, first):
+            if t >= WARMUP:
+                stretch, frames_in = stretch + sec, frames_in + 1
+            if t + 1 in checkpoints:
+                host, dev = peaks(args.device)
+                points.append({"frame": t + 1, "fps": frames_in / stretch if stretch else float("nan"),
+                               "peak_host_mib": host, "peak_device_mib": dev, **engine.memory.sizes()})
+                p = points[-1]
+                print(f"{name:12} {precision:4} frame {t + 1:6}: {p['fps']:8.2f} fps  host peak {host:7.0f} MiB"
+                      f"  device peak {dev if dev is not None else float('nan'):7.0f} MiB  memory {engine.memory.sizes()}",
+                      flush=True)
+                stretch, frames_in = 0.0, 0
+        out.append({"variant": name, "precision": precision, "options": options.to_dict(), "points": points})
+        del engine, net
+        gc.collect()
+    return out
+
+
+def machine(device):
+    info = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "load_avg": os.getloadavg()}
+    if torch.device(device).type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--frames", type=int, default=30, help="timed clip length (default 30)")
+    ap.add_argument("--objects", type=int, nargs="+", default=[1, 3])
+    ap.add_argument("--size", type=int, nargs=2, default=[480, 854], metavar=("H", "W"))
+    ap.add_argument("--agree-frames", type=int, default=None,
+                    help="long synthetic agreement clip length (default: 1000 on CUDA, 100 on CPU)")
+    ap.add_argument("--agree-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                    help="its size (default: --size on CUDA, 240 432 on CPU)")
+    ap.add_argument("--fixture-side", type=int, default=480, help="fixture clip's short side (default 480)")
+    ap.add_argument("--variants", nargs="*", default=[], help="only these (plain is always run)")
+    ap.add_argument("--mode", default=MemoryConfig().memory_mode, choices=["xmem", "xmem++"])
+    ap.add_argument("--long", type=int, default=0, help="long-run mode: this many frames, 1 object")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="CPU threads (default: torch's); 1 is steadier on a machine others are using")
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cuda = torch.device(args.device).type == "cuda"
+    if args.agree_frames is None:
+        args.agree_frames = 1000 if cuda else 100
+    if args.agree_size is None:
+        args.agree_size = args.size if cuda else [240, 432]
+    print(f"machine: {machine(args.device)}", flush=True)
+    if args.long:
+        result = {"machine": machine(args.device), "args": vars(args), "long": long_run(args)}
+    else:
+        rows = bench(args)
+        best = print_table(rows, args.objects)
+        result = {"machine": machine(args.device), "args": vars(args), "variants": rows, "fastest_passing": best}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
