@@ -128,6 +128,8 @@ def test_exported_state_never_changes_when_buffers_are_written(net_for, clip, mo
     _, engine = run(net, mode, options, clip, 0, 6)
     tensors, meta = engine.state()
     frozen = {k: v.clone() for k, v in tensors.items()}
+    key = engine.memory.working.column("key")
+    assert key.reserve > 0 and key.storage.shape[-1] > key.size  # really a buffer
     live = [c.storage for s in (engine.memory.working, engine.memory.permanent, engine.memory.long_term)
             for c in list(s._columns.values()) + s._values if c.storage is not None]
     for k, v in tensors.items():
@@ -136,6 +138,7 @@ def test_exported_state_never_changes_when_buffers_are_written(net_for, clip, mo
     resumed = InferenceEngine.from_state(net, engine.config, tensors, meta, options=options)
     run(net, mode, options, clip, 6, NUM_FRAMES, engine)      # usage updates, consolidation, prune
     run(net, mode, options, clip, 6, NUM_FRAMES, resumed)
+    assert resumed.memory.long_term.column("key").reserve == engine.config.max_long_term_elements
     for k, v in tensors.items():
         assert torch.equal(v, frozen[k]), f"exported {k} changed after later writes"
 

@@ -95,7 +95,7 @@ class MemoryManager:
         if self.grid_size is None:
             self.grid_size = key.shape[-2] * key.shape[-1]
             for name, reserve in self._reserves().items():
-                getattr(self, name).reserve = reserve
+                getattr(self, name).set_reserve(reserve)
         key = key.flatten(start_dim=2)
         shrinkage = shrinkage.flatten(start_dim=2)
         value = value[0].flatten(start_dim=2)

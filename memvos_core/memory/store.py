@@ -28,6 +28,13 @@ class MemoryStore:
         self._values = []  # per group: Column of [n_g, Cv, N_g]
         self.groups = []   # per group: 0-based object indices, ascending across groups
 
+    def set_reserve(self, reserve):
+        """Preallocate ``reserve`` elements for every tensor not yet written."""
+        self.reserve = reserve
+        for col in list(self._columns.values()) + self._values:
+            if col.storage is None:
+                col.reserve = reserve
+
     def column(self, name):
         if name not in self._columns:
             self._columns[name] = Column(self.reserve)
