@@ -1,5 +1,4 @@
 """Propagate: the session's keyframes carried over a run of frames, forward, backward or both."""
-import dataclasses
 
 import torch
 
@@ -11,16 +10,6 @@ from .model_nodes import ready_network
 from .preview import write_preview
 from .session_nodes import check_session
 from ..memvos_core.session import DIRECTIONS
-
-
-def session_on(session, device):
-    """The session with its memory state on ``device``: what a node hands on stays off the GPU
-    (ComfyUI's intermediate device); the next propagation moves it back to the model's device."""
-    def move(state):
-        if state is None or all(t.device == torch.device(device) for t in state.tensors.values()):
-            return state
-        return dataclasses.replace(state, tensors={k: t.to(device) for k, t in state.tensors.items()})
-    return session.replace(forward_state=move(session.forward_state), backward_state=move(session.backward_state))
 
 
 def keyframe_list(session):
@@ -116,7 +105,7 @@ class MemVOSPropagate:
         shown = frames[start - first:end - first + 1]
         ui = write_clip_preview(shown, labels, list(masks.object_ids), fps=preview_fps, frame_offset=start,
                                 keyframes=masks.keyframes)
-        new_session = session_on(new_session, comfy_env.intermediate_device())
+        new_session = new_session.to(comfy_env.intermediate_device())
         result_tuple = (new_session, masks, to_output(union), to_output(colour_labels(labels)))
         return {"ui": {"memvos_preview": ui}, "result": result_tuple}
 

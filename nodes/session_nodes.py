@@ -70,6 +70,11 @@ class MemVOSNewSession:
                                            "elements are read, to drop the least used first.", advanced=True),
             "antialias": _bool(False, "Antialias when shrinking frames to the internal size (XMem does "
                                "not; it can help very large sources).", advanced=True),
+            "tta_flip": _bool(False, "Test-time augmentation: also segment the mirrored shot and average "
+                              "(about twice the time; steadier edges).", advanced=True),
+            "tta_scales": ("STRING", {"default": "", "advanced": True,
+                                      "tooltip": "Test-time augmentation: internal scales to average, e.g. "
+                                                 "'1.0, 0.75, 1.25' (each one costs a full pass); empty = off."}),
         }}
 
     def create(self, model, memory_mode="xmem++", internal_size=480, mem_every=_DEFAULTS.mem_every,
@@ -77,7 +82,8 @@ class MemVOSNewSession:
                deep_update_every=_DEFAULTS.deep_update_every, min_mid_term_frames=_DEFAULTS.min_mid_term_frames,
                max_mid_term_frames=_DEFAULTS.max_mid_term_frames, num_prototypes=_DEFAULTS.num_prototypes,
                max_long_term_elements=_DEFAULTS.max_long_term_elements,
-               long_term_count_usage=_DEFAULTS.enable_long_term_count_usage, antialias=False):
+               long_term_count_usage=_DEFAULTS.enable_long_term_count_usage, antialias=False,
+               tta_flip=False, tta_scales=""):
         check_model(model)
         internal_size = int(internal_size)
         if internal_size != -1 and internal_size < 32:
@@ -89,7 +95,20 @@ class MemVOSNewSession:
                               min_mid_term_frames=int(min_mid_term_frames),
                               max_mid_term_frames=int(max_mid_term_frames), num_prototypes=int(num_prototypes),
                               max_long_term_elements=int(max_long_term_elements), memory_mode=memory_mode)
-        return (Session(model, config, internal_size, bool(antialias)),)
+        return (Session(model, config, internal_size, bool(antialias), parse_scales(tta_scales), bool(tta_flip)),)
+
+
+def parse_scales(text):
+    """'1.0, 0.75' -> (1.0, 0.75); empty -> () (no scale augmentation)."""
+    parts = [p for p in str(text).replace(";", ",").split(",") if p.strip()]
+    try:
+        scales = tuple(float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"tta_scales {text!r}: write numbers separated by commas, e.g. '1.0, 0.75'") from None
+    bad = [s for s in scales if not 0.25 <= s <= 4]
+    if bad:
+        raise ValueError(f"tta_scales {bad}: each scale must be between 0.25 and 4")
+    return scales
 
 
 def pick_mask(mask, frame_index, num_frames):

@@ -261,3 +261,14 @@ def test_propagate_refuses_bad_inputs(model, annotated, clip):
         NODES["MemVOSPropagate"]().propagate(annotated, torch.rand(2, 30, 50, 3), "both", 0, -1, 0, 12.0)
     with pytest.raises(ValueError, match=r"frames must be an IMAGE batch"):
         NODES["MemVOSPropagate"]().propagate(annotated, frames[0], "both", 0, -1, 0, 12.0)
+
+
+def test_new_session_test_time_augmentation_widgets(model):
+    plain = new_session(model)
+    assert plain.tta_scales == () and plain.tta_flip is False
+    tta = new_session(model, tta_flip=True, tta_scales="1.0, 0.75")
+    assert tta.tta_scales == (1.0, 0.75) and tta.tta_flip is True
+    with pytest.raises(ValueError, match="tta_scales"):
+        new_session(model, tta_scales="big")
+    with pytest.raises(ValueError, match="between 0.25 and 4"):
+        new_session(model, tta_scales="1.0, 9")
