@@ -1,8 +1,9 @@
 """Propagation speed and memory, variant by variant, with each variant's agreement with fp32.
 
-    python bench/bench_propagation.py --device cpu --frames 30 [--objects 1 3] [--json out.json]
-    python bench/bench_propagation.py --device cuda --frames 300 --agree-frames 1000 --json gpu.json
+    python bench/bench_propagation.py --device cpu --frames 30 [--threads 1] [--json out.json]
+    python bench/bench_propagation.py --device cuda --frames 300 --json gpu.json
     python bench/bench_propagation.py --device cuda --long 10000      # FPS and memory at 1k/5k/10k
+    python bench/bench_propagation.py --device cpu --long 500 --size 240 432   # the same, smaller
 
 Every variant is the plain engine (fp32, dense readout, growing memory) with one change, plus
 the device's default options (``EngineOptions.default_for``) in fp32 and in half precision.
@@ -59,6 +60,7 @@ def variants(device, requested):
          "channels_last here; ask for it with --variants compile"),
         ("cudagraphs", "fp32", plain.replace(compile="reduce-overhead"), None if cuda else "needs CUDA"),
         ("default", "fp32", default, None),
+        ("default_cl", "fp32", default.replace(channels_last=True), None),
         (f"default_{half}", half, default, None),
         ("default_fp16", "fp16", default, None if cuda and half != "fp16" else "same as above or no CUDA"),
     ]
@@ -110,7 +112,14 @@ def sync(device):
 
 
 def reset_peaks(device):
+    """Start a fresh peak: freed heap handed back to the system first, so one run's leftovers do
+    not count in the next run's peak. Returns the host RSS the run starts from (MiB)."""
     gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     try:  # "5" resets VmHWM to the current RSS (Linux)
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -119,6 +128,7 @@ def reset_peaks(device):
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+    return peaks(device)[0]
 
 
 def peaks(device):
@@ -201,12 +211,12 @@ def bench(args):
         started = time.perf_counter()
         row["runs"], js = [], {}
         for n, (frames, first) in timed.items():
-            reset_peaks(args.device)
+            base = reset_peaks(args.device)
             labels, times = run_clip(net, config, args.device, precision, options, frames, first)
             host, dev = peaks(args.device)
             steady = times[WARMUP:] or times
             row["runs"].append({"objects": n, "fps": len(steady) / sum(steady), "warmup_s": sum(times[:WARMUP]),
-                                "peak_host_mib": host, "peak_device_mib": dev})
+                                "start_host_mib": base, "peak_host_mib": host, "peak_device_mib": dev})
             key = f"timed_{n}obj"
             reference.setdefault(key, labels)
             js[key] = worst_j(reference[key], labels, n)
@@ -230,7 +240,7 @@ def print_table(rows, objects):
     head = f"{'variant':14} {'prec':4} {'options':38}"
     for n in objects:
         head += f" {f'fps {n}obj':>9} {'x plain':>7}"
-    head += f" {'host MiB':>8} {'dev MiB':>7} {'J fixture':>9} {'J long':>7} {'J timed':>7} {'agree':>5}"
+    head += f" {'host MiB (run)':>14} {'dev MiB':>7} {'J fixture':>9} {'J long':>7} {'J timed':>7} {'agree':>5}"
     print(head)
     for r in rows:
         if r["skipped"]:
@@ -239,10 +249,11 @@ def print_table(rows, objects):
         for run in r["runs"]:
             line += f" {run['fps']:9.3f} {run['fps'] / base[run['objects']]:7.2f}"
         host = max(run["peak_host_mib"] for run in r["runs"])
+        grown = max(run["peak_host_mib"] - run["start_host_mib"] for run in r["runs"])
         dev = [run["peak_device_mib"] for run in r["runs"] if run["peak_device_mib"] is not None]
         js = r["worst_j"]
         timed = min(v for k, v in js.items() if k.startswith("timed"))
-        line += f" {host:8.0f} {max(dev) if dev else float('nan'):7.0f} {js['fixture']:9.4f} {js['long']:7.4f}"
+        line += f" {host:6.0f} (+{grown:5.0f}) {max(dev) if dev else float('nan'):7.0f} {js['fixture']:9.4f} {js['long']:7.4f}"
         line += f" {timed:7.4f} {'PASS' if r['pass'] else 'FAIL':>5}"
         print(line)
     passing = [r for r in rows if not r["skipped"] and r["pass"]]

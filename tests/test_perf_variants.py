@@ -18,6 +18,7 @@ VARIANTS = {
     "key_batch": PLAIN.replace(key_batch=3),
     "cpu_default": EngineOptions.default_for("cpu"),
     "cuda_default": EngineOptions.default_for("cuda"),  # its options, run here on the CPU
+    "everything": EngineOptions(sparse_readout=True, preallocate=True, channels_last=True, key_batch=3),
 }
 NUM_FRAMES = 14
 

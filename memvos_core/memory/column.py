@@ -4,14 +4,17 @@
 is ever written in place, so the tensor can be shared with saved state as is.
 ``reserve > 0``: a preallocated buffer of at least ``reserve`` elements, written in place (doubled
 if it ever overflows); the data is a view of its first ``size`` elements, and :meth:`export`
-copies it, because a later write would change a shared view.
+copies it, because a later write would change a shared view. An ``element_major`` buffer keeps
+each element's channels together in memory (``[N, ...]`` physically, same logical shape), so
+the sparse readout can gather elements without first transposing the whole store.
 """
 import torch
 
 
 class Column:
-    def __init__(self, reserve=0):
+    def __init__(self, reserve=0, element_major=False):
         self.reserve = int(reserve)
+        self.element_major = element_major
         self.storage = None
         self.size = 0
 
@@ -23,7 +26,12 @@ class Column:
 
     def export(self):
         data = self.data
-        return data.clone() if self.reserve and data is not None else data
+        return data.clone(memory_format=torch.contiguous_format) if self.reserve and data is not None else data
+
+    def _allocate(self, lead, capacity, like):
+        if not self.element_major:
+            return like.new_empty(*lead, capacity)
+        return like.new_empty(capacity, *lead).permute(*range(1, len(lead) + 1), 0)
 
     def set(self, x):
         """Replace the whole content by ``x`` (in a buffer: copied into it)."""
@@ -43,9 +51,9 @@ class Column:
             return
         need = self.size + x.shape[-1]
         if self.storage is None:
-            self.storage = x.new_empty(*x.shape[:-1], max(self.reserve, need))
+            self.storage = self._allocate(x.shape[:-1], max(self.reserve, need), x)
         elif need > self.storage.shape[-1]:
-            bigger = self.storage.new_empty(*self.storage.shape[:-1], max(need, 2 * self.storage.shape[-1]))
+            bigger = self._allocate(self.storage.shape[:-1], max(need, 2 * self.storage.shape[-1]), self.storage)
             bigger[..., :self.size] = self.data
             self.storage = bigger
         self.storage[..., self.size:need] = x

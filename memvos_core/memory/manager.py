@@ -60,7 +60,7 @@ class MemoryManager:
         for gi in range(num_groups):
             parts = [(s, s.group_size(gi)) for s in stores if s.group_size(gi) > 0]
             group_sim = _cat([sim.narrow(axis, bounds[id(s)][1] - n, n) for s, n in parts], axis)
-            group_values = _cat([s.values[gi] for s, _ in parts])
+            group_values = [s.values[gi] for s, _ in parts]
             record = gi == 0 and self.config.enable_long_term
             if self.sparse_readout:
                 weights, indices = topk_weights(group_sim, self.config.top_k, dim=2)
@@ -72,7 +72,7 @@ class MemoryManager:
                 affinity = topk_softmax(group_sim, self.config.top_k)
                 if record:
                     self._record_usage(affinity.sum(dim=2), parts)
-                readouts.append(readout(affinity, group_values))
+                readouts.append(readout(affinity, _cat(group_values)))
         out = torch.cat(readouts, 0)
         return out.view(out.shape[0], out.shape[1], h, w)
 

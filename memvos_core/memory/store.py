@@ -41,7 +41,7 @@ class MemoryStore:
         return self._columns[name]
 
     def _new_group(self, value, objects):
-        col = Column(self.reserve)
+        col = Column(self.reserve, element_major=True)
         col.set(value)
         self._values.append(col)
         self.groups.append(list(objects))
