@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from ..frames import internal_size, normalize, pad, resize_image
 from ..memory.similarity import similarity
-from .inputs import check_frames, frame_chunks
+from .chunking import Compute, OpCancelled, default_budget, frame_chunks, num_frames_of, read_chunk, run_chunked
+from .inputs import check_frames
 
 # Entries of one batch of HW x HW similarity matrices (x ~5 temporaries): about 64 MiB each.
 _PAIR_ELEMENTS = 1 << 24
@@ -58,24 +59,30 @@ def pairwise_dissimilarity(key_c, shrinkage_c, selection_c, keys_j, shrinkages_j
     return torch.relu(a - b).mean((1, 2))
 
 
-def _mask_summaries(masks, grid_hw, epsilon, device, chunk_size=16):
-    """Per frame: the mask's area in percent and its channel-max resized (nearest) to the key grid."""
+def _mask_summaries(masks, grid_hw, epsilon, device, budget_bytes=None):
+    """Per frame: the mask's area in percent and its channel-max resized (nearest) to the key
+    grid, computed on ``device`` in budget-sized chunks and left there (they are small)."""
     if not torch.is_tensor(masks) or masks.dim() not in (3, 4):
         raise ValueError(f"masks has shape {tuple(getattr(masks, 'shape', ()))}: expected [T,C,H,W] or "
                          "[T,H,W] probabilities in 0..1 (or an integer label map [T,H,W])")
     if masks.dim() == 3:
         masks = masks.unsqueeze(1) if masks.is_floating_point() else (masks > 0).unsqueeze(1)
-    areas, grids = [], []
-    for t0, t1 in frame_chunks(masks.shape[0], chunk_size):
-        m = masks[t0:t1].to(device).float()
-        areas.append(100.0 * (m.amax(1) > epsilon).float().mean((-2, -1)))
-        grids.append(F.interpolate(m, size=grid_hw, mode="nearest").amax(1, keepdim=True))
-    return torch.cat(areas), torch.cat(grids)
+
+    def work(t0, t1, dev):
+        m = masks[t0:t1].to(dev).float()
+        return (100.0 * (m.amax(1) > epsilon).float().mean((-2, -1)),
+                F.interpolate(m, size=grid_hw, mode="nearest").amax(1, keepdim=True))
+    # float32 per pixel: the masks, their channel max and the comparison
+    bytes_per_frame = masks.shape[-2] * masks.shape[-1] * 4 * (masks.shape[1] + 2)
+    parts = run_chunked(masks.shape[0], work, bytes_per_frame=bytes_per_frame,
+                        compute=Compute(device, device, budget_bytes), source_device=masks.device)
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 def select_annotation_candidates(keys, shrinkages, selections, masks, k=5, previously_chosen=(0,),
                                  alpha=0.5, min_mask_presence_percent=0.25, epsilon=0.5,
-                                 only_new_candidates=True, return_scores=False):
+                                 only_new_candidates=True, return_scores=False, device=None, budget_bytes=None,
+                                 progress=None, cancel=None):
     """XMem++'s greedy choice of the next ``k`` frames to annotate (spec §5.4).
 
     keys ``[T,Ck,h,w]``, shrinkages ``[T,1,h,w]``, selections ``[T,Ck,h,w]`` (see
@@ -85,6 +92,10 @@ def select_annotation_candidates(keys, shrinkages, selections, masks, k=5, previ
     first index on ties. Unlike the reference, a round never re-picks a chosen or invalid frame
     (where the reference, with every score 0, would return index 0 again); when no valid frame
     is left, fewer than ``k`` are returned. Deterministic.
+    Runs on ``device`` (default: the keys'); keys stored elsewhere move there whole when they
+    fit ``budget_bytes`` (default: the device's), else a batch of frames at a time.
+    ``progress(done, total)`` after each pick (of ``k``); ``cancel()`` before each (True raises
+    ``OpCancelled``).
     Returns the new indices in selection order (with ``only_new_candidates=False``: the
     previously chosen ones first); with ``return_scores`` a list of ``(index, score)`` instead."""
     if keys.dim() != 4:
@@ -101,28 +112,34 @@ def select_annotation_candidates(keys, shrinkages, selections, masks, k=5, previ
                          f"indices in 0..{num_frames - 1} (e.g. the annotated frames)")
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha is {alpha}: give a value in 0..1")
-    device = keys.device
-    area_percent, grid = _mask_summaries(masks, (h, w), epsilon, device)
+    device = keys.device if device is None else torch.device(device)
+    budget = default_budget(device) if budget_bytes is None else int(budget_bytes)
+    store = device if 4 * (2 * ck + 1) * h * w * num_frames <= budget else keys.device
+    area_percent, grid = _mask_summaries(masks, (h, w), epsilon, store, budget)
     chosen = torch.zeros(num_frames, dtype=torch.bool, device=device)
     chosen[chosen_list] = True
-    valid = (area_percent >= min_mask_presence_percent) | chosen
-    composite = (keys.float() * (alpha * grid + 1 - alpha)).flatten(2)
-    shrink, select = shrinkages.float().flatten(2), selections.float().flatten(2)
+    valid = (area_percent.to(device) >= min_mask_presence_percent) | chosen
+    composite = (keys.to(store).float() * (alpha * grid + 1 - alpha)).flatten(2)
+    shrink, select = shrinkages.to(store).float().flatten(2), selections.to(store).float().flatten(2)
     batch = max(1, _PAIR_ELEMENTS // (h * w * h * w))
     closest = torch.full((num_frames,), float("inf"), device=device)
 
     def absorb(c):
         """Lower every open frame's score by its dissimilarity from newly chosen frame c."""
-        open_frames = torch.nonzero(valid & ~chosen)[:, 0]
+        open_frames = torch.nonzero(valid & ~chosen)[:, 0].to(store)
+        mine = [t[c].to(device) for t in (composite, shrink, select)]
         for s in range(0, open_frames.numel(), batch):
             j = open_frames[s:s + batch]
-            d = pairwise_dissimilarity(composite[c], shrink[c], select[c], composite[j], shrink[j], select[j])
+            d = pairwise_dissimilarity(*mine, composite[j].to(device), shrink[j].to(device), select[j].to(device))
+            j = j.to(device)
             closest[j] = torch.minimum(closest[j], d)
 
     for c in dict.fromkeys(chosen_list):
         absorb(c)
     picked = []
-    for _ in range(int(k)):
+    for round_index in range(int(k)):
+        if cancel is not None and cancel():
+            raise OpCancelled("cancelled")
         open_mask = valid & ~chosen
         if not bool(open_mask.any()):
             break
@@ -131,6 +148,10 @@ def select_annotation_candidates(keys, shrinkages, selections, masks, k=5, previ
         picked.append((j, float(scores[j])))
         chosen[j] = True
         absorb(j)
+        if progress is not None:
+            progress(round_index + 1, int(k))
+    if progress is not None:
+        progress(int(k), int(k))
     result = picked if return_scores else [j for j, _ in picked]
     if only_new_candidates:
         return result

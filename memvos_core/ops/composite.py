@@ -5,7 +5,10 @@ Every function takes frames as IMAGE ``[T,H,W,3]`` float 0..1 and masks in any l
 integer label map ``[T,H,W]``), plus ``ids``: the subset of object ids to use (``None``: all).
 Masks at another size with the same aspect ratio (e.g. the network's internal size) are resized
 bilinearly to the frames' size; a single mask frame is used for every frame. Results are at the
-frames' resolution, on the frames' device, float32; frames are processed ``chunk_size`` at a time.
+frames' resolution, float32. Frames go through in chunks bounded by a memory budget
+(``chunking.run_chunked``): with ``compute=Compute(device=..., output_device=...)`` each chunk is
+computed on ``device`` and handed back on ``output_device`` (default: both the frames' device);
+``chunk_size`` (frames) overrides the budget.
 """
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -15,9 +18,12 @@ import torch.nn.functional as F
 
 from ..palette import object_colors
 from .glyphs import render_number
-from .inputs import DEFAULT_CHUNK, ObjectMasks, check_frames, frame_chunks
-from .morphology import disc_dilate, disc_erode
+from . import kernels
+from .chunking import Compute, run_chunked
+from .inputs import ObjectMasks, check_frames
 from .refine import blur
+
+FLOAT_BYTES = 4
 
 
 def _prepare(frames, masks, object_ids):
@@ -27,13 +33,27 @@ def _prepare(frames, masks, object_ids):
     return frames, objects
 
 
+def _chunked(frames, objects, ids, work, per_pixel, compute, chunk_size, step="dilate", radius=0):
+    """``run_chunked`` over the frames with a working set per source pixel of a frame of: the
+    frames in and the result out (RGBA), the selected masks, ``per_pixel`` float planes of the
+    op's own, and a morphology kernel's bytes when ``radius`` > 0."""
+    compute = compute or Compute()
+    device, _ = compute.on(frames.device)
+    n = len(objects.select(ids))
+    planes = 3 + 4 + n + per_pixel
+    extra = kernels.bytes_per_pixel(step, device, radius) if radius > 0 else 0
+    pixels = frames.shape[1] * frames.shape[2]
+    return run_chunked(frames.shape[0], work, bytes_per_frame=pixels * (FLOAT_BYTES * planes + extra),
+                       compute=compute, source_device=frames.device, chunk_size=chunk_size)
+
+
 def mask_to_image(mask):
     """MASK ``[T,H,W]`` 0..1 -> IMAGE ``[T,H,W,3]`` (grey, white = 1)."""
     return mask.float().unsqueeze(-1).expand(*mask.shape, 3).contiguous()
 
 
 def overlay(frames, masks, object_ids=None, ids=None, opacity=0.5, outline_px=2, draw_ids=False,
-            label_scale=None, colors=None, chunk_size=DEFAULT_CHUNK):
+            label_scale=None, colors=None, chunk_size=None, compute=None):
     """Preview: each object tinted with its palette colour, outlined, optionally numbered.
 
     opacity: tint strength 0..1 (scaled by the soft mask). outline_px: width of an opaque line
@@ -45,24 +65,25 @@ def overlay(frames, masks, object_ids=None, ids=None, opacity=0.5, outline_px=2,
     if not 0.0 <= float(opacity) <= 1.0:
         raise ValueError(f"opacity is {opacity}: give a value in 0..1")
     ids = objects.select(ids)
-    palette = object_colors(ids, frames.device, colors)
+    palette_cpu = object_colors(ids, "cpu", colors)
     size = tuple(frames.shape[1:3])
-    out = []
-    for t0, t1 in frame_chunks(frames.shape[0], chunk_size):
-        image = frames[t0:t1].float().clone()
-        m = objects.chunk(t0, t1, ids, size).to(frames.device)
+
+    def work(t0, t1, device):
+        image = frames[t0:t1].to(device, torch.float32, copy=True)
+        m = objects.chunk(t0, t1, ids, size, device)
+        palette = palette_cpu.to(device)
         for k in range(len(ids)):
             a = (float(opacity) * m[:, k]).unsqueeze(-1)
             image = torch.lerp(image, palette[k].expand_as(image), a)
             if outline_px > 0:
                 inside = (m[:, k] >= 0.5).float()
-                edge = (inside - disc_erode(inside, int(outline_px))) > 0.5
+                edge = (inside - kernels.disc_erode(inside, int(outline_px))) > 0.5
                 image = torch.where(edge.unsqueeze(-1), palette[k], image)
         if draw_ids:
             scale = label_scale if label_scale is not None else max(2, round(size[0] / 240))
             _draw_labels(image, m >= 0.5, ids, scale)
-        out.append(image.clamp(0, 1))
-    return torch.cat(out)
+        return image.clamp(0, 1)
+    return torch.cat(_chunked(frames, objects, ids, work, 6, compute, chunk_size, radius=int(outline_px)))
 
 
 def _draw_labels(image, present, ids, scale):
@@ -91,7 +112,7 @@ def _draw_labels(image, present, ids, scale):
             image[f, y0:y0 + gh, x0:x0 + gw] = box.float().unsqueeze(-1).expand(gh, gw, 3)
 
 
-def matte(frames, masks, object_ids=None, ids=None, mode="rgba", chunk_size=DEFAULT_CHUNK):
+def matte(frames, masks, object_ids=None, ids=None, mode="rgba", chunk_size=None, compute=None):
     """Cut the selected objects out (alpha = union of their masks, 1 = object, opaque).
 
     mode ``"rgba"``: IMAGE ``[T,H,W,4]`` with straight (unpremultiplied) colour and the alpha in
@@ -102,12 +123,12 @@ def matte(frames, masks, object_ids=None, ids=None, mode="rgba", chunk_size=DEFA
     if mode not in ("rgba", "on_black"):
         raise ValueError(f"matte mode {mode!r} is unknown: use 'rgba' or 'on_black'")
     size = tuple(frames.shape[1:3])
-    out = []
-    for t0, t1 in frame_chunks(frames.shape[0], chunk_size):
-        rgb = frames[t0:t1].float()
-        alpha = objects.union(t0, t1, ids, size).to(frames.device).unsqueeze(-1)
-        out.append(torch.cat([rgb, alpha], -1) if mode == "rgba" else rgb * alpha)
-    return torch.cat(out)
+
+    def work(t0, t1, device):
+        rgb = frames[t0:t1].to(device).float()
+        alpha = objects.union(t0, t1, ids, size, device).unsqueeze(-1)
+        return torch.cat([rgb, alpha], -1) if mode == "rgba" else rgb * alpha
+    return torch.cat(_chunked(frames, objects, ids, work, 1, compute, chunk_size))
 
 
 def _parse_color(color):
@@ -122,7 +143,7 @@ def _parse_color(color):
     return rgb
 
 
-def replace_background(frames, masks, background, object_ids=None, ids=None, chunk_size=DEFAULT_CHUNK):
+def replace_background(frames, masks, background, object_ids=None, ids=None, chunk_size=None, compute=None):
     """Keep the selected objects, put ``background`` behind them: ``frame*m + background*(1-m)``.
 
     background: a colour (``(r, g, b)`` in 0..1 or ``'#rrggbb'``), or IMAGE ``[1,h,w,3]`` (one
@@ -137,22 +158,22 @@ def replace_background(frames, masks, background, object_ids=None, ids=None, chu
                              "give one image or a video of the same length")
         color = None
     else:
-        color = torch.tensor(_parse_color(background), device=frames.device)
-    out = []
-    for t0, t1 in frame_chunks(num_frames, chunk_size):
-        rgb = frames[t0:t1].float()
-        m = objects.union(t0, t1, ids, size).to(frames.device).unsqueeze(-1)
+        color = torch.tensor(_parse_color(background))
+
+    def work(t0, t1, device):
+        rgb = frames[t0:t1].to(device).float()
+        m = objects.union(t0, t1, ids, size, device).unsqueeze(-1)
         if color is not None:
-            back = color
+            back = color.to(device)
         else:
             part = background[:1] if background.shape[0] == 1 else background[t0:t1]
-            back = part.to(frames.device).float().permute(0, 3, 1, 2)
+            back = part.to(device).float().permute(0, 3, 1, 2)
             if tuple(back.shape[-2:]) != size:
                 back = F.interpolate(back, size=size, mode="bilinear", align_corners=False,
                                      antialias=back.shape[-2] > size[0]).clamp(0, 1)
             back = back.permute(0, 2, 3, 1)
-        out.append(rgb * m + back * (1 - m))
-    return torch.cat(out)
+        return rgb * m + back * (1 - m)
+    return torch.cat(_chunked(frames, objects, ids, work, 7, compute, chunk_size))
 
 
 @dataclass
@@ -169,37 +190,36 @@ class InpaintPrep:
 
 
 def inpaint_prep(frames, masks, object_ids=None, ids=None, grow_px=8, feather_px=4, level=0.5,
-                 crop=False, crop_margin_px=32, crop_multiple=8, chunk_size=DEFAULT_CHUNK):
+                 crop=False, crop_margin_px=32, crop_multiple=8, chunk_size=None, compute=None):
     """Inpainting mask for the selected objects: union >= ``level``, grown by a disc of
     ``grow_px``, feathered over ``feather_px`` (Gaussian, sigma = feather/3), and never below
     1 on the object itself. With ``crop``: the box around the mask over the whole shot (union of
     every frame's mask > 0) plus ``crop_margin_px``, widened to a multiple of ``crop_multiple``
     where the frame allows, clamped to the frame; an empty mask crops to the whole frame.
-    Returns ``InpaintPrep`` (see there for shapes); float32 on the frames' device."""
+    Returns ``InpaintPrep`` (see there for shapes); float32 on the output device."""
     frames, objects = _prepare(frames, masks, object_ids)
     if grow_px < 0 or feather_px < 0:
         raise ValueError(f"grow_px {grow_px} / feather_px {feather_px}: give values >= 0 (shrink the masks "
                          "with refine.grow_shrink first if you need to)")
-    num_frames, (h, w) = frames.shape[0], frames.shape[1:3]
-    parts = []
-    rows_any = torch.zeros(h, dtype=torch.bool, device=frames.device)
-    cols_any = torch.zeros(w, dtype=torch.bool, device=frames.device)
-    for t0, t1 in frame_chunks(num_frames, chunk_size):
-        hard = (objects.union(t0, t1, ids, (h, w)).to(frames.device) >= level).float()
-        m = disc_dilate(hard, int(grow_px))
+    h, w = frames.shape[1:3]
+
+    def work(t0, t1, device):
+        hard = (objects.union(t0, t1, ids, (h, w), device) >= level).float()
+        m = kernels.disc_dilate(hard, int(grow_px))
         if feather_px > 0:
             m = torch.maximum(blur(m.unsqueeze(1), float(feather_px))[:, 0].clamp(0, 1), hard)
         nonzero = m > 0
-        rows_any |= nonzero.any(0).any(1)
-        cols_any |= nonzero.any(0).any(0)
-        parts.append(m)
-    mask = torch.cat(parts)
+        return m, nonzero.any(0).any(1), nonzero.any(0).any(0)
+    parts = _chunked(frames, objects, ids, work, 4, compute, chunk_size, radius=int(grow_px))
+    mask = torch.cat([p[0] for p in parts])
     result = InpaintPrep(mask=mask, mask_image=mask_to_image(mask))
     if crop:
+        rows_any = torch.stack([p[1] for p in parts]).any(0)
+        cols_any = torch.stack([p[2] for p in parts]).any(0)
         box = _crop_box(rows_any, cols_any, int(crop_margin_px), max(1, int(crop_multiple)))
         x, y, bw, bh = box
         result.box = box
-        result.frames_cropped = frames[:, y:y + bh, x:x + bw].float()
+        result.frames_cropped = frames[:, y:y + bh, x:x + bw].to(mask.device).float()
         result.mask_cropped = mask[:, y:y + bh, x:x + bw]
         result.mask_image_cropped = result.mask_image[:, y:y + bh, x:x + bw]
     return result

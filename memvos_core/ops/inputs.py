@@ -7,15 +7,7 @@ Nothing here materialises a whole clip: ``ObjectMasks`` hands out float chunks o
 import torch
 import torch.nn.functional as F
 
-DEFAULT_CHUNK = 8
-
-
-def frame_chunks(num_frames, chunk_size):
-    """``(start, stop)`` pairs covering ``range(num_frames)`` in chunks of ``chunk_size``."""
-    chunk_size = int(chunk_size)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size is {chunk_size}: give at least 1 frame per chunk")
-    return [(t, min(t + chunk_size, num_frames)) for t in range(0, num_frames, chunk_size)]
+from .chunking import frame_chunks  # noqa: F401 (re-export: the one chunker lives in chunking)
 
 
 def check_frames(frames, name="frames"):
@@ -129,14 +121,17 @@ class ObjectMasks:
             raise ValueError(f"object ids {unknown} are not among the ids of {self.name} ({self.ids})")
         return ids
 
-    def chunk(self, start, stop, ids=None, size=None):
+    def chunk(self, start, stop, ids=None, size=None, device=None):
         """Float32 ``[stop-start, n, H, W]`` for the selected ids (frames wrap to frame 0 when the
-        masks hold a single frame that is broadcast over the clip); resized to ``size`` if given."""
+        masks hold a single frame that is broadcast over the clip); moved to ``device`` (before
+        any conversion or resize) and resized to ``size`` if given."""
         ids = self.select(ids)
         if self.num_frames == 1:
             part = self.masks[:1].expand(stop - start, *self.masks.shape[1:])
         else:
             part = self.masks[start:stop]
+        if device is not None:
+            part = part.to(device)
         if self.is_label_map:
             wanted = torch.tensor(ids, dtype=part.dtype, device=part.device).view(1, -1, 1, 1)
             out = (part.unsqueeze(1) == wanted).float()
@@ -145,9 +140,9 @@ class ObjectMasks:
             out = part[:, cols].float()
         return resize_masks(out, size) if size is not None else out
 
-    def union(self, start, stop, ids=None, size=None):
+    def union(self, start, stop, ids=None, size=None, device=None):
         """Float32 ``[stop-start, H, W]``: per pixel the max over the selected objects."""
-        part = self.chunk(start, stop, ids, size)
+        part = self.chunk(start, stop, ids, size, device)
         if part.shape[1] == 0:
             return part.new_zeros(part.shape[0], *part.shape[2:])
         return part.amax(1)

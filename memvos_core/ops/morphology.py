@@ -100,14 +100,14 @@ def border_touching(labels):
     return touching[labels]
 
 
-def disc_dilate(x, radius):
+def disc_dilate(x, radius, outside=0.0):
     """Flat grey-level dilation of float ``x [B,H,W]`` by a disc of ``radius`` pixels
-    (offsets with dx^2 + dy^2 <= r^2); outside the image counts as 0."""
+    (offsets with dx^2 + dy^2 <= r^2); outside the image counts as ``outside``."""
     r = int(radius)
     if r <= 0:
         return x
     b, h, w = x.shape
-    padded = F.pad(x, (r, r, r, r))
+    padded = F.pad(x, (r, r, r, r), value=float(outside))
     # table[j][..., i] = max(padded[..., i : i + 2**j])
     table = [padded]
     while 2 ** len(table) <= 2 * r + 1:
@@ -129,7 +129,8 @@ def disc_dilate(x, radius):
 
 def disc_erode(x, radius):
     """Flat grey-level erosion by a disc; outside the image counts as 1, so a mask that touches
-    the frame edge is not eaten from the edge."""
+    the frame edge is not eaten from the edge. (Negation is exact in floating point, so this is
+    the exact minimum over the disc, as a library's erode computes it.)"""
     if int(radius) <= 0:
         return x
-    return 1 - disc_dilate(1 - x, radius)
+    return -disc_dilate(-x, radius, outside=-1.0)

@@ -1,24 +1,28 @@
 """Mask refinement: threshold, fill holes, remove islands, grow/shrink, feather, guided filter.
 
 Every function takes masks as a MASK ``[T,H,W]`` or per-object masks ``[T,N,H,W]`` (float,
-0..1, 1 = object) and returns float32 of the same shape on the same device. Objects and frames
-are independent; frames are processed in chunks (``chunk_size`` frames, default: ~4 M pixels
-worth) to bound temporary memory.
-Region decisions (holes, islands) are made on ``mask >= 0.5``; soft values elsewhere are kept.
+0..1, 1 = object) and returns float32 of the same shape. Objects and frames are independent;
+frames go through in chunks bounded by a memory budget (``chunking.run_chunked``): with
+``compute=Compute(device=..., output_device=...)`` each chunk is computed on ``device`` and
+handed back on ``output_device`` (default: both where the masks are). ``chunk_size`` (frames)
+overrides the budget. Region decisions (holes, islands) are made on ``mask >= 0.5``; soft values
+elsewhere are kept. ``refine_masks`` runs a whole chain of steps on each chunk.
 """
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from .inputs import check_aspect, check_frames, frame_chunks, resize_masks
-from .morphology import border_touching, component_sizes, disc_dilate, disc_erode, label_components
+from . import kernels
+from .chunking import Compute, num_frames_of, read_chunk, run_chunked
+from .inputs import check_aspect, check_frames, resize_masks
 
-PIXELS_PER_CHUNK = 1 << 22   # ~4.2 M: 10 frames of 480p or 2 of 1080p per chunk
+FLOAT_BYTES = 4
 
 
-def _as_planes(masks, name="masks"):
-    """float32 ``[B,H,W]`` view of ``[T,H,W]`` / ``[T,N,H,W]`` masks, plus the shape to restore."""
+def _check_masks(masks, name="masks"):
+    """``[T,H,W]`` / ``[T,N,H,W]`` float or bool masks (``[H,W]`` promoted to one frame)."""
     if not torch.is_tensor(masks):
         raise TypeError(f"{name} must be a torch tensor (MASK [T,H,W] or [T,N,H,W]), got {type(masks).__name__}")
     if masks.dim() == 2:
@@ -29,72 +33,109 @@ def _as_planes(masks, name="masks"):
     if not (masks.is_floating_point() or masks.dtype == torch.bool):
         raise ValueError(f"{name} has dtype {masks.dtype}: expected float values 0..1 (convert a label "
                          "map with (labels == id).float())")
-    return masks.reshape(-1, *masks.shape[-2:]).float(), masks.shape
+    return masks
 
 
-def _per_chunk(masks, chunk_size, fn, name="masks"):
-    """Apply ``fn`` to ``[B,H,W]`` planes, a chunk at a time: ``chunk_size`` frames, or by default
-    as many planes as hold ``PIXELS_PER_CHUNK`` pixels (labelling keeps ~8 int64 copies)."""
-    planes, shape = _as_planes(masks, name)
-    if chunk_size is None:
-        step = max(1, PIXELS_PER_CHUNK // (shape[-1] * shape[-2]))
-    else:
-        step = max(1, int(chunk_size)) * (shape[1] if len(shape) == 4 else 1)
-    out = torch.cat([fn(planes[s:s + step]) for s in range(0, planes.shape[0], step)])
-    return out.reshape(shape)
+def _step_bytes(step, device, radius=0):
+    """Working bytes per pixel of one plane for a chunk-level step (input and output included)."""
+    if step == "feather":  # a padded copy and one separable pass besides input and output
+        return 4 * FLOAT_BYTES
+    if step == "threshold":
+        return 2 * FLOAT_BYTES
+    return 2 * FLOAT_BYTES + kernels.bytes_per_pixel(step, device, radius)
 
 
-def threshold(masks, level=0.5):
+def _plane_op(masks, fn, step, compute, chunk_size, radius=0, name="masks"):
+    """Apply ``fn`` to float32 ``[B,H,W]`` planes on the compute device, a budget-sized chunk of
+    frames at a time; the result has the masks' shape, on the output device."""
+    masks = _check_masks(masks, name)
+    compute = compute or Compute()
+    device, _ = compute.on(masks.device)
+    planes = masks.reshape(-1, *masks.shape[-2:])
+    per_frame = masks.shape[1] if masks.dim() == 4 else 1
+    pixels = per_frame * masks.shape[-2] * masks.shape[-1]
+    work_bytes = _step_bytes(step, device, radius)
+
+    def work(t0, t1, dev):
+        return fn(planes[t0 * per_frame:t1 * per_frame].to(dev).float())
+    parts = run_chunked(masks.shape[0], work, bytes_per_frame=pixels * work_bytes, compute=compute,
+                        source_device=masks.device, chunk_size=chunk_size)
+    return torch.cat(parts).reshape(masks.shape)
+
+
+# Chunk-level steps on float32 [B,H,W] planes, on whatever device the planes are.
+def _threshold(planes, level):
+    return (planes >= level).float()
+
+
+def _fill_holes(planes, max_hole_px):
+    found = kernels.holes(planes < 0.5, max_hole_px)
+    return torch.where(found, torch.ones_like(planes), planes)
+
+
+def _remove_islands(planes, min_size_px, connectivity):
+    small = kernels.small_regions(planes >= 0.5, min_size_px, connectivity)
+    return torch.where(small, torch.zeros_like(planes), planes)
+
+
+def _grow_shrink(planes, radius):
+    if radius == 0:
+        return planes
+    return kernels.disc_dilate(planes, radius) if radius > 0 else kernels.disc_erode(planes, -radius)
+
+
+def _feather(planes, radius):
+    return blur(planes.unsqueeze(1), radius)[:, 0].clamp(0, 1)
+
+
+def _check_level(level):
+    if not 0.0 <= float(level) <= 1.0:
+        raise ValueError(f"threshold level is {level}: give a value in 0..1")
+    return float(level)
+
+
+def threshold(masks, level=0.5, chunk_size=None, compute=None):
     """Hard 0/1 masks: 1 where ``mask >= level`` (``level`` in 0..1).
 
     masks: ``[T,H,W]`` or ``[T,N,H,W]`` float 0..1. Returns float32 0/1 of the same shape."""
-    if not 0.0 <= float(level) <= 1.0:
-        raise ValueError(f"threshold level is {level}: give a value in 0..1")
-    planes, shape = _as_planes(masks)
-    return (planes >= level).float().reshape(shape)
+    level = _check_level(level)
+    return _plane_op(masks, lambda p: _threshold(p, level), "threshold", compute, chunk_size)
 
 
-def fill_holes(masks, max_hole_px=None, chunk_size=None):
+def fill_holes(masks, max_hole_px=None, chunk_size=None, compute=None):
     """Fill holes: background regions (4-connected) that do not touch the image border.
 
     masks: ``[T,H,W]`` or ``[T,N,H,W]`` float 0..1. ``max_hole_px``: fill only holes of at most
     this many pixels (``None``: all). Filled pixels become 1, others keep their value.
-    Returns float32, same shape and device."""
-    def run(planes):
-        background = planes < 0.5
-        labels = label_components(background, connectivity=4)
-        holes = background & ~border_touching(labels)
-        if max_hole_px is not None:
-            holes &= component_sizes(labels) <= int(max_hole_px)
-        return torch.where(holes, torch.ones_like(planes), planes)
-    return _per_chunk(masks, chunk_size, run)
+    Returns float32, same shape."""
+    return _plane_op(masks, lambda p: _fill_holes(p, max_hole_px), "holes", compute, chunk_size)
 
 
-def remove_islands(masks, min_size_px, connectivity=8, chunk_size=None):
+def _check_min_size(min_size_px):
+    min_size_px = int(min_size_px)
+    if min_size_px < 0:
+        raise ValueError(f"min_size_px is {min_size_px}: give a pixel count >= 0")
+    return min_size_px
+
+
+def remove_islands(masks, min_size_px, connectivity=8, chunk_size=None, compute=None):
     """Zero every connected object region (of ``mask >= 0.5``) smaller than ``min_size_px`` pixels.
 
     masks: ``[T,H,W]`` or ``[T,N,H,W]`` float 0..1; regions are found per frame and object with
     ``connectivity`` 4 or 8. Kept regions keep their soft values. Returns float32, same shape."""
-    min_size_px = int(min_size_px)
-    if min_size_px < 0:
-        raise ValueError(f"min_size_px is {min_size_px}: give a pixel count >= 0")
-
-    def run(planes):
-        labels = label_components(planes >= 0.5, connectivity)
-        small = (labels > 0) & (component_sizes(labels) < min_size_px)
-        return torch.where(small, torch.zeros_like(planes), planes)
-    return _per_chunk(masks, chunk_size, run)
+    min_size_px = _check_min_size(min_size_px)
+    return _plane_op(masks, lambda p: _remove_islands(p, min_size_px, connectivity), "islands", compute,
+                     chunk_size)
 
 
-def grow_shrink(masks, pixels, chunk_size=None):
+def grow_shrink(masks, pixels, chunk_size=None, compute=None):
     """Grow (``pixels > 0``) or shrink (``pixels < 0``) masks by a disc of radius ``|pixels|``.
 
     Grey-level max (grow) / min (shrink) over the disc, so soft masks stay soft and a hard disc
     of radius R becomes one of radius R + pixels. Shrinking does not eat into a mask from the
     frame edge. masks: ``[T,H,W]`` or ``[T,N,H,W]`` float 0..1. Returns float32, same shape."""
     radius = int(round(float(pixels)))
-    op = disc_dilate if radius > 0 else disc_erode
-    return _per_chunk(masks, chunk_size, lambda planes: op(planes, abs(radius)))
+    return _plane_op(masks, lambda p: _grow_shrink(p, radius), "dilate", compute, chunk_size, radius=abs(radius))
 
 
 def gaussian_kernel(radius, device=None):
@@ -117,14 +158,19 @@ def blur(planes, radius):
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def feather(masks, radius_px, chunk_size=None):
-    """Soften mask edges with a Gaussian blur reaching ``radius_px`` pixels (sigma = radius / 3).
-
-    masks: ``[T,H,W]`` or ``[T,N,H,W]`` float 0..1. Returns float32 0..1, same shape."""
+def _check_feather(radius_px):
     radius = float(radius_px)
     if radius < 0:
         raise ValueError(f"feather radius is {radius_px}: give a radius >= 0 pixels")
-    return _per_chunk(masks, chunk_size, lambda p: blur(p.unsqueeze(1), radius)[:, 0].clamp(0, 1))
+    return radius
+
+
+def feather(masks, radius_px, chunk_size=None, compute=None):
+    """Soften mask edges with a Gaussian blur reaching ``radius_px`` pixels (sigma = radius / 3).
+
+    masks: ``[T,H,W]`` or ``[T,N,H,W]`` float 0..1. Returns float32 0..1, same shape."""
+    radius = _check_feather(radius_px)
+    return _plane_op(masks, lambda p: _feather(p, radius), "feather", compute, chunk_size)
 
 
 # ------------------------------------------------------------------ guided filter (He et al.)
@@ -178,7 +224,26 @@ def guided_filter(guide, src, radius, eps):
     return torch.cat(out, 1)
 
 
-def refine_edges(frames, masks, radius=4, eps=1e-3, chunk_size=None):
+def _guided_bytes(objects):
+    """Working bytes per pixel of a frame in the guided filter: the guide, ~30 float planes of
+    colour statistics and ~12 per object."""
+    return FLOAT_BYTES * (3 + 30 + 12 * objects)
+
+
+def _check_guided(radius, eps):
+    if int(radius) < 1 or float(eps) <= 0:
+        raise ValueError(f"guided filter radius {radius} / eps {eps}: need radius >= 1 and eps > 0")
+    return int(radius), float(eps)
+
+
+def _refine_edges_chunk(guide, src, radius, eps):
+    """``guide [t,H,W,3]``, ``src [t,K,h,w]`` on one device -> alpha ``[t,K,H,W]``."""
+    size = tuple(guide.shape[1:3])
+    src = resize_masks(src.float(), size)
+    return guided_filter(guide.float().permute(0, 3, 1, 2), src, radius, eps).clamp(0, 1)
+
+
+def refine_edges(frames, masks, radius=4, eps=1e-3, chunk_size=None, compute=None):
     """Edge-aware refinement: a soft alpha that follows the frame's fine edges (guided filter).
 
     frames: IMAGE ``[T,H,W,3]`` float 0..1 (the guide, at source resolution).
@@ -186,27 +251,23 @@ def refine_edges(frames, masks, radius=4, eps=1e-3, chunk_size=None):
     same aspect ratio (resized bilinearly to the frames' size first).
     radius: window radius in pixels (about the width of the uncertain band around the edge);
     eps: regularisation (smaller follows weaker edges; ~1e-4..1e-2 for 0..1 images).
-    chunk_size: frames per chunk (default: ~2 M pixels' worth; the filter keeps ~20 float
-    planes per frame and object).
-    Returns float32 alpha 0..1 at the frames' size and on their device: ``[T,H,W]`` or
-    ``[T,N,H,W]``."""
+    Chunks hold as many frames as the budget allows for ~45 float planes per frame and object.
+    Returns float32 alpha 0..1 at the frames' size, on the output device (default: the
+    frames'): ``[T,H,W]`` or ``[T,N,H,W]``."""
     frames = check_frames(frames)
     if not torch.is_tensor(masks) or masks.dim() not in (3, 4) or masks.shape[0] != frames.shape[0]:
         raise ValueError(f"masks has shape {tuple(masks.shape)} but frames has {frames.shape[0]} frames: "
                          "give masks [T,H,W] or [T,N,H,W] with one entry per frame")
-    if int(radius) < 1 or float(eps) <= 0:
-        raise ValueError(f"guided filter radius {radius} / eps {eps}: need radius >= 1 and eps > 0")
+    radius, eps = _check_guided(radius, eps)
     size = tuple(frames.shape[1:3])
     check_aspect(tuple(masks.shape[-2:]), size, "masks")
     per_object = masks.dim() == 4
-    if chunk_size is None:
-        chunk_size = max(1, (PIXELS_PER_CHUNK // 2) // (size[0] * size[1] * (masks.shape[1] if per_object else 1)))
-    out = []
-    for t0, t1 in frame_chunks(frames.shape[0], chunk_size):
-        src = masks[t0:t1].float()
-        src = src if per_object else src.unsqueeze(1)
-        src = resize_masks(src.to(frames.device), size)
-        guide = frames[t0:t1].float().permute(0, 3, 1, 2)
-        alpha = guided_filter(guide, src, int(radius), float(eps)).clamp(0, 1)
-        out.append(alpha if per_object else alpha[:, 0])
-    return torch.cat(out)
+    objects = masks.shape[1] if per_object else 1
+
+    def work(t0, t1, device):
+        src = masks[t0:t1].to(device)
+        alpha = _refine_edges_chunk(frames[t0:t1].to(device), src if per_object else src.unsqueeze(1), radius, eps)
+        return alpha if per_object else alpha[:, 0]
+    parts = run_chunked(frames.shape[0], work, bytes_per_frame=size[0] * size[1] * _guided_bytes(objects),
+                        compute=compute, source_device=frames.device, chunk_size=chunk_size)
+    return torch.cat(parts)

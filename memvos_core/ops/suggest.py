@@ -9,13 +9,14 @@ Signals (per frame and object, from the propagated probabilities):
 * ``direction_disagreement``: forward and backward propagation disagree (1 - IoU).
 XMem++ candidates carry the reason ``appearance_candidate``.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import torch
 
 from .candidates import compute_candidate_keys, select_annotation_candidates  # noqa: F401 (re-export)
-from .inputs import DEFAULT_CHUNK, ObjectMasks, frame_chunks
+from .chunking import Compute, run_chunked
+from .inputs import ObjectMasks
 
 
 @dataclass(frozen=True)
@@ -29,36 +30,48 @@ class Suggestion:
     detail: str = ""
 
 
-def _frame_stats(objects, ids, backward, chunk_size):
+def _frame_stats(objects, ids, backward, chunk_size, compute):
     """Per frame and selected object: area fraction, mean winning probability, winning pixel
-    count, uncertain share, and (with ``backward``) forward/backward IoU. Tensors ``[T,n]``."""
-    stats = {"area": [], "confidence": [], "wins": [], "uncertain": [], "iou": []}
+    count, uncertain share, and (with ``backward``) forward/backward IoU. CPU tensors ``[T,n]``."""
     cols = [objects.ids.index(i) for i in ids] if not objects.is_label_map else list(range(len(ids)))
-    for t0, t1 in frame_chunks(objects.num_frames, chunk_size):
-        everyone = objects.chunk(t0, t1, None if not objects.is_label_map else ids)
+    everyone_ids = None if not objects.is_label_map else ids
+    n_all = len(objects.select(everyone_ids))
+    # float32 planes per pixel: every object, the background and the argmax input, the
+    # selected objects' comparisons, and the other direction's masks.
+    planes = 2 * n_all + 2 + 4 * len(ids) + (len(ids) if backward is not None else 0)
+    h, w = objects.size
+
+    def work(t0, t1, device):
+        stats = {}
+        everyone = objects.chunk(t0, t1, everyone_ids, device=device)
         p = everyone[:, cols]
         solid = p >= 0.5
-        stats["area"].append(solid.float().mean((-2, -1)))
+        stats["area"] = solid.float().mean((-2, -1))
         background = (1 - everyone.sum(1, keepdim=True)).clamp(min=0)
         winner = torch.cat([background, everyone], 1).argmax(1, keepdim=True) - 1
         wins = winner == torch.tensor(cols, device=p.device).view(1, -1, 1, 1)
         count = wins.sum((-2, -1)).float()
-        stats["wins"].append(count)
-        stats["confidence"].append((p * wins).sum((-2, -1)) / count.clamp(min=1))
+        stats["wins"] = count
+        stats["confidence"] = (p * wins).sum((-2, -1)) / count.clamp(min=1)
         support = (p > 0.25).sum((-2, -1)).float()
         unsure = ((p > 0.25) & (p < 0.75)).sum((-2, -1)).float()
-        stats["uncertain"].append(unsure / support.clamp(min=1))
+        stats["uncertain"] = unsure / support.clamp(min=1)
         if backward is not None:
-            q = backward.chunk(t0, t1, ids, objects.size).to(p.device) >= 0.5
+            q = backward.chunk(t0, t1, ids, objects.size, device) >= 0.5
             inter = (solid & q).sum((-2, -1)).float()
             union = (solid | q).sum((-2, -1)).float()
-            stats["iou"].append(torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union)))
-    return {name: torch.cat(v).cpu() for name, v in stats.items() if v}
+            stats["iou"] = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+        return stats
+    # Statistics are a few numbers per frame: they always come back to the CPU.
+    compute = replace(compute or Compute(), output_device="cpu")
+    parts = run_chunked(objects.num_frames, work, bytes_per_frame=h * w * 4 * planes, compute=compute,
+                        source_device=objects.device, chunk_size=chunk_size)
+    return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
 
 def frame_signals(masks, object_ids=None, backward_masks=None, ids=None, area_jump=0.4,
                   min_area_fraction=0.001, vanish_ratio=0.05, confidence_threshold=0.7,
-                  uncertain_threshold=0.35, disagreement_threshold=0.3, chunk_size=DEFAULT_CHUNK):
+                  uncertain_threshold=0.35, disagreement_threshold=0.3, chunk_size=None, compute=None):
     """Per-frame signs that an object is lost or wrong.
 
     masks: propagated per-object probabilities ``[T,N,H,W]`` float 0..1 (with ``object_ids``),
@@ -73,7 +86,8 @@ def frame_signals(masks, object_ids=None, backward_masks=None, ids=None, area_ju
       share of its pixels with 0.25 < p < 0.75 above ``uncertain_threshold``;
       score = max(2 * (1 - confidence), uncertain share).
     * direction_disagreement: 1 - IoU(forward, backward) >= ``disagreement_threshold``.
-    Returns a list of ``Suggestion`` sorted by frame, then object."""
+    The statistics are computed on ``compute.device`` in budget-sized chunks (default: where the
+    masks are). Returns a list of ``Suggestion`` sorted by frame, then object."""
     objects = ObjectMasks(masks, object_ids, "masks")
     ids = objects.select(ids)
     backward = None
@@ -81,7 +95,7 @@ def frame_signals(masks, object_ids=None, backward_masks=None, ids=None, area_ju
         backward = ObjectMasks(backward_masks, objects.ids if not objects.is_label_map else None,
                                "backward_masks")
         backward.check_frames_match(objects.num_frames, objects.size)
-    stats = _frame_stats(objects, ids, backward, chunk_size)
+    stats = _frame_stats(objects, ids, backward, chunk_size, compute)
     area, out = stats["area"], []
     min_present = float(min_area_fraction)
     for k, object_id in enumerate(ids):

@@ -13,7 +13,8 @@ from collections import deque
 import torch
 import torch.nn.functional as F
 
-from .inputs import check_aspect, check_frames, frame_chunks
+from .chunking import run_chunked
+from .inputs import check_aspect, check_frames
 
 
 def _guide(frames):
@@ -41,7 +42,13 @@ def _check_params(radius, color_sigma, time_sigma):
     return radius, float(color_sigma), time_sigma
 
 
-def stabilize(frames, masks, radius=2, color_sigma=0.05, time_sigma=None, chunk_size=8):
+def stabilize_bytes(objects):
+    """Working bytes per mask pixel of a frame: the blurred guide, a weight, and per object the
+    mask, the running total and a product (float32)."""
+    return 4 * (3 + 3 + 3 * objects)
+
+
+def stabilize(frames, masks, radius=2, color_sigma=0.05, time_sigma=None, chunk_size=None, compute=None):
     """Remove mask flicker in static regions while leaving moving regions untouched.
 
     frames: IMAGE ``[T,H,W,3]`` float 0..1, the guide (resized to the masks' size if needed).
@@ -49,8 +56,8 @@ def stabilize(frames, masks, radius=2, color_sigma=0.05, time_sigma=None, chunk_
     radius: frames on each side of the window. color_sigma: colour difference (RMS over RGB,
     0..1 units) at which a neighbour's weight falls to ~0.6; raise it for noisy footage.
     time_sigma: Gaussian width in frames (default ``radius``).
-    Returns float32 masks 0..1 of the masks' shape, on the masks' device. Memory: one chunk of
-    ``chunk_size + 2*radius`` frames at a time."""
+    Returns float32 masks 0..1 of the masks' shape, on the output device (default: the masks').
+    Memory: one budget-sized chunk (``chunk_size`` frames if given) plus ``2*radius`` frames."""
     frames = check_frames(frames)
     radius, color_sigma, time_sigma = _check_params(radius, color_sigma, time_sigma)
     if not torch.is_tensor(masks) or masks.dim() not in (3, 4) or masks.shape[0] != frames.shape[0]:
@@ -59,13 +66,15 @@ def stabilize(frames, masks, radius=2, color_sigma=0.05, time_sigma=None, chunk_
     check_aspect(tuple(masks.shape[-2:]), tuple(frames.shape[1:3]), "masks")
     per_object = masks.dim() == 4
     num_frames, size = masks.shape[0], tuple(masks.shape[-2:])
-    out = []
-    for t0, t1 in frame_chunks(num_frames, chunk_size):
+    objects = masks.shape[1] if per_object else 1
+    frame_px = frames.shape[1] * frames.shape[2]
+
+    def work(t0, t1, device):
         lo, hi = max(0, t0 - radius), min(num_frames, t1 + radius)
-        guide = _guide(frames[lo:hi].to(masks.device))
+        guide = _guide(frames[lo:hi].to(device))
         if tuple(guide.shape[-2:]) != size:
             guide = F.interpolate(guide, size=size, mode="bilinear", align_corners=False, antialias=True)
-        m = masks[lo:hi].float()
+        m = masks[lo:hi].to(device).float()
         m = m if per_object else m.unsqueeze(1)
         total = torch.zeros_like(m[t0 - lo:t1 - lo])
         weight_sum = torch.zeros_like(total[:, :1])
@@ -79,8 +88,11 @@ def stabilize(frames, masks, radius=2, color_sigma=0.05, time_sigma=None, chunk_
             total[a - t0:b - t0] += w * m[a + dt - lo:b + dt - lo]
             weight_sum[a - t0:b - t0] += w
         result = (total / weight_sum).clamp(0, 1)
-        out.append(result if per_object else result[:, 0])
-    return torch.cat(out)
+        return result if per_object else result[:, 0]
+    bytes_per_frame = size[0] * size[1] * stabilize_bytes(objects) + frame_px * 12
+    parts = run_chunked(num_frames, work, bytes_per_frame=bytes_per_frame, compute=compute,
+                        source_device=masks.device, chunk_size=chunk_size, halo=radius)
+    return torch.cat(parts)
 
 
 class TemporalStabilizer:

@@ -1,0 +1,124 @@
+"""The Refine chain: temporal smoothing, threshold, fill holes, remove islands, grow/shrink,
+edge refinement and feather, run together on each chunk of frames, so a chunk crosses to the
+compute device once and comes back once.
+"""
+from dataclasses import dataclass
+
+import torch
+
+from . import refine
+from .chunking import Compute, num_frames_of, read_chunk, run_chunked
+from .inputs import check_aspect
+from .temporal import stabilize, stabilize_bytes
+
+
+@dataclass(frozen=True)
+class RefineSteps:
+    """Which steps run and how; every step is off at its default. ``max_hole_px`` 0: any size."""
+    temporal_radius: int = 0
+    temporal_color_sigma: float = 0.05
+    binarize: bool = False
+    threshold: float = 0.5
+    fill_holes: bool = False
+    max_hole_px: int = 0
+    remove_islands_px: int = 0
+    grow_px: int = 0
+    edge_radius: int = 0
+    edge_eps: float = 1e-3
+    feather_px: float = 0.0
+
+    def __post_init__(self):
+        if int(self.temporal_radius) < 0:
+            raise ValueError(f"temporal_radius is {self.temporal_radius}: give frames on each side (>= 0)")
+        refine._check_level(self.threshold)
+        refine._check_min_size(self.remove_islands_px)
+        refine._check_feather(self.feather_px)
+        if int(self.edge_radius) > 0:
+            refine._check_guided(self.edge_radius, self.edge_eps)
+
+    @property
+    def needs_frames(self):
+        return int(self.temporal_radius) > 0 or int(self.edge_radius) > 0
+
+    def bytes_per_pixel(self, device, objects):
+        """Working bytes per source pixel of one frame with ``objects`` planes: the costliest step."""
+        per_plane = [refine._step_bytes("threshold", device)]
+        if self.fill_holes:
+            per_plane.append(refine._step_bytes("holes", device))
+        if int(self.remove_islands_px) > 0:
+            per_plane.append(refine._step_bytes("islands", device))
+        if int(self.grow_px) != 0:
+            per_plane.append(refine._step_bytes("dilate", device, abs(int(self.grow_px))))
+        if float(self.feather_px) > 0:
+            per_plane.append(refine._step_bytes("feather", device))
+        total = objects * max(per_plane)
+        if int(self.temporal_radius) > 0:
+            total = max(total, stabilize_bytes(objects))
+        if int(self.edge_radius) > 0:
+            total = max(total, refine._guided_bytes(objects))
+        return total
+
+    def run(self, part, guide=None, halo=(0, 0)):
+        """Refine ``part [t,N,H,W]`` float32 (``halo`` extra frames before/after it, for the
+        temporal window; ``guide`` the matching frames ``[t,H,W,3]``), all on one device.
+        Returns ``[t - sum(halo), N, H, W]``."""
+        radius = int(self.temporal_radius)
+        if radius > 0:
+            part = stabilize(guide, part, radius=radius, color_sigma=float(self.temporal_color_sigma),
+                             chunk_size=part.shape[0])
+        part = part[halo[0]:part.shape[0] - halo[1]]
+        guide = guide[halo[0]:guide.shape[0] - halo[1]] if guide is not None else None
+        shape = part.shape
+        planes = part.reshape(-1, *shape[-2:])
+        if self.binarize:
+            planes = refine._threshold(planes, float(self.threshold))
+        if self.fill_holes:
+            planes = refine._fill_holes(planes, int(self.max_hole_px) or None)
+        if int(self.remove_islands_px) > 0:
+            planes = refine._remove_islands(planes, int(self.remove_islands_px), 8)
+        planes = refine._grow_shrink(planes, int(self.grow_px))
+        part = planes.reshape(shape)
+        if int(self.edge_radius) > 0:
+            part = refine._refine_edges_chunk(guide, part, int(self.edge_radius), float(self.edge_eps))
+        if float(self.feather_px) > 0:
+            part = refine._feather(part.reshape(-1, *shape[-2:]), float(self.feather_px)).reshape(part.shape)
+        return part
+
+
+def refine_masks(masks, steps, frames=None, compute=None, out_dtype=torch.float32):
+    """Run ``steps`` (a ``RefineSteps``) over per-object masks ``[T,N,H,W]`` float 0..1.
+
+    masks and frames may be tensors or lazy sources (``num_frames`` and ``chunk(t0, t1)``, e.g.
+    the masks of a propagation materialised on demand); frames (IMAGE ``[T,H,W,3]``) are needed
+    for temporal smoothing and edge refinement. Each budget-sized chunk (plus the temporal
+    window's frames on both sides) is read, moved to the compute device, refined there and
+    handed back on the output device as ``out_dtype``. Returns ``[T,N,H,W]``."""
+    num_frames = num_frames_of(masks)
+    if steps.needs_frames:
+        if frames is None:
+            raise ValueError("frames are needed for temporal smoothing and edge refinement: connect the frames "
+                             "the masks belong to, or turn both off")
+        if num_frames_of(frames) != num_frames:
+            raise ValueError(f"frames has {num_frames_of(frames)} frames but the masks cover {num_frames}: "
+                             "connect the frames the masks belong to")
+    first = read_chunk(masks, 0, 1)
+    if first.dim() != 4:
+        raise ValueError(f"masks chunk has shape {tuple(first.shape)}: expected per-object masks [T,N,H,W]")
+    objects, size = first.shape[1], tuple(first.shape[-2:])
+    if steps.needs_frames:
+        check_aspect(size, tuple(read_chunk(frames, 0, 1).shape[1:3]), "masks")
+    compute = compute or Compute()
+    device, _ = compute.on(first.device)
+    radius = int(steps.temporal_radius)
+    bytes_per_frame = size[0] * size[1] * steps.bytes_per_pixel(device, objects)
+    if steps.needs_frames:
+        bytes_per_frame += size[0] * size[1] * 3 * refine.FLOAT_BYTES
+
+    def work(t0, t1, dev):
+        lo, hi = max(0, t0 - radius), min(num_frames, t1 + radius)
+        part = read_chunk(masks, lo, hi).to(dev).float()
+        guide = read_chunk(frames, lo, hi).to(dev) if steps.needs_frames else None
+        return steps.run(part, guide, (t0 - lo, hi - t1)).to(out_dtype)
+    parts = run_chunked(num_frames, work, bytes_per_frame=bytes_per_frame, compute=compute,
+                        source_device=first.device, halo=radius)
+    return torch.cat(parts)
