@@ -122,6 +122,15 @@ def offload_device():
     return mm.unet_offload_device() if mm is not None else torch.device("cpu")
 
 
+def free_memory(device):
+    """Bytes free for work on ``device`` by ComfyUI's accounting (memory its allocator caches
+    counts as free), or None outside ComfyUI (callers then measure for themselves)."""
+    mm = _comfy("comfy.model_management")
+    if mm is not None and hasattr(mm, "get_free_memory"):
+        return int(mm.get_free_memory(torch.device(device)))
+    return None
+
+
 def resolve_device(choice="auto"):
     """The torch device for a device widget value: auto (ComfyUI's device), cpu, cuda or mps."""
     if isinstance(choice, torch.device):

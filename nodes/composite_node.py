@@ -2,10 +2,13 @@
 import torch
 
 from .common import MASKS, SUGGESTIONS, check_frames, mask_to_image, parse_object_ids, to_output
+from .compute import NodeProgress
 from .mask_nodes import check_masks, object_ids_input
 from .mask_set import labels_of, union_of
 from .propagate_node import write_clip_preview
 from ..memvos_core.ops import composite as composite_ops
+from ..memvos_core.ops import kernels
+from ..memvos_core.ops.chunking import read_chunk, run_chunked
 
 MODES = ("overlay", "matte rgba", "matte on black", "replace background", "inpaint")
 
@@ -18,10 +21,10 @@ def _background_part(background, masks, t0, t1):
     if count == 1:
         return background
     if count == masks.num_frames:
-        return background[t0:t1]
+        return read_chunk(background, t0, t1)
     if count == masks.frames_count:
         offset = masks.clip_start - masks.frames_first_index
-        return background[offset + t0:offset + t1]
+        return read_chunk(background, offset + t0, offset + t1)
     raise ValueError(f"background has {count} frames but the masks cover {masks.num_frames} frames: connect one "
                      "image, or a video as long as the frames")
 
@@ -86,32 +89,49 @@ class MemVOSComposite:
         if background is not None:
             check_frames(background, "background")
         ids = masks.select(parse_object_ids(object_ids))
-        images, mask_parts, labels = [], [], []
-        for t0, t1 in masks.chunks():
-            rgb, part = frames[t0:t1], masks.chunk(t0, t1, ids)
-            labels.append(labels_of(part, ids))
+        if background is not None:
+            _background_part(background, masks, 0, 1)  # a background of the wrong length fails before any work
+        num_frames = masks.num_frames
+        progress = NodeProgress(2 * num_frames)  # the frames, then the preview
+        compute = progress.compute(num_frames)
+        outline = int(outline_px) if mode == "overlay" else int(grow_px) if mode == "inpaint" else 0
+
+        def work(t0, t1, device):
+            rgb = read_chunk(frames, t0, t1).to(device)
+            part = masks.chunk(t0, t1, ids).to(device)
+            n = t1 - t0  # the chunk is already budget-sized: the ops take it whole
             if mode == "inpaint":
-                prep = composite_ops.inpaint_prep(rgb, part, ids, grow_px=int(grow_px), feather_px=float(feather_px))
-                images.append(rgb[..., :3].float())
-                mask_parts.append(prep.mask)
-                continue
-            mask_parts.append(union_of(part))
-            if mode == "overlay":
-                images.append(composite_ops.overlay(rgb, part, ids, opacity=float(opacity),
-                                                    outline_px=int(outline_px), draw_ids=bool(draw_ids)))
-            elif mode == "matte rgba":
-                images.append(composite_ops.matte(rgb, part, ids, mode="rgba"))
-            elif mode == "matte on black":
-                images.append(composite_ops.matte(rgb, part, ids, mode="on_black"))
+                prep = composite_ops.inpaint_prep(rgb, part, ids, grow_px=int(grow_px), feather_px=float(feather_px),
+                                                  chunk_size=n)
+                image, mask = rgb[..., :3].float(), prep.mask
             else:
-                back = _background_part(background, masks, t0, t1)
-                images.append(composite_ops.replace_background(
-                    rgb, part, back if back is not None else background_color, ids))
-        image, mask = torch.cat(images), torch.cat(mask_parts)
+                mask = union_of(part)
+                if mode == "overlay":
+                    image = composite_ops.overlay(rgb, part, ids, opacity=float(opacity), outline_px=int(outline_px),
+                                                  draw_ids=bool(draw_ids), chunk_size=n)
+                elif mode == "matte rgba":
+                    image = composite_ops.matte(rgb, part, ids, mode="rgba", chunk_size=n)
+                elif mode == "matte on black":
+                    image = composite_ops.matte(rgb, part, ids, mode="on_black", chunk_size=n)
+                else:
+                    back = _background_part(background, masks, t0, t1)
+                    image = composite_ops.replace_background(
+                        rgb, part, back if back is not None else background_color, ids, chunk_size=n)
+            return image, mask, labels_of(part, ids)
+        # float32 per source pixel: frames in, image out (RGBA), the objects' masks, the mask,
+        # the ops' temporaries (~8 planes); plus the outline / grow kernel's own bytes.
+        pixels = masks.frame_hw[0] * masks.frame_hw[1]
+        per_pixel = 4 * (3 + 4 + len(ids) + 1 + 8) + 1 + kernels.bytes_per_pixel("dilate", compute.device, outline)
+        parts = run_chunked(num_frames, work, bytes_per_frame=pixels * per_pixel, compute=compute,
+                            source_device=frames.device)
+        image, mask, labels = (torch.cat([p[i] for p in parts]) for i in range(3))
         keyframes = [{"frame": k["frame"], "objects": [o for o in k["objects"] if o in ids]} for k in masks.keyframes]
-        ui = write_clip_preview(image[..., :3], torch.cat(labels), ids, fps=preview_fps,
+        preview_progress, preview_cancel = progress.stage(num_frames)
+        ui = write_clip_preview(image[..., :3], labels, ids, fps=preview_fps,
                                 frame_offset=masks.clip_start, keyframes=keyframes,
-                                suggestions=tuple(suggestions or ()))
+                                suggestions=tuple(suggestions or ()), device=compute.device,
+                                budget_bytes=compute.budget_bytes, progress=preview_progress,
+                                cancel=preview_cancel)
         outputs = (to_output(image), to_output(mask), to_output(mask_to_image(mask)))
         return {"ui": {"memvos_preview": ui}, "result": outputs}
 

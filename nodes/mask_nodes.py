@@ -2,9 +2,9 @@
 import torch
 
 from .common import MASKS, check_frames, check_type, mask_to_image, parse_object_ids, to_output
+from .compute import NodeProgress
 from .mask_set import MaskSet, union_of
-from ..memvos_core.ops import refine as refine_ops
-from ..memvos_core.ops.temporal import stabilize
+from ..memvos_core.ops.refine_chain import RefineSteps, refine_masks
 
 
 def check_masks(masks, name="masks"):
@@ -101,36 +101,22 @@ class MemVOSRefine:
                remove_islands_px=0, grow_px=0, edge_radius=0, feather_px=0.0, max_hole_px=0, edge_eps=0.001,
                temporal_color_sigma=0.05, frames=None):
         check_masks(masks)
-        radius = int(temporal_radius)
+        steps = RefineSteps(temporal_radius=int(temporal_radius), temporal_color_sigma=float(temporal_color_sigma),
+                            binarize=bool(binarize), threshold=float(threshold), fill_holes=bool(fill_holes),
+                            max_hole_px=int(max_hole_px), remove_islands_px=int(remove_islands_px),
+                            grow_px=int(grow_px), edge_radius=int(edge_radius), edge_eps=float(edge_eps),
+                            feather_px=float(feather_px))
         guide = None
         if frames is not None:
             guide = masks.aligned_frames(check_frames(frames))
-        elif radius > 0 or int(edge_radius) > 0:
+        elif steps.needs_frames:
             raise ValueError("frames is not connected, but temporal_radius and edge_radius need them: connect "
                              "the frames the masks were propagated over, or set both to 0")
-        refined = []
-        for t0, t1 in masks.chunks():
-            # Temporal smoothing needs `radius` neighbours on each side of the chunk.
-            lo, hi = max(0, t0 - radius), min(masks.num_frames, t1 + radius)
-            part = masks.chunk(lo, hi)
-            if radius > 0:
-                part = stabilize(guide[lo:hi], part, radius=radius, color_sigma=float(temporal_color_sigma))
-            part = part[t0 - lo:t1 - lo]
-            if binarize:
-                part = refine_ops.threshold(part, float(threshold))
-            if fill_holes:
-                part = refine_ops.fill_holes(part, int(max_hole_px) or None)
-            if int(remove_islands_px) > 0:
-                part = refine_ops.remove_islands(part, int(remove_islands_px))
-            if int(grow_px) != 0:
-                part = refine_ops.grow_shrink(part, int(grow_px))
-            if int(edge_radius) > 0:
-                part = refine_ops.refine_edges(guide[t0:t1], part, radius=int(edge_radius), eps=float(edge_eps))
-            if float(feather_px) > 0:
-                part = refine_ops.feather(part, float(feather_px))
-            refined.append(part.half())
-        dense = to_output(torch.cat(refined))
-        result = masks.with_masks(dense)
+        # Chunks go to ComfyUI's device and come back as float16 on the intermediate device.
+        progress = NodeProgress(masks.num_frames)
+        dense = refine_masks(masks, steps, guide, compute=progress.compute(masks.num_frames),
+                             out_dtype=torch.float16)
+        result = masks.with_masks(to_output(dense))
         union = torch.cat([union_of(result.chunk(t0, t1)) for t0, t1 in result.chunks()])
         return (result, to_output(union))
 

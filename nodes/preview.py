@@ -29,8 +29,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 try:
+    from ..memvos_core.ops.chunking import Compute, run_chunked
     from ..memvos_core.palette import davis_palette, palette_index
 except ImportError:  # nodes/ imported as a top-level package (repository root on sys.path, as in tests)
+    from memvos_core.ops.chunking import Compute, run_chunked
     from memvos_core.palette import davis_palette, palette_index
 
 MANIFEST_FORMAT = "memvos-preview"
@@ -39,7 +41,9 @@ SUBFOLDER = "memvos"
 MAX_PAGE_PX = 4096  # browsers decode larger images, but canvases past 4096 px fail on some devices
 MAX_OBJECTS = 255  # label pages are 8-bit: slot 0 is the background
 MAX_TEXT = 400  # reasons and details are shown in a one-line info bar
-_CHUNK_FRAMES = 16  # frames resized together: batch-wise work without a full-size copy of the clip
+# Working bytes per source pixel of a frame while a chunk is downsized: the frame as read (float32
+# RGB), its channels-first copy, the antialiased resize's intermediate, and the labels (int64).
+_BYTES_PER_PIXEL = 12 + 12 + 12 + 8
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
 
@@ -56,7 +60,8 @@ def page_grid(tile_hw, page_px):
 
 
 def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, keyframes=(),
-                  suggestions=(), max_side=320, prefix=None, page_px=2048, jpeg_quality=70):
+                  suggestions=(), max_side=320, prefix=None, page_px=2048, jpeg_quality=70,
+                  device=None, budget_bytes=None, progress=None, cancel=None):
     """Write the preview of a clip and return its ComfyUI UI entry.
 
     ``frames``: ``[T,H,W,3]`` (or 4, alpha ignored) float 0..1 (ComfyUI IMAGE) or uint8.
@@ -66,6 +71,8 @@ def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, ke
     "reason", "score", "detail"}``) use clip frame numbers; those outside the previewed range are
     left out. Files go to ``folder/memvos/`` under one fresh name per call; every file is written
     under a temporary name and renamed, the manifest last, so a reader never sees a partial one.
+    Frames are downsized on ``device`` (default: where they are), in chunks within
+    ``budget_bytes``; ``progress(done, total)`` after each chunk, ``cancel()`` before each.
     Returns ``{"filename", "subfolder", "type": "temp"}`` for ``{"ui": {"memvos_preview": [..]}}``.
     """
     frames, labels = _check_clip(frames, labels)
@@ -91,12 +98,13 @@ def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, ke
     suggestions = _normalize_suggestions(suggestions, frame_offset, num_frames)
 
     slot_of = _SlotMap(ids)
+    compute = Compute(device, "cpu", budget_bytes, progress, cancel)
     pages = []
     try:
         for page_index, first in enumerate(range(0, num_frames, cols * rows)):
             count = min(cols * rows, num_frames - first)
             pages.append(_write_page(out_dir, f"{stem}_p{page_index}", frames, labels, slot_of, first,
-                                     count, cols, tile_hw, jpeg_quality))
+                                     count, cols, tile_hw, jpeg_quality, compute, num_frames))
     except BaseException:
         # No manifest will point at them: leave no page of a failed call behind (the stem is ours).
         for name in os.listdir(out_dir):
@@ -153,21 +161,34 @@ class _SlotMap:
         return slots
 
 
-def _write_page(out_dir, name, frames, labels, slot_of, first, count, full_cols, tile_hw, quality):
+def _write_page(out_dir, name, frames, labels, slot_of, first, count, full_cols, tile_hw, quality, compute,
+                num_frames):
     tile_h, tile_w = tile_hw
     cols = min(full_cols, count)
     rows = math.ceil(count / cols)
     rgb_page = np.zeros((rows * tile_h, cols * tile_w, 3), dtype=np.uint8)
     label_page = np.zeros((rows * tile_h, cols * tile_w), dtype=np.uint8)
-    for start in range(first, first + count, _CHUNK_FRAMES):
-        stop = min(start + _CHUNK_FRAMES, first + count)
-        rgb = _resize_rgb(frames[start:stop], tile_hw).cpu().numpy()
-        slots = slot_of(_resize_labels(labels[start:stop], tile_hw)).cpu().numpy()
-        for k in range(stop - start):
-            row, col = divmod(start + k - first, cols)
+
+    def tiles(t0, t1, device):
+        start, stop = first + t0, first + t1
+        return (_resize_rgb(frames[start:stop].to(device), tile_hw),
+                slot_of(_resize_labels(labels[start:stop].to(device), tile_hw)))
+    page_progress = None
+    if compute.progress is not None:
+        page_progress = (lambda done, _total: compute.progress(first + done, num_frames))
+    page_compute = Compute(compute.device, compute.output_device, compute.budget_bytes, page_progress, compute.cancel)
+    height, width = labels.shape[1:]
+    parts = run_chunked(count, tiles, bytes_per_frame=height * width * _BYTES_PER_PIXEL, compute=page_compute,
+                        source_device=frames.device)
+    done = 0
+    for rgb, slots in parts:
+        rgb, slots = rgb.numpy(), slots.numpy()
+        for k in range(rgb.shape[0]):
+            row, col = divmod(done + k, cols)
             cell = (slice(row * tile_h, (row + 1) * tile_h), slice(col * tile_w, (col + 1) * tile_w))
             rgb_page[cell] = rgb[k]
             label_page[cell] = slots[k]
+        done += rgb.shape[0]
     frames_name, labels_name = f"{name}.jpg", f"{name}.png"
     _write_atomic(os.path.join(out_dir, frames_name), lambda path: Image.fromarray(rgb_page, "RGB").save(
         path, format="JPEG", quality=quality, optimize=True))

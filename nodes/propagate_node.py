@@ -28,12 +28,13 @@ def frame_range(first, count, start_frame, end_frame):
     return start, end
 
 
-def write_clip_preview(frames, labels, ids, *, fps, frame_offset, keyframes=(), suggestions=()):
+def write_clip_preview(frames, labels, ids, *, fps, frame_offset, keyframes=(), suggestions=(), **options):
     """The player's UI entry, or an empty list if the preview could not be written (a warning;
-    the node's outputs are not lost over a preview)."""
+    the node's outputs are not lost over a preview). ``options``: device, budget, progress... of
+    :func:`write_preview`."""
     try:
         return [write_preview(comfy_env.temp_directory(), frames, labels, fps=fps, object_ids=ids,
-                              frame_offset=frame_offset, keyframes=keyframes, suggestions=suggestions)]
+                              frame_offset=frame_offset, keyframes=keyframes, suggestions=suggestions, **options)]
     except OSError as exc:
         LOG.warning("MemVOS: the preview could not be written (%s)", exc)
         return []

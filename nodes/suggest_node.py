@@ -1,30 +1,26 @@
 """Suggest Frames: where an annotation would help most (XMem++ candidates plus signs of a lost object)."""
-import torch
-
-from . import comfy_env
 from .common import MASKS, SESSION, SUGGESTIONS, check_frames
+from .compute import NodeProgress, working_budget
 from .mask_nodes import check_masks
 from .model_nodes import ready_network
 from .session_nodes import check_session
 from ..memvos_core.ops import suggest as suggest_ops
 from ..memvos_core.ops.candidates import compute_candidate_keys, select_annotation_candidates
 
-KEY_CHUNK = 8  # frames encoded between two progress updates / cancel checks
 
-
-def _appearance_candidates(session, frames, dense, chosen, count):
-    """XMem++'s picks: the frames whose look differs most from the annotated ones."""
+def _appearance_candidates(session, frames, dense, chosen, count, progress):
+    """XMem++'s picks: the frames whose look differs most from the annotated ones. The keys are
+    computed on the model's device and stay there when the whole clip's keys fit the budget
+    (else they wait on the CPU and go to the device a batch at a time); the choice runs there."""
     network = ready_network(session.model)
-    bar = comfy_env.progress_bar(frames.shape[0])
-    keys, shrinkages, selections = [], [], []
-    for t0 in range(0, frames.shape[0], KEY_CHUNK):
-        comfy_env.check_interrupt()
-        k, s, q = compute_candidate_keys(network, frames[t0:t0 + KEY_CHUNK], session.internal_size,
-                                         device=session.model.device, store_device="cpu")
-        keys.append(k), shrinkages.append(s), selections.append(q)
-        bar.update_absolute(min(t0 + KEY_CHUNK, frames.shape[0]), frames.shape[0])
-    return select_annotation_candidates(torch.cat(keys), torch.cat(shrinkages), torch.cat(selections), dense,
-                                        k=count, previously_chosen=chosen, return_scores=True)
+    device = session.model.device
+    budget = working_budget(device)
+    key_progress, cancel = progress.stage(frames.shape[0])
+    keys = compute_candidate_keys(network, frames, session.internal_size, device=device, store_device="auto",
+                                  budget_bytes=budget, progress=key_progress, cancel=cancel)
+    pick_progress, cancel = progress.stage(count)
+    return select_annotation_candidates(*keys, dense, k=count, previously_chosen=chosen, return_scores=True,
+                                        device=device, budget_bytes=budget, progress=pick_progress, cancel=cancel)
 
 
 def report_lines(picks, masks):
@@ -94,12 +90,15 @@ class MemVOSSuggestFrames:
                                  f"{backward_masks.clip_end} but masks cover {masks.clip_start}..{masks.clip_end}: "
                                  "propagate both over the same frames")
             backward = backward_masks.materialise(list(masks.object_ids), short_side=analysis_size)
-        signals = suggest_ops.frame_signals(dense, list(masks.object_ids), backward_masks=backward)
+        # One bar: the signals, then (appearance) the keys of every frame and the k picks.
+        progress = NodeProgress(masks.num_frames + (masks.num_frames + int(count) if appearance else 0))
+        signals = suggest_ops.frame_signals(dense, list(masks.object_ids), backward_masks=backward,
+                                            compute=progress.compute(masks.num_frames, session.model.device))
         annotated = sorted({k["frame"] - masks.clip_start for k in masks.keyframes
                             if masks.clip_start <= k["frame"] <= masks.clip_end})
         candidates = []
         if appearance:
-            candidates = _appearance_candidates(session, guide, dense, annotated or [0], int(count))
+            candidates = _appearance_candidates(session, guide, dense, annotated or [0], int(count), progress)
         picks = suggest_ops.rank_suggestions(signals, candidates, k=int(count), exclude=annotated,
                                              min_gap=int(min_gap))
         found = tuple({"frame": masks.clip_start + s.frame, "object_id": s.object_id, "reason": s.reason,

@@ -18,30 +18,45 @@ _PAIR_ELEMENTS = 1 << 24
 
 
 def compute_candidate_keys(network, frames, internal_short_side=480, device=None, batch_size=1,
-                           store_device=None):
+                           store_device=None, progress=None, cancel=None, budget_bytes=None):
     """Keys for candidate selection, one frame (or ``batch_size`` frames) at a time, no grad.
 
     network: a model family with ``encode_key`` (e.g. ``XMemNetwork``), in eval mode.
-    frames: IMAGE ``[T,H,W,3]`` float 0..1, any device; each batch is moved to ``device``
-    (default: the network's), resized so its shorter side is ``internal_short_side`` (``-1`` or
-    ``None``: native size), ImageNet-normalised and padded to a multiple of 16.
+    frames: IMAGE ``[T,H,W,3]`` float 0..1 on any device, or a lazy source (``num_frames``,
+    ``chunk(t0, t1)``); each batch is moved to ``device`` (default: the network's), resized so
+    its shorter side is ``internal_short_side`` (``-1`` or ``None``: native size),
+    ImageNet-normalised and padded to a multiple of 16. ``progress(done, total)`` after every
+    batch; ``cancel()`` before every batch (True raises ``OpCancelled``).
     Returns float32 ``(keys [T,Ck,h,w], shrinkages [T,1,h,w], selections [T,Ck,h,w])`` on
-    ``store_device`` (default: the frames' device), h and w the padded size / 16."""
-    frames = check_frames(frames)
+    ``store_device`` (default: the frames' device), h and w the padded size / 16.
+    ``store_device="auto"``: on the compute device when the whole clip's keys (measured on the
+    first batch) fit ``budget_bytes`` (default: the device's budget), else on the CPU."""
+    num_frames = num_frames_of(frames)
+    first = check_frames(read_chunk(frames, 0, 1))
     if device is None:
         param = next(iter(network.parameters()), None) if hasattr(network, "parameters") else None
-        device = param.device if param is not None else frames.device
-    store_device = frames.device if store_device is None else torch.device(store_device)
-    size = internal_size(frames.shape[1], frames.shape[2], internal_short_side)
+        device = param.device if param is not None else first.device
+    device = torch.device(device)
+    auto_store = isinstance(store_device, str) and store_device == "auto"
+    store_device = first.device if store_device is None or auto_store else torch.device(store_device)
+    size = internal_size(first.shape[1], first.shape[2], internal_short_side)
     keys, shrinkages, selections = [], [], []
     with torch.no_grad():
-        for t0, t1 in frame_chunks(frames.shape[0], batch_size):
-            image = frames[t0:t1].to(device).float().permute(0, 3, 1, 2)
+        for t0, t1 in frame_chunks(num_frames, batch_size):
+            if cancel is not None and cancel():
+                raise OpCancelled("cancelled")
+            image = check_frames(read_chunk(frames, t0, t1)).to(device).float().permute(0, 3, 1, 2)
             image, _ = pad(normalize(resize_image(image, size)))
             feats = network.encode_key(image, need_shrinkage=True, need_selection=True)
+            if auto_store and t0 == 0:
+                per_frame = sum(4 * t[:1].numel() for t in (feats.key, feats.shrinkage, feats.selection))
+                budget = default_budget(device) if budget_bytes is None else int(budget_bytes)
+                store_device = device if per_frame * num_frames <= budget else torch.device("cpu")
             keys.append(feats.key.float().to(store_device))
             shrinkages.append(feats.shrinkage.float().to(store_device))
             selections.append(feats.selection.float().to(store_device))
+            if progress is not None:
+                progress(t1, num_frames)
     return torch.cat(keys), torch.cat(shrinkages), torch.cat(selections)
 
 
