@@ -165,7 +165,7 @@ def select_annotation_candidates(keys, shrinkages, selections, masks, k=5, previ
         absorb(j)
         if progress is not None:
             progress(round_index + 1, int(k))
-    if progress is not None:
+    if progress is not None and len(picked) < int(k):  # no frame left to pick: the bar still completes
         progress(int(k), int(k))
     result = picked if return_scores else [j for j, _ in picked]
     if only_new_candidates:
