@@ -210,7 +210,7 @@ def inpaint_prep(frames, masks, object_ids=None, ids=None, grow_px=8, feather_px
             m = torch.maximum(blur(m.unsqueeze(1), float(feather_px))[:, 0].clamp(0, 1), hard)
         nonzero = m > 0
         return m, nonzero.any(0).any(1), nonzero.any(0).any(0)
-    parts = _chunked(frames, objects, ids, work, 4, compute, chunk_size, radius=int(grow_px))
+    parts = _chunked(frames, objects, ids, work, 10, compute, chunk_size, radius=int(grow_px))
     mask = torch.cat([p[0] for p in parts])
     result = InpaintPrep(mask=mask, mask_image=mask_to_image(mask))
     if crop:

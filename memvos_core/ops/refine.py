@@ -225,9 +225,9 @@ def guided_filter(guide, src, radius, eps):
 
 
 def _guided_bytes(objects):
-    """Working bytes per pixel of a frame in the guided filter: the guide, ~30 float planes of
-    colour statistics and ~12 per object."""
-    return FLOAT_BYTES * (3 + 30 + 12 * objects)
+    """Working bytes per pixel of a frame in the guided filter: the guide, ~36 float planes of
+    colour statistics and ~14 per object."""
+    return FLOAT_BYTES * (3 + 36 + 14 * objects)
 
 
 def _check_guided(radius, eps):
@@ -251,7 +251,7 @@ def refine_edges(frames, masks, radius=4, eps=1e-3, chunk_size=None, compute=Non
     same aspect ratio (resized bilinearly to the frames' size first).
     radius: window radius in pixels (about the width of the uncertain band around the edge);
     eps: regularisation (smaller follows weaker edges; ~1e-4..1e-2 for 0..1 images).
-    Chunks hold as many frames as the budget allows for ~45 float planes per frame and object.
+    Chunks hold as many frames as the budget allows for ~55 float planes per frame and object.
     Returns float32 alpha 0..1 at the frames' size, on the output device (default: the
     frames'): ``[T,H,W]`` or ``[T,N,H,W]``."""
     frames = check_frames(frames)

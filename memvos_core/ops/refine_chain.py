@@ -51,7 +51,8 @@ class RefineSteps:
             per_plane.append(refine._step_bytes("dilate", device, abs(int(self.grow_px))))
         if float(self.feather_px) > 0:
             per_plane.append(refine._step_bytes("feather", device))
-        total = objects * max(per_plane)
+        # the chunk as read and its stabilised copy stay alive beside the costliest step
+        total = objects * (max(per_plane) + 4 * 4)
         if int(self.temporal_radius) > 0:
             total = max(total, stabilize_bytes(objects))
         if int(self.edge_radius) > 0:

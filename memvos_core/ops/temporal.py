@@ -43,9 +43,9 @@ def _check_params(radius, color_sigma, time_sigma):
 
 
 def stabilize_bytes(objects):
-    """Working bytes per mask pixel of a frame: the blurred guide, a weight, and per object the
-    mask, the running total and a product (float32)."""
-    return 4 * (3 + 3 + 3 * objects)
+    """Working bytes per mask pixel of a frame: the blurred guide and its squared difference, a
+    weight, and per object the mask, the running total and a product (float32)."""
+    return 4 * (4 + 4 + 4 * objects)
 
 
 def stabilize(frames, masks, radius=2, color_sigma=0.05, time_sigma=None, chunk_size=None, compute=None):
