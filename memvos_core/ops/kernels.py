@@ -106,23 +106,39 @@ def _planes(tensor):
     return array.view(np.uint8) if array.dtype == np.bool_ else array
 
 
-def _label_plane(backend, fg, connectivity):
-    """``(labels int32 [H,W], count incl. background, areas [count], touches_border [count])``."""
+def _label_plane(backend, fg, connectivity, need_areas):
+    """``(labels int32 [H,W], count incl. background, areas [count] or None, touches_border [count])``."""
     if backend == "opencv":
         cv2 = _library("opencv")
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=connectivity, ltype=cv2.CV_32S)
-        x, y, w, h, areas = (stats[:, i] for i in range(5))
-        height, width = fg.shape
-        border = (x == 0) | (y == 0) | (x + w == width) | (y + h == height)
-        return labels, count, areas, border
-    ndi = _library("scipy")
-    structure = np.ones((3, 3), bool) if connectivity == 8 else None
-    labels, n = ndi.label(fg, structure=structure)
-    areas = np.bincount(labels.ravel(), minlength=n + 1)
-    border = np.zeros(n + 1, bool)
+        if need_areas:  # the statistics pass costs more than the labelling: only when sizes matter
+            count, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=connectivity,
+                                                                      ltype=cv2.CV_32S)
+            areas = stats[:, cv2.CC_STAT_AREA]
+        else:
+            count, labels = cv2.connectedComponents(fg, connectivity=connectivity, ltype=cv2.CV_32S)
+            areas = None
+    else:
+        structure = np.ones((3, 3), bool) if connectivity == 8 else None
+        labels, n = _library("scipy").label(fg, structure=structure)
+        count = n + 1
+        areas = np.bincount(labels.ravel(), minlength=count) if need_areas else None
+    border = np.zeros(count, bool)
     for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
         border[edge] = True
-    return labels, n + 1, areas, border
+    return labels, count, areas, border
+
+
+def _pick(chosen, labels):
+    """Bool ``[H,W]``: ``chosen[labels]``; through an 8-bit lookup table when the labels fit one
+    (OpenCV's LUT is ~40x faster than numpy's gather at 1080p)."""
+    if not chosen.any():
+        return np.zeros(labels.shape, bool)
+    cv2 = _library("opencv")
+    if cv2 is not None and chosen.size <= 256:
+        table = np.zeros(256, np.uint8)
+        table[:chosen.size] = chosen
+        return cv2.LUT(labels.astype(np.uint8), table).view(bool)
+    return chosen[labels]
 
 
 def _check_connectivity(connectivity):
@@ -140,23 +156,25 @@ def label_components(fg, connectivity=8):
         return morphology.label_components(fg, connectivity)
     out, offset = [], 0
     for plane in _planes(fg):
-        labels, count, _, _ = _label_plane(backend, plane, connectivity)
+        labels, count, _, _ = _label_plane(backend, plane, connectivity, need_areas=False)
         labels = torch.from_numpy(labels.astype(np.int64))
         out.append(torch.where(labels > 0, labels + offset, 0))
         offset += count
     return torch.stack(out)
 
 
-def _region_select(fg, connectivity, op, keep):
+def _region_select(fg, connectivity, op, keep, need_areas):
     """Bool ``[B,H,W]``: pixels of the components of ``fg`` for which
     ``keep(areas, touches_border)`` (per label arrays, index 0 = background) is True."""
     backend = backend_for(fg.device, op)
     out = []
     for plane in _planes(fg):
-        labels, count, areas, border = _label_plane(backend, plane, connectivity)
-        chosen = keep(np.asarray(areas), np.asarray(border))
+        labels, count, areas, border = _label_plane(backend, plane, connectivity, need_areas)
+        chosen = np.array(keep(areas, border), dtype=bool).reshape(-1)
+        if chosen.size == 1:
+            chosen = np.full(count, bool(chosen[0]))
         chosen[0] = False
-        out.append(torch.from_numpy(chosen[labels]))
+        out.append(torch.from_numpy(_pick(chosen, labels)))
     return torch.stack(out)
 
 
@@ -171,7 +189,8 @@ def holes(background, max_hole_px=None):
         return found
     limit = None if max_hole_px is None else int(max_hole_px)
     return _region_select(background, 4, "holes",
-                          lambda areas, border: ~border & (True if limit is None else areas <= limit))
+                          lambda areas, border: ~border & (True if limit is None else areas <= limit),
+                          need_areas=limit is not None)
 
 
 def small_regions(fg, min_size_px, connectivity=8):
@@ -180,7 +199,8 @@ def small_regions(fg, min_size_px, connectivity=8):
     if backend_for(fg.device, "islands") == "torch":
         labels = morphology.label_components(fg, connectivity)
         return (labels > 0) & (morphology.component_sizes(labels) < int(min_size_px))
-    return _region_select(fg, connectivity, "islands", lambda areas, border: areas < int(min_size_px))
+    return _region_select(fg, connectivity, "islands", lambda areas, border: areas < int(min_size_px),
+                          need_areas=True)
 
 
 # ------------------------------------------------------------------ disc dilation / erosion

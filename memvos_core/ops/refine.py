@@ -69,13 +69,11 @@ def _threshold(planes, level):
 
 
 def _fill_holes(planes, max_hole_px):
-    found = kernels.holes(planes < 0.5, max_hole_px)
-    return torch.where(found, torch.ones_like(planes), planes)
+    return planes.masked_fill(kernels.holes(planes < 0.5, max_hole_px), 1.0)
 
 
 def _remove_islands(planes, min_size_px, connectivity):
-    small = kernels.small_regions(planes >= 0.5, min_size_px, connectivity)
-    return torch.where(small, torch.zeros_like(planes), planes)
+    return planes.masked_fill(kernels.small_regions(planes >= 0.5, min_size_px, connectivity), 0.0)
 
 
 def _grow_shrink(planes, radius):
