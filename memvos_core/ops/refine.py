@@ -6,7 +6,7 @@ frames go through in chunks bounded by a memory budget (``chunking.run_chunked``
 ``compute=Compute(device=..., output_device=...)`` each chunk is computed on ``device`` and
 handed back on ``output_device`` (default: both where the masks are). ``chunk_size`` (frames)
 overrides the budget. Region decisions (holes, islands) are made on ``mask >= 0.5``; soft values
-elsewhere are kept. ``refine_masks`` runs a whole chain of steps on each chunk.
+elsewhere are kept. ``refine_chain.refine_masks`` runs a whole chain of steps on each chunk.
 """
 import math
 from dataclasses import dataclass
