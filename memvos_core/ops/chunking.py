@@ -13,7 +13,7 @@ called after every chunk with frames done, and ``cancel()`` checked before every
 raise, as ComfyUI's interrupt does, or return True to raise :class:`OpCancelled`).
 """
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
@@ -50,10 +50,6 @@ class Compute:
 
     def budget(self, device):
         return int(self.budget_bytes) if self.budget_bytes is not None else default_budget(device)
-
-    def quiet(self):
-        """The same placement without progress and cancel (for an op inside another op's chunk)."""
-        return replace(self, progress=None, cancel=None)
 
 
 def default_budget(device, free_bytes=None):

@@ -7,8 +7,6 @@ Nothing here materialises a whole clip: ``ObjectMasks`` hands out float chunks o
 import torch
 import torch.nn.functional as F
 
-from .chunking import frame_chunks  # noqa: F401 (re-export: the one chunker lives in chunking)
-
 
 def check_frames(frames, name="frames"):
     """IMAGE ``[T,H,W,C]`` (C 3 or 4; a single ``[H,W,C]`` image is promoted) -> RGB view ``[T,H,W,3]``."""

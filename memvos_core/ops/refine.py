@@ -9,13 +9,12 @@ overrides the budget. Region decisions (holes, islands) are made on ``mask >= 0.
 elsewhere are kept. ``refine_chain.refine_masks`` runs a whole chain of steps on each chunk.
 """
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from . import kernels
-from .chunking import Compute, num_frames_of, read_chunk, run_chunked
+from .chunking import Compute, run_chunked
 from .inputs import check_aspect, check_frames, resize_masks
 
 FLOAT_BYTES = 4
