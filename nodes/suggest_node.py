@@ -6,6 +6,7 @@ from .model_nodes import ready_network
 from .session_nodes import check_session
 from ..memvos_core.ops import suggest as suggest_ops
 from ..memvos_core.ops.candidates import compute_candidate_keys, select_annotation_candidates
+from ..memvos_core.ops.chunking import num_frames_of
 
 
 def _appearance_candidates(session, frames, dense, chosen, count, progress):
@@ -15,7 +16,7 @@ def _appearance_candidates(session, frames, dense, chosen, count, progress):
     network = ready_network(session.model)
     device = session.model.device
     budget = working_budget(device)
-    key_progress, cancel = progress.stage(frames.shape[0])
+    key_progress, cancel = progress.stage(num_frames_of(frames))
     keys = compute_candidate_keys(network, frames, session.internal_size, device=device, store_device="auto",
                                   budget_bytes=budget, progress=key_progress, cancel=cancel)
     pick_progress, cancel = progress.stage(count)
