@@ -1,5 +1,9 @@
 """CPU library kernels (OpenCV, SciPy) against the torch kernels, pixel for pixel."""
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -144,3 +148,23 @@ def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="backend 'numba' is not one of"):
         with kernels.use_backend("numba"):
             pass
+
+
+def test_the_ops_import_and_run_with_neither_library_installed():
+    code = textwrap.dedent("""
+        import logging, sys
+        sys.modules["cv2"] = None      # as if neither package were installed
+        sys.modules["scipy"] = None
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        import torch
+        from memvos_core.ops import fill_holes
+        mask = torch.zeros(1, 6, 6)
+        mask[0, 1:5, 1:5] = 1
+        mask[0, 2, 2] = 0
+        print(float(fill_holes(mask)[0, 2, 2]))
+    """)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1.0"
+    assert done.stderr.count("neither OpenCV nor SciPy") == 1
