@@ -97,3 +97,28 @@ def one_torch_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+_references = {}
+
+
+def reference_shots(tmp_path_factory):
+    """``(root, shots)``: the three shots and their single-shot CLI outputs in ``root/ref/shotK``,
+    made once per test session (the process-pool and the Ray tests compare with the same runs)."""
+    if "root" not in _references:
+        from memvos_core.cli import main
+        root = tmp_path_factory.mktemp("batch_shots")
+        shots = make_shots(root, write_weights(root))
+        with one_torch_thread():
+            for k, shot in enumerate(shots):
+                assert main(single_shot_argv(shot, root, root / "ref" / f"shot{k}")) == 0
+        _references.update(root=root, shots=shots)
+    return _references["root"], _references["shots"]
+
+
+def fresh_copy(references, folder):
+    """The reference shots' inputs in ``folder`` (no outputs yet) with their SHOTS.json."""
+    root, shots = references
+    for k in range(len(shots)):
+        shutil.copytree(root / f"shot{k}", Path(folder) / f"shot{k}")
+    return write_shots_json(folder, shots)

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from batch_shots import (assert_same_outputs, make_shots, one_torch_thread, output_files,
-                         single_shot_argv, write_shots_json, write_weights)
+from batch_shots import assert_same_outputs, fresh_copy, output_files, reference_shots
 from memvos_core.batch import marker
 from memvos_core.cli import main
 
@@ -30,21 +29,11 @@ def one_thread_per_worker(monkeypatch):
 @pytest.fixture(scope="module")
 def shots_root(tmp_path_factory):
     """Three tiny shots and their single-shot CLI outputs (the reference) in ``ref/shotK``."""
-    root = tmp_path_factory.mktemp("batch")
-    weights = write_weights(root)
-    shots = make_shots(root, weights)
-    with one_torch_thread():
-        for k, shot in enumerate(shots):
-            assert main(single_shot_argv(shot, root, root / "ref" / f"shot{k}")) == 0
-    return root, shots
+    return reference_shots(tmp_path_factory)
 
 
-def fresh_copy(shots_root, tmp_path):
-    """The shots in a folder of their own (outputs empty), with their SHOTS.json."""
-    root, shots = shots_root
-    for k in range(len(shots)):
-        shutil.copytree(root / f"shot{k}", tmp_path / f"shot{k}")
-    return write_shots_json(tmp_path, shots), shots
+def copy_shots(shots_root, tmp_path):
+    return fresh_copy(shots_root, tmp_path), shots_root[1]
 
 
 def batch(*args):
@@ -52,7 +41,7 @@ def batch(*args):
 
 
 def test_batch_equals_single_shots_and_rerun_skips(shots_root, tmp_path, capsys):
-    shots_json, shots = fresh_copy(shots_root, tmp_path)
+    shots_json, shots = copy_shots(shots_root, tmp_path)
     assert batch(shots_json, "--workers", 2) == 0
     table = capsys.readouterr().out
     assert "3 done, 0 skipped, 0 failed" in table
@@ -71,7 +60,7 @@ def test_batch_equals_single_shots_and_rerun_skips(shots_root, tmp_path, capsys)
 
 def test_marker_tracks_settings_inputs_and_outputs(shots_root, tmp_path):
     from memvos_core.batch.spec import load_shots
-    shots_json, shots = fresh_copy(shots_root, tmp_path)
+    shots_json, shots = copy_shots(shots_root, tmp_path)
     shutil.copytree(shots_root[0] / "ref" / "shot0", tmp_path / "out" / "shot0")
     shot = load_shots(shots_json)[0]
     assert marker.shot_state(shot.args) == marker.INTERRUPTED  # outputs, no marker
@@ -98,7 +87,7 @@ def test_marker_tracks_settings_inputs_and_outputs(shots_root, tmp_path):
 
 
 def test_a_broken_shot_fails_alone_with_its_reason(shots_root, tmp_path, capsys):
-    shots_json, shots = fresh_copy(shots_root, tmp_path)
+    shots_json, shots = copy_shots(shots_root, tmp_path)
     mask = next((tmp_path / "shot1" / "masks").glob("*.png"))
     empty = Image.new("P", Image.open(mask).size, 0)
     empty.save(mask)
@@ -113,7 +102,7 @@ def test_a_broken_shot_fails_alone_with_its_reason(shots_root, tmp_path, capsys)
 
 
 def test_interrupted_batch_is_finished_by_a_rerun(shots_root, tmp_path, capsys):
-    shots_json, shots = fresh_copy(shots_root, tmp_path)
+    shots_json, shots = copy_shots(shots_root, tmp_path)
     first_marker = tmp_path / "out" / "shot0" / "memvos-done.json"
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # OMP_NUM_THREADS=1 from the fixture
     proc = subprocess.Popen([sys.executable, "-m", "memvos_core", "batch", str(shots_json), "--workers", "1",

@@ -6,13 +6,12 @@ every shot is done or skipped, 1 when any failed, 2 when SHOTS.json is refused, 
 interrupted.
 """
 import argparse
-import signal
 import sys
 import time
 
 from . import marker, spec
 from .progress import BatchProgress, summary_table
-from .shot import FAILED, SKIPPED, BatchInterrupted, Job, ShotRecord
+from .shot import FAILED, SKIPPED, BatchInterrupted, Job, ShotRecord, sigterm_as_interrupt
 
 EPILOG = """SHOTS.json is a list of shots, each an object whose keys are the single-shot CLI's options:
   [{"frames": "shot010/frames", "masks": "shot010/keys", "out": "masks/shot010"},
@@ -55,17 +54,6 @@ def plan(shots, skipped_records):
     return jobs
 
 
-def _sigterm_as_interrupt():
-    """SIGTERM (a scheduler stopping the job) ends the batch like Ctrl-C: workers are stopped,
-    the summary says what finished. Returns the previous handler, or None off the main thread."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:
-        return None
-
-
 def main(argv=None):
     ap = build_parser()
     args = ap.parse_args(argv)
@@ -96,21 +84,19 @@ def main(argv=None):
     progress = BatchProgress(len(shots), quiet=args.quiet)
     for record in records:
         progress.finished(record)
-    previous = _sigterm_as_interrupt()
     interrupted = False
     try:
-        if args.ray:
-            from .ray_runner import run_ray
-            records += run_ray(jobs, args.ray, args.workers, args.gpus_per_shot, progress)
-        else:
-            from .local_pool import default_workers, run_local
-            records += run_local(jobs, args.workers or default_workers(args.gpus_per_shot), progress)
+        with sigterm_as_interrupt():
+            if args.ray:
+                from .ray_runner import run_ray
+                records += run_ray(jobs, args.ray, args.workers, args.gpus_per_shot, progress)
+            else:
+                from .local_pool import default_workers, run_local
+                records += run_local(jobs, args.workers or default_workers(args.gpus_per_shot), progress)
     except (BatchInterrupted, KeyboardInterrupt) as exc:
         records += getattr(exc, "records", [])
         interrupted = True
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
         progress.close()
     records.sort(key=lambda r: r.index)
     print(summary_table(records, time.monotonic() - start, len(shots)))

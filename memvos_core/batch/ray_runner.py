@@ -10,7 +10,7 @@ Ray is an optional extra: nothing else in the pack imports this module or ray.
 from pathlib import Path
 
 from .progress import Throttled
-from .shot import BatchInterrupted, ShotRecord, one_line
+from .shot import BatchInterrupted, ShotRecord, one_line, sigterm_as_interrupt
 
 INSTALL_HINT = ("--ray needs Ray, an optional extra that is not installed: pip install ray "
                 "(the same Ray and Python version on every machine of the cluster), or run "
@@ -71,25 +71,29 @@ def run_ray(jobs, address, workers, gpus_per_shot, progress):
     if not jobs:
         return []
     ray, started = connect(address)
-    from ray.util.queue import Queue
-    records = {}
-    pending = {}
-    events = None
+    records, pending = {}, {}
     try:
-        events = Queue(maxsize=EVENTS_MAX, actor_options={"num_cpus": 0})
+        with sigterm_as_interrupt():  # ray.init installs its own SIGTERM handler (abort): ours again
+            _submit_and_collect(ray, jobs, workers or len(jobs), gpus_per_shot, progress, records, pending)
+        return [records[i] for i in sorted(records)]
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise BatchInterrupted(records.values()) from None
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _submit_and_collect(ray, jobs, cap, gpus_per_shot, progress, records, pending):
+    """Keep ``cap`` tasks in flight; fill ``records`` as they end (``pending``: ref -> shot)."""
+    from ray.util.queue import Queue
+    events = Queue(maxsize=EVENTS_MAX, actor_options={"num_cpus": 0})
+    try:
         gpus = ray.cluster_resources().get("GPU", 0) > 0
         task = ray.remote(_task)
         waiting = list(jobs)
-        cap = workers or len(jobs)
         by_index = {job.index: job for job in jobs}
-
-        def drain():
-            n = events.qsize()
-            if n:
-                for shot, done, total in events.get_nowait_batch(n):
-                    if shot not in records:
-                        progress.frames(shot, done, total)
-
         while waiting or pending:
             while waiting and len(pending) < cap:
                 job = waiting.pop(0)
@@ -98,7 +102,10 @@ def run_ray(jobs, address, workers, gpus_per_shot, progress):
                     options["num_gpus"] = gpus_per_shot
                 pending[task.options(**options).remote(job.index, job.argv, events)] = job.index
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
-            drain()
+            if n := events.qsize():
+                for shot, done, total in events.get_nowait_batch(n):
+                    if shot not in records:
+                        progress.frames(shot, done, total)
             for ref in ready:
                 index = pending.pop(ref)
                 try:
@@ -107,13 +114,5 @@ def run_ray(jobs, address, workers, gpus_per_shot, progress):
                     record = ShotRecord(index, by_index[index].out, reason=f"Ray task failed: {one_line(exc)}")
                 records[index] = record
                 progress.finished(record)
-        return [records[i] for i in sorted(records)]
-    except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise BatchInterrupted(records.values()) from None
     finally:
-        if events is not None and not started:
-            events.shutdown()  # a Ray we joined lives on: don't leave our queue actor in it
-        if started:
-            ray.shutdown()
+        events.shutdown()  # a Ray we joined lives on: don't leave our queue actor in it

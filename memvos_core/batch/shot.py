@@ -3,6 +3,8 @@
 The same function runs in a local worker process and in a Ray task, so both paths produce
 exactly what ``python -m memvos_core --frames ... --out ...`` produces.
 """
+import contextlib
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,23 @@ class BatchInterrupted(Exception):
     def __init__(self, records):
         super().__init__("batch interrupted")
         self.records = list(records)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (a scheduler stopping the job) ends the batch like Ctrl-C: workers are stopped and
+    the summary says what finished. Off the main thread it changes nothing."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
