@@ -122,3 +122,18 @@ def fresh_copy(references, folder):
     for k in range(len(shots)):
         shutil.copytree(root / f"shot{k}", Path(folder) / f"shot{k}")
     return write_shots_json(folder, shots)
+
+
+def record_progress(monkeypatch):
+    """Make the batch command's progress display keep every ``frames`` report it gets from the
+    workers; returns the list ``(shot, done, total)`` it fills."""
+    from memvos_core.batch import command
+    from memvos_core.batch.progress import BatchProgress
+    seen = []
+
+    class Recording(BatchProgress):
+        def frames(self, index, done, total):
+            seen.append((index, done, total))
+            super().frames(index, done, total)
+    monkeypatch.setattr(command, "BatchProgress", Recording)
+    return seen

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from batch_shots import assert_same_outputs, fresh_copy, output_files, reference_shots
+from batch_shots import assert_same_outputs, fresh_copy, output_files, record_progress, reference_shots
 from memvos_core.batch import marker
 from memvos_core.cli import main
 
@@ -40,11 +40,13 @@ def batch(*args):
     return main(["batch", *map(str, args), "--quiet"])
 
 
-def test_batch_equals_single_shots_and_rerun_skips(shots_root, tmp_path, capsys):
+def test_batch_equals_single_shots_and_rerun_skips(shots_root, tmp_path, capsys, monkeypatch):
     shots_json, shots = copy_shots(shots_root, tmp_path)
+    progress = record_progress(monkeypatch)
     assert batch(shots_json, "--workers", 2) == 0
     table = capsys.readouterr().out
     assert "3 done, 0 skipped, 0 failed" in table
+    assert {(shot, total) for shot, done, total in progress if done == total} == {(0, 8), (1, 8), (2, 16)}
     for k in range(3):
         assert_same_outputs(tmp_path / "out" / f"shot{k}", shots_root[0] / "ref" / f"shot{k}")
         done = json.loads((tmp_path / "out" / f"shot{k}" / "memvos-done.json").read_text())

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+import ray  # in requirements-test.txt; users need it only for --ray
 from PIL import Image
 
-from batch_shots import assert_same_outputs, fresh_copy, reference_shots
+from batch_shots import assert_same_outputs, fresh_copy, record_progress, reference_shots
 from memvos_core.cli import main
 
-ray = pytest.importorskip("ray", reason="Ray is in requirements-test.txt; pip install ray")
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -38,10 +38,12 @@ def shots_root(tmp_path_factory):
     return reference_shots(tmp_path_factory)
 
 
-def test_ray_batch_equals_single_shots_and_rerun_skips(local_ray, shots_root, tmp_path, capsys):
+def test_ray_batch_equals_single_shots_and_rerun_skips(local_ray, shots_root, tmp_path, capsys, monkeypatch):
     shots_json = fresh_copy(shots_root, tmp_path)
+    progress = record_progress(monkeypatch)
     assert main(["batch", str(shots_json), "--ray", "auto", "--quiet"]) == 0
     assert "3 done, 0 skipped, 0 failed" in capsys.readouterr().out
+    assert {(shot, total) for shot, done, total in progress if done == total} == {(0, 8), (1, 8), (2, 16)}
     for k in range(3):
         assert_same_outputs(tmp_path / "out" / f"shot{k}", shots_root[0] / "ref" / f"shot{k}")
     assert main(["batch", str(shots_json), "--ray", "auto", "--quiet"]) == 0

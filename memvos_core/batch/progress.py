@@ -18,7 +18,7 @@ class Throttled:
 
     def __init__(self, index, send, check=None, every=REPORT_EVERY_S):
         self.index, self.send, self.check, self.every = index, send, check, every
-        self.last = 0.0
+        self.last = float("-inf")
 
     def __call__(self, done, total):
         now = time.monotonic()
@@ -50,7 +50,7 @@ class BatchProgress:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.every = REPORT_EVERY_S if self.tty else log_every
         self.start = time.monotonic()
-        self.last_draw = 0.0
+        self.last_draw = float("-inf")
         self.counts = {DONE: 0, SKIPPED: 0, FAILED: 0}
         self.running = {}      # shot -> frames done so far
         self.finished_frames = 0
