@@ -9,6 +9,7 @@ output frames over the whole command's wall time. Prints the machine's core coun
 average before and after, because on a shared machine the numbers are only as quiet as it is.
 """
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -24,11 +25,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 from batch_shots import make_shots, write_shots_json, write_weights  # noqa: E402
 
 
-def run_variant(shots_json, out_root, workers, ray):
+def run_variant(shots_json, out_root, workers, ray, omp_threads):
     cmd = [sys.executable, "-m", "memvos_core", "batch", str(shots_json), "--workers", str(workers), "--quiet"]
     if ray:
         cmd += ["--ray", "auto"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["PYTHONPATH"] = str(ROOT)
+    if omp_threads:
+        env["OMP_NUM_THREADS"] = str(omp_threads)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=out_root, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -43,14 +47,17 @@ def main():
     ap.add_argument("--repeat", type=int, default=1, help="runs per variant; the best is shown")
     ap.add_argument("--no-ray", action="store_true", help="only the process pool")
     args = ap.parse_args()
-    try:
-        import ray  # noqa: F401
-        have_ray = not args.no_ray
-    except ImportError:
-        have_ray = False
+    have_ray = importlib.util.find_spec("ray") is not None and not args.no_ray
+    if importlib.util.find_spec("ray") is None:
         print("ray not installed: process pool only (pip install ray)")
 
-    variants = [("process pool", w, False) for w in (1, 2)] + ([("ray", w, True) for w in (1, 2)] if have_ray else [])
+    cores = os.cpu_count() or 1
+    # (path, workers, ray, OMP_NUM_THREADS): the pool gives a worker cores/workers threads unless
+    # OMP_NUM_THREADS is set, Ray gives a 1-CPU task 1 thread; the 1-thread pool row separates
+    # the effect of threads from that of running shots side by side.
+    variants = [("process pool", 1, False, None), ("process pool", 1, False, 1), ("process pool", 2, False, None)]
+    if have_ray:
+        variants += [("ray", 1, True, None), ("ray", 2, True, None)]
     with tempfile.TemporaryDirectory(prefix="bench_batch_") as tmp:
         tmp = Path(tmp)
         weights = write_weights(tmp)
@@ -60,25 +67,26 @@ def main():
         frames = FRAMES_PER_SHOT * len(shots)
         load_before = os.getloadavg()
         rows = []
-        for name, workers, ray in variants:
+        for n, (name, workers, on_ray, omp) in enumerate(variants):
             best = None
             for r in range(args.repeat):
-                folder = tmp / f"{name.replace(' ', '_')}_{workers}_{r}"
+                folder = tmp / f"variant{n}_{r}"
                 folder.mkdir()
                 for k in range(len(shots)):
                     os.symlink(tmp / f"shot{k}", folder / f"shot{k}")
-                wall, _ = run_variant(write_shots_json(folder, shots), folder, workers, ray)
+                wall, _ = run_variant(write_shots_json(folder, shots), folder, workers, on_ray, omp)
                 best = wall if best is None else min(best, wall)
-            rows.append((name, workers, best))
+            threads = 1 if on_ray else (omp or max(1, cores // workers))
+            rows.append((name, workers, threads, best))
         load_after = os.getloadavg()
 
-    print(f"machine: {os.cpu_count()} cores, load average before {load_before[0]:.1f}, after {load_after[0]:.1f}"
+    print(f"machine: {cores} cores, load average before {load_before[0]:.1f}, after {load_after[0]:.1f}"
           f" | 3 shots, {frames} output frames, sizes {sorted({s['size'] for s in shots})}")
-    print(f"{'path':<13} {'workers':>7} {'wall s':>8} {'frames/s':>9} {'x 1 worker':>11}")
+    print(f"{'path':<13} {'workers':>7} {'threads/worker':>14} {'wall s':>8} {'frames/s':>9} {'x first row':>11}")
     base = {}
-    for name, workers, wall in rows:
+    for name, workers, threads, wall in rows:
         base.setdefault(name, wall)
-        print(f"{name:<13} {workers:>7} {wall:>8.1f} {frames / wall:>9.2f} {base[name] / wall:>11.2f}")
+        print(f"{name:<13} {workers:>7} {threads:>14} {wall:>8.1f} {frames / wall:>9.2f} {base[name] / wall:>11.2f}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The batch command on Ray: a local instance (2 CPUs, started once for this module) runs one
 task per shot; same outputs as single-shot runs, skip on rerun, a failing shot alone, an
 interrupted batch finished by a rerun."""
+import json
 import os
 import signal
 import subprocess
@@ -50,17 +51,20 @@ def test_ray_batch_equals_single_shots_and_rerun_skips(local_ray, shots_root, tm
     assert "0 done, 3 skipped, 0 failed" in capsys.readouterr().out
 
 
-def test_ray_broken_shot_fails_alone(local_ray, shots_root, tmp_path, capsys):
+def test_ray_broken_shots_fail_alone(local_ray, shots_root, tmp_path, capsys):
     shots_json = fresh_copy(shots_root, tmp_path)
     mask = next((tmp_path / "shot2" / "masks").glob("*.png"))
     Image.open(mask).resize((50, 30)).save(mask)
+    shots = json.loads(shots_json.read_text())
+    shots[1]["device"] = "cuda"  # this 2-CPU instance has no GPU: refused, never left pending
+    shots_json.write_text(json.dumps(shots))
     assert main(["batch", str(shots_json), "--ray", "auto", "--workers", "2", "--quiet"]) == 1
     out = capsys.readouterr().out
-    row = next(line for line in out.splitlines() if line.startswith("2 "))
-    assert "failed" in row and "must match their frames" in row
-    assert "2 done, 0 skipped, 1 failed" in out
-    for k in (0, 1):
-        assert_same_outputs(tmp_path / "out" / f"shot{k}", shots_root[0] / "ref" / f"shot{k}")
+    rows = {line.split()[0]: line for line in out.splitlines()[1:4]}
+    assert "failed" in rows["2"] and "must match their frames" in rows["2"]
+    assert "failed" in rows["1"] and "the Ray cluster has no GPUs" in rows["1"]
+    assert "1 done, 0 skipped, 2 failed" in out
+    assert_same_outputs(tmp_path / "out" / "shot0", shots_root[0] / "ref" / "shot0")
 
 
 def test_ray_interrupted_batch_is_finished_by_a_rerun(local_ray, shots_root, tmp_path, capsys):

@@ -50,7 +50,7 @@ def _worker(slot, gpu, threads, tasks, events):
             except queue.Full:
                 pass
         events.put(("ready", slot))
-        while (job := tasks.get()) is not None:
+        while (job := _next_job(tasks, check)) is not None:
             events.put(("started", slot, job.index))
             record = run_shot(job.index, job.argv, Throttled(job.index, send, check),
                               pin_device=None if gpu is None else f"cuda:{gpu}")
@@ -60,6 +60,15 @@ def _worker(slot, gpu, threads, tasks, events):
     except Exception:
         traceback.print_exc()
         raise SystemExit(1)
+
+
+def _next_job(tasks, check):
+    """The next job, or None at the end; an idle worker also notices its batch is gone."""
+    while True:
+        try:
+            return tasks.get(timeout=POLL_S * 4)
+        except queue.Empty:
+            check()
 
 
 class _Pool:

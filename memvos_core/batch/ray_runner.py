@@ -100,7 +100,15 @@ def _submit_and_collect(ray, jobs, cap, gpus_per_shot, progress, records, pendin
                 options = {"num_cpus": 1, "max_retries": 1}
                 if needs_gpu(job.device, gpus):
                     options["num_gpus"] = gpus_per_shot
+                if job.device.startswith("cuda") and not gpus:  # Ray would wait for a GPU forever
+                    records[job.index] = ShotRecord(job.index, job.out, reason=(
+                        f"device {job.device}: the Ray cluster has no GPUs; use device auto or cpu, "
+                        "or add GPU machines"))
+                    progress.finished(records[job.index])
+                    continue
                 pending[task.options(**options).remote(job.index, job.argv, events)] = job.index
+            if not pending:
+                break
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
             if n := events.qsize():
                 for shot, done, total in events.get_nowait_batch(n):
