@@ -3,6 +3,9 @@
 Masks are PNGs named like the frames they annotate (indexed palette PNGs, or 0/255 for one
 object); the output is one indexed PNG per frame with the DAVIS palette whose indices are the
 annotation's object ids.
+
+Many shots at once, on this machine or a Ray cluster: ``python -m memvos_core batch SHOTS.json``
+(``batch --help``).
 """
 import argparse
 import os
