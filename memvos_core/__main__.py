@@ -2,4 +2,5 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # spawned batch workers import this module again: they must not run main
+    sys.exit(main())

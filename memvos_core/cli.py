@@ -3,6 +3,9 @@
 Masks are PNGs named like the frames they annotate (indexed palette PNGs, or 0/255 for one
 object); the output is one indexed PNG per frame with the DAVIS palette whose indices are the
 annotation's object ids.
+
+Many shots at once, on this machine or a Ray cluster: ``python -m memvos_core batch SHOTS.json``
+(``batch --help``).
 """
 import argparse
 import os
@@ -78,15 +81,25 @@ def make_config(args, num_frames):
     return config
 
 
+def weights_path(args, download=True):
+    """The weights file ``--weights`` names: a path, or a known name in ``--models-dir``
+    (downloaded there when ``download``; without it None while the file is absent)."""
+    from .weights import ensure_weights, find_weights
+    path = Path(args.weights)
+    if path.is_file():
+        return path
+    if os.sep in args.weights or "/" in args.weights:
+        raise CLIError(f"--weights {args.weights}: file not found")
+    if not download:
+        found = find_weights(args.weights, [args.models_dir])
+        return None if found is None else Path(found)
+    return Path(ensure_weights(args.weights, args.models_dir, progress=None))
+
+
 def load_weights(args, device):
     from .model import load_model
-    from .weights import ensure_weights
-    path = Path(args.weights)
-    if not path.is_file():
-        if os.sep in args.weights or "/" in args.weights:
-            raise CLIError(f"--weights {args.weights}: file not found")
-        path = ensure_weights(args.weights, args.models_dir, progress=None)
-    return load_model(str(path), device=device, precision=args.precision, name=Path(path).name)
+    path = weights_path(args)
+    return load_model(str(path), device=device, precision=args.precision, name=path.name)
 
 
 def run(args):
@@ -111,7 +124,8 @@ def run(args):
             raise CLIError(f"mask {path.name} uses index 255, DAVIS's 'void' label, not an object: "
                            "paint those pixels with 0 (background) or an object index 1..254")
         session = session.add_label_map(i, image, labels)
-    bar = make_progress(args.quiet)
+    # the batch command passes its own reporter (a callable with close()) instead of the bar
+    bar = getattr(args, "progress", None) or make_progress(args.quiet)
     with torch.inference_mode():
         session, result = session.propagate(frames, direction=args.direction, start=args.start,
                                             end=args.end, progress=bar)
@@ -161,18 +175,24 @@ class make_progress:
             self.bar.close()
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def user_errors():
+    """The exceptions whose message is the whole story (bad input, missing weights): one line, no traceback."""
     from .media import MediaError
     from .network import CheckpointError
     from .session import SessionFileError
-    try:
-        from .weights import WeightsError
-    except ImportError:  # pragma: no cover
-        WeightsError = CLIError
+    from .weights import WeightsError
+    return CLIError, MediaError, CheckpointError, WeightsError, SessionFileError, ValueError
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["batch"]:  # many shots; the flag-only form below stays the single-shot CLI
+        from .batch.command import main as batch_main
+        return batch_main(argv[1:])
+    args = build_parser().parse_args(argv)
     try:
         run(args)
-    except (CLIError, MediaError, CheckpointError, WeightsError, SessionFileError, ValueError) as exc:
+    except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
