@@ -20,10 +20,8 @@ RUN_SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def weights_file(tmp_path_factory, synthetic_weights):
-    path = tmp_path_factory.mktemp("weights") / "XMem.pth"
-    torch.save(synthetic_weights, path)
-    return path
+def weights_file(synthetic_weights_file):
+    return synthetic_weights_file
 
 
 def cli(*args):
@@ -100,7 +98,7 @@ def test_cli_errors_are_clear(case, expected, weights_file, tmp_path, capsys):
         img.save(masks / "00000.png")
     elif case == "corrupt_weights":
         weights = tmp_path / "XMem.pth"
-        weights.write_bytes(weights_file.read_bytes()[:1000])
+        weights.write_bytes(weights_file.open("rb").read(1000))
     rc = cli("--frames", frames, "--masks", masks, "--out", tmp_path / "out", "--weights", weights,
              "--device", "cpu", "--size", -1)
     err = capsys.readouterr().err

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pack_loader import pack_for_tests
-from comfy_stand_ins import ComfyStandIns, Interrupted, tiny_clip, write_synthetic_weights
+from comfy_stand_ins import ComfyStandIns, Interrupted, link_weights, tiny_clip
 from workflow_executor import outputs_of
 
 PACK = pack_for_tests()
@@ -16,12 +16,9 @@ SMALL = 32  # internal size for the tests
 
 
 @pytest.fixture(scope="module")
-def comfy(tmp_path_factory, synthetic_weights):
+def comfy(tmp_path_factory, synthetic_weights_file):
     stand_ins = ComfyStandIns(tmp_path_factory.mktemp("comfyui"))
-    folder = os.path.join(stand_ins.dirs["models"], "memvos")
-    os.makedirs(folder, exist_ok=True)
-    write_synthetic_weights(folder, lambda: synthetic_weights,
-                            shared_dir=str(tmp_path_factory.getbasetemp()))
+    link_weights(synthetic_weights_file, os.path.join(stand_ins.dirs["models"], "memvos"))
     with pytest.MonkeyPatch.context() as mp:
         stand_ins.install(mp)
         yield stand_ins
@@ -92,7 +89,7 @@ def test_a_missing_file_says_where_to_put_it(comfy):
         NODES["MemVOSLoadModel"]().load("missing.safetensors", "cpu", "auto")
 
 
-def test_a_known_checkpoint_downloads_with_progress_and_cancel(comfy, monkeypatch, synthetic_weights):
+def test_a_known_checkpoint_downloads_with_progress_and_cancel(comfy, monkeypatch, synthetic_weights_file):
     model_nodes = PACK.nodes.model_nodes
     calls = {}
 
@@ -101,7 +98,7 @@ def test_a_known_checkpoint_downloads_with_progress_and_cancel(comfy, monkeypatc
         progress(50, 100)
         progress(100, 100)
         cancel()
-        return write_synthetic_weights(str(comfy.root), lambda: synthetic_weights, "downloaded.pth")
+        return link_weights(synthetic_weights_file, str(comfy.root), "downloaded.pth")
 
     monkeypatch.setattr(model_nodes.core_weights, "ensure_weights", fake_ensure)
     (loaded,) = NODES["MemVOSLoadModel"]().load("XMem-s012.pth", "cpu", "fp32")
@@ -111,13 +108,21 @@ def test_a_known_checkpoint_downloads_with_progress_and_cancel(comfy, monkeypatc
     assert loaded.model_id
 
 
-def test_cache_fingerprint_follows_the_weights_file(comfy):
+def test_cache_fingerprint_follows_the_weights_file(comfy, synthetic_weights_file):
     cls = NODES["MemVOSLoadModel"]
     before = cls.IS_CHANGED(weights="XMem.pth", device="cpu", precision="auto")
     path = os.path.join(comfy.dirs["models"], "memvos", "XMem.pth")
     stat = os.stat(path)
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    assert cls.IS_CHANGED(weights="XMem.pth", device="cpu", precision="auto") != before
+    os.remove(path)  # a link to the run's shared weights: replaced, never touched
+    try:
+        with open(path, "wb") as f:
+            f.truncate(stat.st_size)  # the same size (sparse: no disk), only a later mtime
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert cls.IS_CHANGED(weights="XMem.pth", device="cpu", precision="auto") != before
+    finally:
+        os.remove(path)
+        link_weights(synthetic_weights_file, os.path.dirname(path))
+    assert cls.IS_CHANGED(weights="XMem.pth", device="cpu", precision="auto") == before
     assert cls.IS_CHANGED(weights="XMem-s012.pth", device="cpu", precision="auto") == "absent:XMem-s012.pth"
 
 

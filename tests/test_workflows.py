@@ -9,7 +9,7 @@ import torch
 
 from pack_loader import REPO_ROOT, pack_for_tests
 from comfy_stand_ins import (CLIP_NAME, MEDIA_DIR, ComfyStandIns, StandInVideo, load_clip_frames,
-                             write_synthetic_weights)
+                             link_weights)
 from workflow_executor import Executor, ValidationError, load_workflow, to_api, workflow_problems
 
 CARD_DIR = os.path.join(REPO_ROOT, "examples_workflows")
@@ -125,11 +125,9 @@ def test_example_clip_decodes_to_the_frames_the_stand_in_uses():
 # ------------------------------------------------------------------ execution
 
 @pytest.fixture(scope="module")
-def comfy(tmp_path_factory, synthetic_weights):
+def comfy(tmp_path_factory, synthetic_weights_file):
     stand_ins = ComfyStandIns(tmp_path_factory.mktemp("comfyui"))
-    os.makedirs(os.path.join(stand_ins.dirs["models"], "memvos"), exist_ok=True)
-    write_synthetic_weights(os.path.join(stand_ins.dirs["models"], "memvos"), lambda: synthetic_weights,
-                            shared_dir=str(tmp_path_factory.getbasetemp()))
+    link_weights(synthetic_weights_file, os.path.join(stand_ins.dirs["models"], "memvos"))
     with pytest.MonkeyPatch.context() as mp:
         stand_ins.install(mp)
         yield stand_ins
