@@ -29,8 +29,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 try:
+    from ..memvos_core.ops.inputs import frame_chunks
     from ..memvos_core.palette import davis_palette, palette_index
 except ImportError:  # nodes/ imported as a top-level package (repository root on sys.path, as in tests)
+    from memvos_core.ops.inputs import frame_chunks
     from memvos_core.palette import davis_palette, palette_index
 
 MANIFEST_FORMAT = "memvos-preview"
@@ -159,8 +161,7 @@ def _write_page(out_dir, name, frames, labels, slot_of, first, count, full_cols,
     rows = math.ceil(count / cols)
     rgb_page = np.zeros((rows * tile_h, cols * tile_w, 3), dtype=np.uint8)
     label_page = np.zeros((rows * tile_h, cols * tile_w), dtype=np.uint8)
-    for start in range(first, first + count, _CHUNK_FRAMES):
-        stop = min(start + _CHUNK_FRAMES, first + count)
+    for start, stop in ((first + a, first + b) for a, b in frame_chunks(count, _CHUNK_FRAMES)):
         rgb = _resize_rgb(frames[start:stop], tile_hw).cpu().numpy()
         slots = slot_of(_resize_labels(labels[start:stop], tile_hw)).cpu().numpy()
         for k in range(stop - start):

@@ -8,6 +8,7 @@ from .model_nodes import ready_network
 from .session_nodes import check_session
 from ..memvos_core.ops import suggest as suggest_ops
 from ..memvos_core.ops.candidates import compute_candidate_keys, select_annotation_candidates
+from ..memvos_core.ops.inputs import frame_chunks
 
 KEY_CHUNK = 8  # frames encoded between two progress updates / cancel checks
 
@@ -17,12 +18,12 @@ def _appearance_candidates(session, frames, dense, chosen, count):
     network = ready_network(session.model)
     bar = comfy_env.progress_bar(frames.shape[0])
     keys, shrinkages, selections = [], [], []
-    for t0 in range(0, frames.shape[0], KEY_CHUNK):
+    for t0, t1 in frame_chunks(frames.shape[0], KEY_CHUNK):
         comfy_env.check_interrupt()
-        k, s, q = compute_candidate_keys(network, frames[t0:t0 + KEY_CHUNK], session.internal_size,
+        k, s, q = compute_candidate_keys(network, frames[t0:t1], session.internal_size,
                                          device=session.model.device, store_device="cpu")
         keys.append(k), shrinkages.append(s), selections.append(q)
-        bar.update_absolute(min(t0 + KEY_CHUNK, frames.shape[0]), frames.shape[0])
+        bar.update_absolute(t1, frames.shape[0])
     return select_annotation_candidates(torch.cat(keys), torch.cat(shrinkages), torch.cat(selections), dense,
                                         k=count, previously_chosen=chosen, return_scores=True)
 

@@ -265,7 +265,7 @@ def test_propagate_refuses_bad_inputs(model, annotated, clip):
     with pytest.raises(ValueError, match="annotations were drawn on 24x40 frames"):
         NODES["MemVOSPropagate"]().propagate(annotated, torch.rand(2, 30, 50, 3), "both", 0, -1, 0, 12.0)
     with pytest.raises(ValueError, match=r"frames must be an IMAGE batch"):
-        NODES["MemVOSPropagate"]().propagate(annotated, frames[0], "both", 0, -1, 0, 12.0)
+        NODES["MemVOSPropagate"]().propagate(annotated, frames[..., :2], "both", 0, -1, 0, 12.0)
 
 
 def test_new_session_test_time_augmentation_widgets(model):
