@@ -239,7 +239,12 @@ def setup(requirements, packages, browser, run):
     args = torch_install_args(facts)
     say(describe(facts, args))
     if args is not None:
-        run([python, "-m", "pip", "install", "--quiet", *args])
+        try:
+            run([python, "-m", "pip", "install", "--quiet", *args])
+        except SetupError as exc:
+            raise SetupError(f"{exc}. Install torch into {python} yourself (the command for your platform is on "
+                             "pytorch.org), or set MEMVOS_TORCH_PIP to pip arguments that work here, then run "
+                             "this again") from None
         if run.live and importable_torch(python) is None:
             raise SetupError(f"torch was installed but does not import in {python}: see pip's messages above")
     timings.append(("torch", time.monotonic() - start))

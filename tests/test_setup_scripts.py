@@ -153,3 +153,16 @@ def test_browser_plan(environ, is_root, has_apt, action, words, monkeypatch):
         monkeypatch.setenv("PATH", environ["PATH"])
     got, message = boot.browser_plan({k: v for k, v in environ.items() if k != "PATH"}, is_root, has_apt)
     assert got == action and words in message
+
+
+def test_a_failed_torch_install_says_what_to_do_instead(tmp_path, monkeypatch):
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True)
+    monkeypatch.setenv("MEMVOS_PYTHON", str(boot.venv_python(tmp_path / "venv")))
+    monkeypatch.setenv("MEMVOS_TORCH_PIP", "torch==0.0.0-not-there")
+
+    def run(command, env=None):
+        if "pip" in command:
+            raise boot.SetupError("this command failed (exit 1)")
+    run.live = True
+    with pytest.raises(boot.SetupError, match="MEMVOS_TORCH_PIP to pip arguments that work here"):
+        boot.setup([], [], False, run)

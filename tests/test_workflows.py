@@ -50,8 +50,10 @@ def test_the_four_examples_are_there():
 
 
 def test_template_browser_folder_holds_identical_copies():
-    """ComfyUI lists example_workflows/*.json (with <name>.jpg as the thumbnail); the card's
-    examples_workflows/ must hold the same files."""
+    """ComfyUI 0.8.0 lists <pack>/example_workflows/*.json (app/custom_node_manager.py; also
+    example, examples, workflow, workflows, never examples_workflows), <name>.jpg as the
+    thumbnail. examples_workflows/ is the project's source folder (workflows, media, tools);
+    example_workflows/ holds real copies of its workflows and thumbnails, nothing else."""
     templates = sorted(n for n in os.listdir(TEMPLATE_DIR) if n.endswith(".json"))
     assert templates == NAMES
     for name in NAMES:
@@ -59,6 +61,12 @@ def test_template_browser_folder_holds_identical_copies():
             path = os.path.join(TEMPLATE_DIR, file)
             assert os.path.isfile(path) and not os.path.islink(path), f"{file}: a real copy (symlinks break on Windows)"
             assert _read(path) == _read(os.path.join(CARD_DIR, file)), f"{file} differs between the two folders"
+
+
+def test_template_browser_folder_holds_only_what_the_browser_needs():
+    files = sorted(os.listdir(TEMPLATE_DIR))
+    expected = sorted(n for name in NAMES for n in (name, name[:-5] + ".jpg"))
+    assert files == expected, "example_workflows/ holds only the workflows and their thumbnails"
 
 
 def test_committed_workflows_are_what_the_builder_writes():
