@@ -12,7 +12,7 @@ from typing import Optional
 
 CHROMIUM_ENV = "MEMVOS_CHROMIUM"
 REQUIRE_ENV = "MEMVOS_REQUIRE_BROWSER"
-CANDIDATES = ("chromium", "chromium-browser", "/usr/bin/chromium")
+CANDIDATES = ("chromium", "chromium-browser")  # looked up on PATH (Debian: /usr/bin/chromium)
 OFF_VALUES = ("", "none", "off", "0", "no")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

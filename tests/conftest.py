@@ -76,6 +76,18 @@ def _stat_key(path):
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory, synthetic_weights_file):
+    """ComfyUI's modules stood in for over a temp folder, installed for the test module, with the
+    generated weights as models/memvos/XMem.pth (see tests/comfy_stand_ins.py)."""
+    from comfy_stand_ins import ComfyStandIns, link_weights
+    stand_ins = ComfyStandIns(tmp_path_factory.mktemp("comfyui"))
+    link_weights(synthetic_weights_file, os.path.join(stand_ins.dirs["models"], "memvos"))
+    with pytest.MonkeyPatch.context() as mp:
+        stand_ins.install(mp)
+        yield stand_ins
+
+
 # ----------------------------------------------------------------------------- browser tests
 
 def _is_browser_test(item):
@@ -145,6 +157,12 @@ def pytest_sessionstart(session):
     session.config.stash[_TRACKED] = _tracked_files()
 
 
+def _strict():
+    """On CI (CI=true) a rewritten tracked file fails the run; at a desk, where files may be
+    edited while the tests run, it is a warning."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes") or os.environ.get("MEMVOS_STRICT_FILES") == "1"
+
+
 def pytest_sessionfinish(session, exitstatus):
     """A test run must leave every tracked file as it found it (screenshots and other outputs
     go to pytest's temp folders or tests/_artifacts/)."""
@@ -155,15 +173,17 @@ def pytest_sessionfinish(session, exitstatus):
     changed = sorted(name for name, stat in before.items() if after.get(name) != stat)
     if changed:
         session.config.stash[_CHANGED] = changed
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if _strict():
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     changed = config.stash.get(_CHANGED, [])
     if changed:
         terminalreporter.write_line(
-            f"FAILED: the test run rewrote tracked files: {', '.join(changed)} "
-            "(write test outputs to tmp_path or the artifacts_dir fixture)", red=True)
+            f"{'FAILED' if _strict() else 'WARNING'}: tracked files changed during the run: {', '.join(changed)} "
+            "(tests write to tmp_path or the artifacts_dir fixture; edited by hand meanwhile? then ignore this)",
+            red=True)
 
 
 _TRACKED = pytest.StashKey[dict]()

@@ -63,6 +63,15 @@ def test_a_chromium_path_that_is_not_there_is_named(monkeypatch, tmp_path):
     assert found.path is None and "is not an executable file" in found.reason or "playwright" in found.reason
 
 
+def test_chromium_missing_from_path_is_a_skip_reason(monkeypatch, tmp_path):
+    monkeypatch.delenv(browser_support.CHROMIUM_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    found = browser_support.find_chromium()
+    assert found.path is None
+    assert "Chromium was not found" in found.reason or "playwright" in found.reason
+    assert "apt-get install -y chromium" in found.reason
+
+
 def test_missing_playwright_is_a_reason_too(monkeypatch):
     monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # import fails
     found = browser_support.find_chromium()
@@ -89,3 +98,25 @@ def test_ci_can_require_the_browser_tests(tmp_path):
                              browser_support.REQUIRE_ENV: "1"})
     assert run.returncode == 1 and "skipped" not in run.stdout.splitlines()[-1]
     assert "turned off by MEMVOS_CHROMIUM" in run.stdout
+
+
+def test_a_test_that_rewrites_a_tracked_file_fails_the_run_on_ci(tmp_path):
+    """The guard itself: an inner run whose only test touches a tracked file (README.md's mtime,
+    put back afterwards by this test) fails with CI=true and names the file."""
+    probe = ROOT / "tests" / "test_zz_probe_rewrites_a_tracked_file.py"
+    readme = ROOT / "README.md"
+    stat = readme.stat()
+    probe.write_text(
+        "import os\n"
+        "def test_touch():\n"
+        f"    os.utime({str(readme)!r}, ns=({stat.st_atime_ns}, {stat.st_mtime_ns + 10**9}))\n")
+    try:
+        env = dict(os.environ, CI="true", TMPDIR=str(tmp_path))
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(probe),
+                              "--basetemp", str(tmp_path / "inner")], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+    finally:
+        probe.unlink()
+        os.utime(readme, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert run.returncode == 1, run.stdout
+    assert "FAILED: tracked files changed during the run: README.md" in run.stdout

@@ -6,20 +6,11 @@ import pytest
 import torch
 
 from pack_loader import pack_for_tests
-from comfy_stand_ins import ComfyStandIns, tiny_clip, link_weights
+from comfy_stand_ins import tiny_clip
 from workflow_executor import outputs_of
 
 PACK = pack_for_tests()
 NODES = PACK.NODE_CLASS_MAPPINGS
-
-
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory, synthetic_weights_file):
-    stand_ins = ComfyStandIns(tmp_path_factory.mktemp("comfyui"))
-    link_weights(synthetic_weights_file, os.path.join(stand_ins.dirs["models"], "memvos"))
-    with pytest.MonkeyPatch.context() as mp:
-        stand_ins.install(mp)
-        yield stand_ins
 
 
 @pytest.fixture(scope="module")

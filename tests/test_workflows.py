@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from pack_loader import REPO_ROOT, pack_for_tests
-from comfy_stand_ins import (CLIP_NAME, MEDIA_DIR, ComfyStandIns, StandInVideo, load_clip_frames,
-                             link_weights)
+from comfy_stand_ins import CLIP_NAME, MEDIA_DIR, StandInVideo, load_clip_frames
 from workflow_executor import Executor, ValidationError, load_workflow, to_api, workflow_problems
 
 CARD_DIR = os.path.join(REPO_ROOT, "examples_workflows")
@@ -131,15 +130,6 @@ def test_example_clip_decodes_to_the_frames_the_stand_in_uses():
 
 
 # ------------------------------------------------------------------ execution
-
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory, synthetic_weights_file):
-    stand_ins = ComfyStandIns(tmp_path_factory.mktemp("comfyui"))
-    link_weights(synthetic_weights_file, os.path.join(stand_ins.dirs["models"], "memvos"))
-    with pytest.MonkeyPatch.context() as mp:
-        stand_ins.install(mp)
-        yield stand_ins
-
 
 def api_prompt(name, ours, changes=None):
     """The workflow in API form, with the test's smaller internal size and ``changes``
