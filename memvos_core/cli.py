@@ -1,11 +1,20 @@
-"""Batch rotoscoping outside ComfyUI: ``python -m memvos_core --frames F --masks M --out O``.
+"""Rotoscoping outside ComfyUI: python -m memvos_core --frames F --masks M --out O
 
-Masks are PNGs named like the frames they annotate (indexed palette PNGs, or 0/255 for one
-object); the output is one indexed PNG per frame with the DAVIS palette whose indices are the
-annotation's object ids.
+Carries the objects of the keyframe masks through the shot and writes one indexed PNG per
+frame (DAVIS palette) whose indices are the object ids. Every input is checked before the
+weights are loaded or downloaded; a problem is one line naming the file and the fix (exit 2).
 
-Many shots at once, on this machine or a Ray cluster: ``python -m memvos_core batch SHOTS.json``
-(``batch --help``).
+Mask files (named like the frame they annotate: 00042.png for 00042.jpg, or the same number):
+  indexed PNG        the index is the object id (0 background; 255, DAVIS's void, is refused)
+  black-and-white    one object, id 1: pixels >= 128 (a file of only 0 and 1: the 1s);
+                     PNG, or JPEG (JPEG only black-and-white: a colour JPEG is refused)
+  flat colours (PNG) black (or alpha < 128) is background, each other colour one object:
+                     DAVIS palette colours keep their index; other colours get the smallest
+                     free ids in order of first appearance (masks in frame order, pixels top
+                     to bottom, left to right); anti-aliased edges are refused
+
+Many shots at once, on this machine or a Ray cluster: python -m memvos_core batch SHOTS.json
+(batch --help).
 """
 import argparse
 import os
@@ -14,6 +23,7 @@ from pathlib import Path
 
 from .config import MEMORY_MODES, MemoryConfig, parse_setting
 from .session import DIRECTIONS, Session
+from .shot_inputs import check_args
 from .weights import default_models_dir
 
 
@@ -25,35 +35,50 @@ class CLIError(Exception):
 def build_parser():
     ap = argparse.ArgumentParser(prog="python -m memvos_core", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", required=True, help="folder of frame images, or a video file")
-    ap.add_argument("--masks", required=True, help="folder of annotation PNGs named like their frames")
-    ap.add_argument("--out", required=True, help="output folder (one indexed PNG per frame)")
+    ap.add_argument("--frames", required=True,
+                    help="the shot: a folder of frame images (sorted by name, all of one size) or a video "
+                         "file (.mp4, .mov, .mkv, ...; needs PyAV). Required")
+    ap.add_argument("--masks", required=True,
+                    help="folder of keyframe masks named like the frames they annotate: indexed PNGs (index = "
+                         "object id), black-and-white PNGs or JPEGs (one object: pixels >= 128), or flat-colour "
+                         "PNGs (one object per colour; see 'Mask files' below). Required")
+    ap.add_argument("--out", required=True,
+                    help="output folder: one indexed PNG per frame, DAVIS palette, named like the frame. Required")
     ap.add_argument("--weights", default="XMem.pth",
-                    help="checkpoint path, or a known name (XMem.pth, XMem-s012.pth) downloaded into "
-                         "--models-dir on first use (default: %(default)s)")
+                    help="checkpoint file, or a known name (XMem.pth, XMem-s012.pth) looked up in --models-dir "
+                         "and downloaded there on first use (default: %(default)s)")
     ap.add_argument("--models-dir", default=default_models_dir(),
-                    help="where named weights live (default: $MEMVOS_MODELS_DIR or %(default)s)")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+                    help="where named weights are kept and downloaded to (default: $MEMVOS_MODELS_DIR, "
+                         "else ~/.cache/memvos/models; here %(default)s)")
+    ap.add_argument("--device", default="auto",
+                    help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
-                    help="fp16/bf16 use autocast on GPUs (default: fp32)")
+                    help="fp16/bf16 run under autocast on GPUs, faster with a small loss (default: fp32)")
     ap.add_argument("--size", type=int, default=480,
-                    help="shorter side inside the network; -1 keeps the native resolution (default: 480)")
-    ap.add_argument("--direction", default="both", choices=DIRECTIONS, help="(default: both)")
-    ap.add_argument("--start", type=int, default=None, help="first frame to propagate over")
-    ap.add_argument("--end", type=int, default=None, help="frame after the last one to propagate over")
+                    help="shorter side of the frames inside the network, in pixels (16 or more); -1 keeps the "
+                         "native resolution (default: 480, as XMem)")
+    ap.add_argument("--direction", default="both", choices=DIRECTIONS,
+                    help="forward, backward, or both blended by the distance to the keyframes (default: both)")
+    ap.add_argument("--start", type=int, default=None,
+                    help="first frame (0-based) to propagate over (default: 0, the first frame)")
+    ap.add_argument("--end", type=int, default=None,
+                    help="frame after the last one to propagate over (default: the number of frames)")
     ap.add_argument("--memory", default="xmem++", choices=MEMORY_MODES,
-                    help="xmem: XMem's schedule (annotations enter working memory); xmem++: every "
-                         "annotation in permanent memory (default)")
+                    help="xmem++: every keyframe in permanent memory; xmem: XMem's own schedule, annotations "
+                         "enter working memory (default: xmem++)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help=f"memory setting under XMem's name, repeatable: {', '.join(MemoryConfig.names()[:-1])}")
+                    help="a memory setting under XMem's name, repeatable: "
+                         f"{', '.join(MemoryConfig.names()[:-1])} (default: XMem's values)")
     ap.add_argument("--tta-flip", action="store_true",
-                    help="test-time augmentation: also segment the mirrored shot and average")
+                    help="test-time augmentation: also segment the mirrored shot and average (default: off)")
     ap.add_argument("--tta-scales", type=float, nargs="+", default=[], metavar="S",
-                    help="test-time augmentation: internal scales to average, e.g. 1.0 0.75 1.25")
+                    help="test-time augmentation: internal scales to average, e.g. 1.0 0.75 1.25, each "
+                         "0.25..4 (default: none)")
     ap.add_argument("--soft", action="store_true",
-                    help="also write 16-bit probability PNGs to <out>/soft/<object id>/<frame>.png")
-    ap.add_argument("--save-session", metavar="FILE", help="save the session (.safetensors) to continue later")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+                    help="also write 16-bit probability PNGs to <out>/soft/<object id>/<frame>.png (default: off)")
+    ap.add_argument("--save-session", metavar="FILE",
+                    help="also save the session (.safetensors) to continue later (default: not saved)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars or shot summary (default: off)")
     return ap
 
 
@@ -84,7 +109,7 @@ def make_config(args, num_frames):
 def weights_path(args, download=True):
     """The weights file ``--weights`` names: a path, or a known name in ``--models-dir``
     (downloaded there when ``download``; without it None while the file is absent)."""
-    from .weights import ensure_weights, find_weights
+    from .weights import WeightsError, ensure_weights, find_weights
     path = Path(args.weights)
     if path.is_file():
         return path
@@ -93,7 +118,12 @@ def weights_path(args, download=True):
     if not download:
         found = find_weights(args.weights, [args.models_dir])
         return None if found is None else Path(found)
-    return Path(ensure_weights(args.weights, args.models_dir, progress=None))
+    try:
+        return Path(ensure_weights(args.weights, args.models_dir, progress=download_progress(args.quiet)))
+    except WeightsError as exc:
+        raise CLIError(f"{str(exc).rstrip('.')}. Offline? Pass --weights FILE with a checkpoint you have, or put "
+                       f"{args.weights} into the models folder ($MEMVOS_MODELS_DIR or --models-dir; now "
+                       f"{args.models_dir})") from None
 
 
 def load_weights(args, device):
@@ -102,28 +132,39 @@ def load_weights(args, device):
     return load_model(str(path), device=device, precision=args.precision, name=path.name)
 
 
+def download_progress(quiet):
+    """A byte progress bar for a weights download (None when quiet or without tqdm)."""
+    if quiet:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    bar = {}
+
+    def progress(done, total):
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, unit="B", unit_scale=True, desc="downloading weights")
+        bar["bar"].update(done - bar["bar"].n)
+        if total is not None and done >= total:
+            bar["bar"].close()
+    return progress
+
+
 def run(args):
     import torch
     from . import media
-    frames = media.open_frames(args.frames)
-    annotations = media.match_annotations(args.masks, frames.stems)
+    shot = check_args(args)  # every input, before any weights are loaded or downloaded
+    if not args.quiet:
+        print(f"shot: {shot.describe()}", file=sys.stderr)
+    frames = shot.frames
     config = make_config(args, len(frames))
     device = resolve_device(args.device)
     model = load_weights(args, device)
     session = Session(model, config, internal_size=args.size, tta_scales=tuple(args.tta_scales),
                       tta_flip=args.tta_flip)
-    for i, path in sorted(annotations.items()):
-        labels = media.read_annotation(path)
-        image = frames[i]
-        if tuple(labels.shape) != tuple(image.shape[:2]):
-            raise CLIError(f"mask {path.name} is {labels.shape[1]}x{labels.shape[0]} but frame "
-                           f"{frames.stems[i]} is {image.shape[1]}x{image.shape[0]}: masks must match their frames")
-        if not labels.any():
-            raise CLIError(f"mask {path.name} is empty: draw the object, or remove the file")
-        if (labels == 255).any():
-            raise CLIError(f"mask {path.name} uses index 255, DAVIS's 'void' label, not an object: "
-                           "paint those pixels with 0 (background) or an object index 1..254")
-        session = session.add_label_map(i, image, labels)
+    for i, labels in sorted(shot.keyframes.items()):
+        session = session.add_label_map(i, frames[i], labels)
     # the batch command passes its own reporter (a callable with close()) instead of the bar
     bar = getattr(args, "progress", None) or make_progress(args.quiet)
     with torch.inference_mode():
@@ -191,11 +232,24 @@ def main(argv=None):
         return batch_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
-        run(args)
+        result = run(args)
     except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return 130
+    print(describe_outputs(args, result))
     return 0
+
+
+def describe_outputs(args, result):
+    """Where the run wrote what, in one line."""
+    out = Path(args.out).resolve()
+    count = len(result.frame_indices)
+    text = f"wrote {count} mask{'s' if count != 1 else ''} to {out} (indexed PNGs, DAVIS palette)"
+    if args.soft:
+        text += f"; soft masks in {out / 'soft'}"
+    if args.save_session:
+        text += f"; session saved to {Path(args.save_session).resolve()}"
+    return text

@@ -42,6 +42,18 @@ def aggregate(object_prob, dim=0):
     return torch.softmax(logits, dim=dim)
 
 
+# Masks may come at another size of the same picture (the network's internal size, a preview).
+# "Same aspect ratio" means height/width ratios within 2 % of each other: that covers the 1-px
+# rounding of sides down to ~50 px and still refuses 16:10 against 16:9 (11 % apart).
+ASPECT_TOLERANCE = 0.02
+
+
+def same_aspect(src_hw, dst_hw, tolerance=ASPECT_TOLERANCE):
+    """Are ``(h, w)`` and ``(H, W)`` the same picture at two sizes (the one rule for masks)?"""
+    (h, w), (H, W) = src_hw, dst_hw
+    return abs((h / w) / (H / W) - 1) <= tolerance
+
+
 def internal_size(h, w, short_side):
     """Size the network sees: shorter side ``short_side`` (``-1`` or ``None``: native)."""
     if short_side is None or short_side <= 0:

@@ -1,6 +1,5 @@
 """Reading shots and annotations from disk and writing masks, for the command line."""
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -78,47 +77,15 @@ def open_frames(path):
 
 
 def read_annotation(path):
-    """An annotation PNG -> uint8 label map. Indexed (palette) PNGs give their indices; a
-    greyscale/RGB mask is one object (any non-black pixel, e.g. 255, is object 1)."""
-    try:
-        img = Image.open(path)
-        img.load()
-    except OSError as exc:
-        raise MediaError(f"mask {path} could not be read ({exc})") from None
-    if img.mode == "P":
-        return torch.from_numpy(np.array(img).astype(np.uint8))
-    gray = np.array(img.convert("L"))
-    if img.mode in ("RGBA", "LA"):
-        gray = np.where(np.array(img.getchannel("A")) > 0, gray, 0)
-    return torch.from_numpy((gray > 127).astype(np.uint8))
-
-
-def first_integer(stem):
-    match = re.search(r"\d+", stem)
-    return int(match.group()) if match else None
+    """An annotation mask file -> uint8 label map (the rules: :mod:`memvos_core.annotations`)."""
+    from .annotations import read_annotation as read
+    return read(path)
 
 
 def match_annotations(mask_folder, frame_stems):
-    """Mask files -> {frame position: path}. A mask belongs to the frame with the same stem, or,
-    failing that, to the frame whose number (first integer in the name) is the same."""
-    folder = Path(mask_folder)
-    if not folder.is_dir():
-        raise MediaError(f"--masks {folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png")
-    if not files:
-        raise MediaError(f"no PNG annotations in {folder}: draw at least one keyframe mask")
-    by_stem = {s: i for i, s in enumerate(frame_stems)}
-    by_number = {first_integer(s): i for i, s in enumerate(frame_stems) if first_integer(s) is not None}
-    found = {}
-    for f in files:
-        i = by_stem.get(f.stem)
-        if i is None:
-            i = by_number.get(first_integer(f.stem))
-        if i is None:
-            raise MediaError(f"mask {f.name} matches no frame (frames are named like {frame_stems[0]}): "
-                             "name each mask like the frame it annotates")
-        found[i] = f
-    return found
+    """Mask files -> ``{frame position: path}`` (see :func:`memvos_core.annotations.match_annotations`)."""
+    from .annotations import match_annotations as match
+    return match(mask_folder, frame_stems)
 
 
 def write_atomic(image, path):

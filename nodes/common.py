@@ -5,7 +5,10 @@ import re
 import torch
 
 from . import comfy_env
+from ..memvos_core.ops.composite import mask_to_image  # noqa: F401  (re-exported for the node modules)
+from ..memvos_core.ops.inputs import check_frames as _check_frames
 from ..memvos_core.palette import davis_palette
+from ..memvos_core.session.keyframes import MAX_OBJECT_ID
 
 LOG = logging.getLogger("memvos")
 
@@ -16,20 +19,12 @@ MASKS = "MEMVOS_MASKS"
 SUGGESTIONS = "MEMVOS_SUGGESTIONS"
 
 MAX_FRAME_INDEX = 1_000_000
-MAX_OBJECT_ID = 255  # label maps are uint8
 CHUNK_FRAMES = 16  # frames materialised at source size at a time
 
 
 def check_frames(frames, name="frames"):
-    """An IMAGE batch ``[T,H,W,3|4]`` float, or a ValueError that says what to connect."""
-    shape = tuple(frames.shape) if torch.is_tensor(frames) else type(frames).__name__
-    if not torch.is_tensor(frames) or frames.dim() != 4 or frames.shape[-1] not in (3, 4) \
-            or not frames.is_floating_point():
-        raise ValueError(f"{name} must be an IMAGE batch [frames, height, width, 3] with values 0..1 "
-                         f"(got {shape}): connect the shot's frames, e.g. from Get Video Components")
-    if frames.shape[0] == 0 or frames.shape[1] == 0 or frames.shape[2] == 0:
-        raise ValueError(f"{name} is empty (shape {shape}): connect at least one frame")
-    return frames
+    """An IMAGE batch ``[T,H,W,3]`` (the core's check), or a ValueError that says what to connect."""
+    return _check_frames(frames, name, hint="connect the shot's frames, e.g. from Get Video Components")
 
 
 def check_type(value, expected_class, type_name, name, hint):
@@ -64,11 +59,6 @@ def colour_labels(labels):
     """uint8 label maps ``[T,H,W]`` -> IMAGE ``[T,H,W,3]`` in the DAVIS palette (0 black)."""
     palette = davis_palette().to(labels.device).float() / 255.0
     return palette[labels.long()]
-
-
-def mask_to_image(mask):
-    """MASK ``[T,H,W]`` -> grey IMAGE ``[T,H,W,3]`` (white = 1), a new tensor."""
-    return mask.float().unsqueeze(-1).expand(*mask.shape, 3).contiguous()
 
 
 def progress_and_cancel(total):

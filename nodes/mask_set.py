@@ -11,6 +11,7 @@ import torch
 
 from .common import CHUNK_FRAMES
 from ..memvos_core.frames import internal_size
+from ..memvos_core.ops.chunking import frame_chunks
 from ..memvos_core.ops.inputs import resize_masks
 
 
@@ -36,7 +37,7 @@ class MaskSet:
                 f"({self.frame_hw[0]}x{self.frame_hw[1]})")
 
     def chunks(self, size=CHUNK_FRAMES):
-        return [(t, min(t + size, self.num_frames)) for t in range(0, self.num_frames, size)]
+        return frame_chunks(self.num_frames, size)
 
     def select(self, ids=None, name="object_ids"):
         """The chosen object ids (all when None), each checked to be among ours."""

@@ -4,10 +4,10 @@ import torch
 from .common import LOG, MAX_FRAME_INDEX, MAX_OBJECT_ID, MODEL, SESSION, check_frames, check_type
 from .model_nodes import check_model
 from ..memvos_core.config import MEMORY_MODES, MemoryConfig
+from ..memvos_core.frames import same_aspect
 from ..memvos_core.session import Session
 
 _DEFAULTS = MemoryConfig()
-ASPECT_TOLERANCE = 0.01  # as the core's mask check: a relative difference of the height/width ratios
 
 
 def check_session(session, name="session"):
@@ -134,7 +134,7 @@ def fit_mask(mask, frame_hw):
     (mh, mw), (h, w) = tuple(mask.shape), tuple(frame_hw)
     if (mh, mw) == (h, w):
         return mask
-    if abs((mh / mw) / (h / w) - 1) > ASPECT_TOLERANCE:
+    if not same_aspect((mh, mw), (h, w)):
         raise ValueError(f"mask is {mh}x{mw} but the frame is {h}x{w} (a different aspect ratio): draw the "
                          "mask on this shot's frame, or resize/crop it to the frames")
     LOG.warning("MemVOS Add Annotation: mask %dx%d resized to the frame size %dx%d", mh, mw, h, w)

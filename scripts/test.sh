@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine (torch, test tools, browser for the web tests) and runs the whole suite.
+# Sets up a fresh machine and runs the whole suite: `python -m pytest -q tests`.
+# Set-up (scripts/bootstrap.py): the active virtual/conda environment, or the project's .venv;
+# torch only if it does not import there (an existing torch is never replaced); the requirements
+# and test tools; Debian's Chromium for the browser tests when missing and running as root
+# (otherwise those tests are skipped, with the reason). MEMVOS_CHROMIUM=none turns them off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q "torch===2.13.0" "torchvision==0.28.0"
-python3 -m pip install -q -r requirements.txt -r requirements-test.txt
-# Browser tests (tests/test_web_player.py): Debian's Chromium driven by the playwright package
-# (playwright's own browser download is not used).
-if [ ! -x /usr/bin/chromium ]; then
-    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
-fi
-python3 -m pytest -q tests "$@"
+BOOT_PYTHON="$(command -v python3 || command -v python)" || { echo "error: Python 3.10+ is needed (python3 not found)" >&2; exit 2; }
+PY="$("$BOOT_PYTHON" scripts/bootstrap.py --requirements requirements.txt requirements-test.txt --browser | tail -n 1)"
+"$PY" -m pytest -q tests "$@"

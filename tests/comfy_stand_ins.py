@@ -5,7 +5,7 @@
   ``nodes_images.py``, ``nodes_mask.py``), each with a minimal implementation of the same meaning.
 * ``ComfyStandIns``: fake ``folder_paths``, ``comfy.utils`` (ProgressBar) and
   ``comfy.model_management`` (interrupt, devices) over a temp folder.
-* generated weights under an official file name, and a tiny synthetic shot for node tests.
+* generated weights linked under an official file name, and a tiny synthetic shot for node tests.
 """
 import os
 import sys
@@ -214,21 +214,18 @@ class ComfyStandIns:
         return self
 
 
-def write_synthetic_weights(folder, synthetic_state_dict, name="XMem.pth", shared_dir=None):
-    """Generated XMem weights saved under an official name, so no test ever downloads.
-    With ``shared_dir`` the file is written there once and hard-linked (or copied) into ``folder``."""
+def link_weights(source, folder, name="XMem.pth"):
+    """``folder/name`` as a hard link to the weights file ``source`` (a copy where links are
+    impossible), so that no test downloads and the ~240 MB file exists once per run; returns the
+    path. Never write to it: copy the file to change it."""
+    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, name)
-    if os.path.isfile(path):
-        return path
-    if shared_dir is None:
-        torch.save(synthetic_state_dict(), path)
-        return path
-    source = write_synthetic_weights(shared_dir, synthetic_state_dict, name)
-    try:
-        os.link(source, path)
-    except OSError:
-        import shutil
-        shutil.copyfile(source, path)
+    if not os.path.exists(path):
+        try:
+            os.link(source, path)
+        except OSError:
+            import shutil
+            shutil.copyfile(source, path)
     return path
 
 

@@ -11,10 +11,8 @@ from memvos_core.network.checkpoint import infer_dims
 
 
 @pytest.fixture(scope="module")
-def saved_pth(tmp_path_factory, synthetic_weights):
-    path = tmp_path_factory.mktemp("ckpt") / "XMem.pth"
-    torch.save(synthetic_weights, path)
-    return path
+def saved_pth(synthetic_weights_file):
+    return synthetic_weights_file
 
 
 def test_pth_loads_strictly_with_dims_from_shapes(saved_pth, synthetic_weights):

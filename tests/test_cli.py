@@ -1,5 +1,7 @@
-"""The command line: fixture runs A-D reproduced end to end, and its error messages."""
+"""The command line: fixture runs A-D reproduced end to end, colour masks, its messages, and
+bad inputs refused before any weights are touched."""
 import shutil
+import socket
 
 import numpy as np
 import pytest
@@ -7,7 +9,8 @@ import torch
 from PIL import Image
 
 import xmem_fixture as fx
-from memvos_core.cli import main
+from memvos_core import weights as core_weights
+from memvos_core.cli import build_parser, main
 from memvos_core.media import read_soft_png
 
 RUN_SETTINGS = {
@@ -20,10 +23,8 @@ RUN_SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def weights_file(tmp_path_factory, synthetic_weights):
-    path = tmp_path_factory.mktemp("weights") / "XMem.pth"
-    torch.save(synthetic_weights, path)
-    return path
+def weights_file(synthetic_weights_file):
+    return synthetic_weights_file
 
 
 def cli(*args):
@@ -53,13 +54,15 @@ def test_cli_reproduces_fixture_run(run, weights_file, tmp_path):
         assert torch.equal(ours[decisive], ref.argmax(0)[decisive])
 
 
-def test_cli_default_pipeline_with_session_file(weights_file, tmp_path):
+def test_cli_default_pipeline_with_session_file(weights_file, tmp_path, capsys):
     out = tmp_path / "out"
     session_file = tmp_path / "shot.safetensors"
     rc = cli("--frames", fx.ROOT / "clip" / "frames", "--masks", fx.run_dir("D") / "annotations",
              "--out", out, "--weights", weights_file, "--size", 64, "--save-session", session_file)
     assert rc == 0 and session_file.is_file()
     assert len(list(out.glob("*.png"))) == fx.NUM_FRAMES
+    said = capsys.readouterr().out
+    assert f"wrote {fx.NUM_FRAMES} masks to {out.resolve()}" in said and str(session_file.resolve()) in said
     assert np.array(Image.open(out / "00010.png")).shape == (109, 187)
 
 
@@ -95,12 +98,13 @@ def test_cli_errors_are_clear(case, expected, weights_file, tmp_path, capsys):
         arr[:] = 0
         if case == "void_index":
             arr[5:10, 5:10] = 255
+            arr[20:30, 20:30] = 1
         img = Image.fromarray(arr, mode="P")
         img.putpalette(good.getpalette())
         img.save(masks / "00000.png")
     elif case == "corrupt_weights":
         weights = tmp_path / "XMem.pth"
-        weights.write_bytes(weights_file.read_bytes()[:1000])
+        weights.write_bytes(weights_file.open("rb").read(1000))
     rc = cli("--frames", frames, "--masks", masks, "--out", tmp_path / "out", "--weights", weights,
              "--device", "cpu", "--size", -1)
     err = capsys.readouterr().err
@@ -119,3 +123,96 @@ def test_demo_job_on_the_bundled_example_video(weights_file, tmp_path):
     assert len(pngs) == 16 and pngs[0].name == "00000.png"
     key = np.array(Image.open(out / "00010.png"))
     assert np.array_equal(key, np.array(Image.open(media / "cli_masks" / "00010.png")))
+
+
+def test_colour_masks_give_one_object_per_colour(weights_file, tmp_path):
+    """Run A's keyframe painted in pure colours: each colour is an object, numbered in reading order."""
+    ids = np.array(Image.open(fx.annotation_path("A", 0)))
+    first_seen = [int(v) for v in dict.fromkeys(ids.reshape(-1).tolist()) if v]
+    colours = {first_seen[0]: (0, 255, 0), first_seen[1]: (255, 0, 0)}  # green first, so not the DAVIS order
+    rgb = np.zeros((*ids.shape, 3), np.uint8)
+    for object_id, colour in colours.items():
+        rgb[ids == object_id] = colour
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    Image.fromarray(rgb).save(masks / "00000.png")
+    out = tmp_path / "out"
+    assert cli("--frames", fx.ROOT / "clip" / "frames", "--masks", masks, "--out", out, "--weights", weights_file,
+               "--size", 32, "--direction", "forward", "--end", 2, "--device", "cpu") == 0
+    expected = np.zeros_like(ids)
+    for number, object_id in enumerate(first_seen, start=1):
+        expected[ids == object_id] = number
+    assert np.array_equal(np.array(Image.open(out / "00000.png")), expected)
+    assert sorted(p.name for p in out.glob("*.png")) == ["00000.png", "00001.png"]
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("weights were touched before every input was checked")
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("size_zero", "--size 0: give the shorter side"),
+    ("size_negative", "--size -3: give the shorter side"),
+    ("mixed_frame_sizes", "00007.png is 93x55 but 00000.png is 187x109: all frames of a shot must have one size"),
+    ("colour_jpeg", "mask 00000.jpg is a colour JPEG"),
+    ("mask_of_another_size", "mask 00000.png is 50x30 but frame 00000 is 187x109: masks must match their frames"),
+    ("no_frame", "mask 00099.png matches no frame"),
+    ("unknown_weights", "--weights MyXMem.pth: no such file here"),
+])
+def test_bad_inputs_are_one_line_before_any_weights(case, expected, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(core_weights, "ensure_weights", _never)
+    monkeypatch.setattr("memvos_core.model.load_model", _never)
+    frames = copy_clip(tmp_path)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    good = Image.open(fx.annotation_path("A", 0))
+    good.save(masks / "00000.png")
+    args = {"--size": 64, "--weights": "XMem.pth"}
+    if case == "size_zero":
+        args["--size"] = 0
+    elif case == "size_negative":
+        args["--size"] = -3
+    elif case == "mixed_frame_sizes":
+        Image.open(frames / "00007.png").resize((93, 55)).save(frames / "00007.png")
+    elif case == "colour_jpeg":
+        (masks / "00000.png").unlink()
+        colours = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0]], np.uint8)[np.array(good)]
+        Image.fromarray(colours).save(masks / "00000.jpg", quality=95)
+    elif case == "mask_of_another_size":
+        good.resize((50, 30)).save(masks / "00000.png")
+    elif case == "no_frame":
+        good.save(masks / "00099.png")
+    elif case == "unknown_weights":
+        args["--weights"] = "MyXMem.pth"
+    rc = cli("--frames", frames, "--masks", masks, "--out", tmp_path / "out", "--device", "cpu",
+             *[str(v) for pair in args.items() for v in pair])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert expected in err and err.strip().count("\n") == 0, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_download_says_how_to_work_offline(tmp_path, capsys, monkeypatch):
+    with socket.socket() as s:  # a port nothing listens on: the connection is refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    known = core_weights.KNOWN_CHECKPOINTS["XMem.pth"]
+    monkeypatch.setitem(core_weights.KNOWN_CHECKPOINTS, "XMem.pth",
+                        core_weights.KnownCheckpoint(known.name, f"http://127.0.0.1:{port}/XMem.pth", None, ""))
+    rc = cli("--frames", fx.ROOT / "clip" / "frames", "--masks", fx.run_dir("A") / "annotations",
+             "--out", tmp_path / "out", "--weights", "XMem.pth", "--models-dir", tmp_path / "models", "--device", "cpu")
+    err = capsys.readouterr().err
+    assert rc == 2 and "could not download" in err
+    assert "--weights FILE" in err and "MEMVOS_MODELS_DIR" in err and str(tmp_path / "models") in err
+    assert err.strip().count("\n") == 0, err
+
+
+def test_help_describes_every_option_with_its_default():
+    parser = build_parser()
+    for action in parser._actions:
+        if action.dest == "help":
+            continue
+        assert action.help and len(action.help) > 20, action.dest
+        assert "default:" in action.help or action.required, f"{action.option_strings}: no default in the help"
+    text = parser.format_help()
+    assert "%(" not in text and "Mask files" in text and "order of first appearance" in text

@@ -7,24 +7,12 @@ import pytest
 import torch
 
 from pack_loader import pack_for_tests
-from comfy_stand_ins import ComfyStandIns, Interrupted, tiny_clip, write_synthetic_weights
+from comfy_stand_ins import Interrupted, link_weights, tiny_clip
 from workflow_executor import outputs_of
 
 PACK = pack_for_tests()
 NODES = PACK.NODE_CLASS_MAPPINGS
 SMALL = 32  # internal size for the tests
-
-
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory, synthetic_weights):
-    stand_ins = ComfyStandIns(tmp_path_factory.mktemp("comfyui"))
-    folder = os.path.join(stand_ins.dirs["models"], "memvos")
-    os.makedirs(folder, exist_ok=True)
-    write_synthetic_weights(folder, lambda: synthetic_weights,
-                            shared_dir=str(tmp_path_factory.getbasetemp()))
-    with pytest.MonkeyPatch.context() as mp:
-        stand_ins.install(mp)
-        yield stand_ins
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +80,7 @@ def test_a_missing_file_says_where_to_put_it(comfy):
         NODES["MemVOSLoadModel"]().load("missing.safetensors", "cpu", "auto")
 
 
-def test_a_known_checkpoint_downloads_with_progress_and_cancel(comfy, monkeypatch, synthetic_weights):
+def test_a_known_checkpoint_downloads_with_progress_and_cancel(comfy, monkeypatch, synthetic_weights_file):
     model_nodes = PACK.nodes.model_nodes
     calls = {}
 
@@ -101,7 +89,7 @@ def test_a_known_checkpoint_downloads_with_progress_and_cancel(comfy, monkeypatc
         progress(50, 100)
         progress(100, 100)
         cancel()
-        return write_synthetic_weights(str(comfy.root), lambda: synthetic_weights, "downloaded.pth")
+        return link_weights(synthetic_weights_file, str(comfy.root), "downloaded.pth")
 
     monkeypatch.setattr(model_nodes.core_weights, "ensure_weights", fake_ensure)
     (loaded,) = NODES["MemVOSLoadModel"]().load("XMem-s012.pth", "cpu", "fp32")
@@ -111,13 +99,21 @@ def test_a_known_checkpoint_downloads_with_progress_and_cancel(comfy, monkeypatc
     assert loaded.model_id
 
 
-def test_cache_fingerprint_follows_the_weights_file(comfy):
+def test_cache_fingerprint_follows_the_weights_file(comfy, synthetic_weights_file):
     cls = NODES["MemVOSLoadModel"]
     before = cls.IS_CHANGED(weights="XMem.pth", device="cpu", precision="auto")
     path = os.path.join(comfy.dirs["models"], "memvos", "XMem.pth")
     stat = os.stat(path)
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    assert cls.IS_CHANGED(weights="XMem.pth", device="cpu", precision="auto") != before
+    os.remove(path)  # a link to the run's shared weights: replaced, never touched
+    try:
+        with open(path, "wb") as f:
+            f.truncate(stat.st_size)  # the same size (sparse: no disk), only a later mtime
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert cls.IS_CHANGED(weights="XMem.pth", device="cpu", precision="auto") != before
+    finally:
+        os.remove(path)
+        link_weights(synthetic_weights_file, os.path.dirname(path))
+    assert cls.IS_CHANGED(weights="XMem.pth", device="cpu", precision="auto") == before
     assert cls.IS_CHANGED(weights="XMem-s012.pth", device="cpu", precision="auto") == "absent:XMem-s012.pth"
 
 
@@ -260,7 +256,7 @@ def test_propagate_refuses_bad_inputs(model, annotated, clip):
     with pytest.raises(ValueError, match="annotations were drawn on 24x40 frames"):
         NODES["MemVOSPropagate"]().propagate(annotated, torch.rand(2, 30, 50, 3), "both", 0, -1, 0, 12.0)
     with pytest.raises(ValueError, match=r"frames must be an IMAGE batch"):
-        NODES["MemVOSPropagate"]().propagate(annotated, frames[0], "both", 0, -1, 0, 12.0)
+        NODES["MemVOSPropagate"]().propagate(annotated, frames[..., :2], "both", 0, -1, 0, 12.0)
 
 
 def test_new_session_test_time_augmentation_widgets(model):

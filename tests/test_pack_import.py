@@ -44,7 +44,9 @@ def _inside_pack(module):
     if not isinstance(file, str) or not os.path.isfile(file):
         return False
     file = os.path.abspath(file)
-    return file.startswith(REPO_ROOT + os.sep) and not file.startswith(os.path.join(REPO_ROOT, "tests") + os.sep)
+    # tests/ is the harness, .venv/ the project environment scripts/ make (third-party packages)
+    return file.startswith(REPO_ROOT + os.sep) and not any(
+        file.startswith(os.path.join(REPO_ROOT, folder) + os.sep) for folder in ("tests", ".venv"))
 
 
 def test_pack_imports_without_its_folder_on_sys_path():
@@ -59,7 +61,7 @@ def test_pack_imports_without_its_folder_on_sys_path():
         def from_pack(m):
             file = getattr(m, "__file__", None)
             return (isinstance(file, str) and file.startswith(pack_dir + os.sep)
-                    and not file.startswith(os.path.join(pack_dir, "tests") + os.sep))
+                    and not any(file.startswith(os.path.join(pack_dir, f) + os.sep) for f in ("tests", ".venv")))
         result["strays"] = sorted(k for k, m in list(sys.modules.items())
                                   if from_pack(m) and not k.startswith(pack.__name__))
     """)

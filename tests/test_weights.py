@@ -15,7 +15,6 @@ from torch import nn
 
 from memvos_core import weights
 from memvos_core.network import load_network
-from memvos_core.network.synthetic import synthetic_state_dict
 from memvos_core.weights import WeightsError, ensure_weights
 
 
@@ -344,10 +343,8 @@ def test_converted_safetensors_is_preferred_only_while_it_matches(server, tmp_pa
 # ---------------------------------------------------------------- one honest end-to-end run
 
 @pytest.fixture(scope="module")
-def xmem_checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("release") / "XMem.pth"
-    torch.save(synthetic_state_dict(), path)
-    return path
+def xmem_checkpoint(synthetic_weights_file):
+    return synthetic_weights_file
 
 
 def test_real_xmem_checkpoint_downloads_verifies_and_converts(server, tmp_path, xmem_checkpoint):

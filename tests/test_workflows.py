@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from pack_loader import REPO_ROOT, pack_for_tests
-from comfy_stand_ins import (CLIP_NAME, MEDIA_DIR, ComfyStandIns, StandInVideo, load_clip_frames,
-                             write_synthetic_weights)
+from comfy_stand_ins import CLIP_NAME, MEDIA_DIR, StandInVideo, load_clip_frames
 from workflow_executor import Executor, ValidationError, load_workflow, to_api, workflow_problems
 
 CARD_DIR = os.path.join(REPO_ROOT, "examples_workflows")
@@ -50,8 +49,10 @@ def test_the_four_examples_are_there():
 
 
 def test_template_browser_folder_holds_identical_copies():
-    """ComfyUI lists example_workflows/*.json (with <name>.jpg as the thumbnail); the card's
-    examples_workflows/ must hold the same files."""
+    """ComfyUI 0.8.0 lists <pack>/example_workflows/*.json (app/custom_node_manager.py; also
+    example, examples, workflow, workflows, never examples_workflows), <name>.jpg as the
+    thumbnail. examples_workflows/ is the project's source folder (workflows, media, tools);
+    example_workflows/ holds real copies of its workflows and thumbnails, nothing else."""
     templates = sorted(n for n in os.listdir(TEMPLATE_DIR) if n.endswith(".json"))
     assert templates == NAMES
     for name in NAMES:
@@ -59,6 +60,12 @@ def test_template_browser_folder_holds_identical_copies():
             path = os.path.join(TEMPLATE_DIR, file)
             assert os.path.isfile(path) and not os.path.islink(path), f"{file}: a real copy (symlinks break on Windows)"
             assert _read(path) == _read(os.path.join(CARD_DIR, file)), f"{file} differs between the two folders"
+
+
+def test_template_browser_folder_holds_only_what_the_browser_needs():
+    files = sorted(os.listdir(TEMPLATE_DIR))
+    expected = sorted(n for name in NAMES for n in (name, name[:-5] + ".jpg"))
+    assert files == expected, "example_workflows/ holds only the workflows and their thumbnails"
 
 
 def test_committed_workflows_are_what_the_builder_writes():
@@ -123,17 +130,6 @@ def test_example_clip_decodes_to_the_frames_the_stand_in_uses():
 
 
 # ------------------------------------------------------------------ execution
-
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory, synthetic_weights):
-    stand_ins = ComfyStandIns(tmp_path_factory.mktemp("comfyui"))
-    os.makedirs(os.path.join(stand_ins.dirs["models"], "memvos"), exist_ok=True)
-    write_synthetic_weights(os.path.join(stand_ins.dirs["models"], "memvos"), lambda: synthetic_weights,
-                            shared_dir=str(tmp_path_factory.getbasetemp()))
-    with pytest.MonkeyPatch.context() as mp:
-        stand_ins.install(mp)
-        yield stand_ins
-
 
 def api_prompt(name, ours, changes=None):
     """The workflow in API form, with the test's smaller internal size and ``changes``

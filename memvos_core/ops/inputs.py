@@ -7,21 +7,26 @@ Nothing here materialises a whole clip: ``ObjectMasks`` hands out float chunks o
 import torch
 import torch.nn.functional as F
 
+from ..frames import same_aspect
 
-def check_frames(frames, name="frames"):
-    """IMAGE ``[T,H,W,C]`` (C 3 or 4; a single ``[H,W,C]`` image is promoted) -> RGB view ``[T,H,W,3]``."""
+
+def check_frames(frames, name="frames", hint=None):
+    """IMAGE ``[T,H,W,C]`` (C 3 or 4; a single ``[H,W,C]`` image is promoted) -> RGB view ``[T,H,W,3]``.
+    ``hint``: what the caller's user should do (e.g. which node to connect), added to the message."""
+    fix = f": {hint}" if hint else ""
     if not torch.is_tensor(frames):
-        raise TypeError(f"{name} must be a torch tensor (IMAGE [T,H,W,3]), got {type(frames).__name__}")
+        raise ValueError(f"{name} must be an IMAGE batch [frames, height, width, 3], got a "
+                         f"{type(frames).__name__}{fix}")
     if frames.dim() == 3 and frames.shape[-1] in (3, 4):
         frames = frames.unsqueeze(0)
     if frames.dim() != 4 or frames.shape[-1] not in (3, 4):
-        raise ValueError(f"{name} has shape {tuple(frames.shape)}: expected an IMAGE batch [T,H,W,3] "
-                         "(channels last, values 0..1)")
+        raise ValueError(f"{name} must be an IMAGE batch [frames, height, width, 3] (channels last, values "
+                         f"0..1), got shape {tuple(frames.shape)}{fix}")
     if not frames.is_floating_point():
         raise ValueError(f"{name} has dtype {frames.dtype}: expected float values in 0..1 "
-                         "(divide 8-bit images by 255)")
-    if frames.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 frames)")
+                         f"(divide 8-bit images by 255){fix}")
+    if 0 in frames.shape[:3]:
+        raise ValueError(f"{name} is empty (shape {tuple(frames.shape)}){fix or ': give at least one frame'}")
     return frames[..., :3]
 
 
@@ -44,7 +49,7 @@ def check_mask(mask, name="mask"):
 def check_aspect(src_hw, dst_hw, name):
     """Masks may come at the network's internal size; refuse only a different aspect ratio."""
     (h, w), (H, W) = src_hw, dst_hw
-    if abs(h / w - H / W) > 0.02 * (H / W):
+    if not same_aspect(src_hw, dst_hw):
         raise ValueError(f"{name} is {h}x{w} (HxW) but the frames are {H}x{W}: the aspect ratio differs; "
                          "resize or crop the masks to match the frames")
 

@@ -3,7 +3,9 @@ from dataclasses import dataclass
 
 import torch
 
-MAX_OBJECT_ID = 255  # label maps are uint8
+from ..frames import same_aspect
+
+MAX_OBJECT_ID = 255  # label maps are uint8 (the one definition; nodes and the CLI import it)
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +60,7 @@ def mask_to_binary(mask, frame_hw, what="mask"):
     h, w = frame_hw
     mh, mw = mask.shape
     if (mh, mw) != (h, w):
-        if abs(mh / mw - h / w) > 0.01:
+        if not same_aspect((mh, mw), (h, w)):
             raise ValueError(
                 f"{what} {mh}x{mw} does not match the frame {h}x{w} (different aspect ratio): "
                 "resize the mask or pick the matching frames")

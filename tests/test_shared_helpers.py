@@ -1,0 +1,82 @@
+"""One piece of code per idea: the helpers the nodes and the core share are the same objects and
+follow the same rules (aspect ratio, frame checks, object id range, chunks)."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from memvos_core import frames as core_frames
+from memvos_core.ops import composite as core_composite
+from memvos_core.ops import chunking as core_chunking
+from memvos_core.ops import inputs as core_inputs
+from memvos_core.session import keyframes as core_keyframes
+from pack_loader import pack_for_tests
+
+PACK = pack_for_tests()
+common = PACK.nodes.common
+session_nodes = PACK.nodes.session_nodes
+mask_set = PACK.nodes.mask_set
+
+
+def _where(function):
+    code = function.__code__
+    return Path(code.co_filename).resolve(), code.co_firstlineno
+
+
+def test_nodes_use_the_cores_helpers():
+    """(The pack is loaded under its own package name, so compare where the code lives.)"""
+    assert _where(common.mask_to_image) == _where(core_composite.mask_to_image)
+    assert common.MAX_OBJECT_ID == core_keyframes.MAX_OBJECT_ID == 255
+
+
+FRAME_HW = (480, 854)
+
+
+@pytest.mark.parametrize("mask_hw, same", [
+    ((480, 854), True),
+    ((32, 56), True),       # the network's internal size of a 480x854 shot (854*32/480 = 56.9, rounded down)
+    ((270, 480), True),     # 16:9 at half size
+    ((480, 768), False),    # 16:10
+    ((480, 640), False),    # 4:3
+])
+def test_one_aspect_rule_for_every_mask_path(mask_hw, same):
+    """The ops' check, the core keyframe path and the Add Annotation node agree."""
+    assert core_frames.same_aspect(mask_hw, FRAME_HW) == same
+    mask = torch.zeros(mask_hw)
+    frames = torch.zeros(1, *FRAME_HW, 3)
+    outcomes = []
+    for call in (lambda: core_inputs.check_aspect(mask_hw, FRAME_HW, "masks"),
+                 lambda: core_keyframes.mask_to_binary(mask, FRAME_HW),
+                 lambda: session_nodes.fit_mask(mask, FRAME_HW)):
+        try:
+            call()
+            outcomes.append(True)
+        except ValueError as exc:
+            assert "aspect ratio" in str(exc)
+            outcomes.append(False)
+    assert outcomes == [same] * 3
+
+
+@pytest.mark.parametrize("bad, words", [
+    (torch.zeros(2, 8, 8), "must be an IMAGE batch"),
+    (torch.zeros(1, 8, 8, 3, dtype=torch.uint8), "expected float values in 0..1"),
+    (torch.zeros(0, 8, 8, 3), "is empty"),
+    ([1, 2, 3], "must be an IMAGE batch"),
+])
+def test_one_frame_check_with_the_callers_hint(bad, words):
+    with pytest.raises(ValueError, match=words) as core_error:
+        core_inputs.check_frames(bad)
+    with pytest.raises(ValueError, match=words) as node_error:
+        common.check_frames(bad)
+    assert "Get Video Components" in str(node_error.value) and "Get Video Components" not in str(core_error.value)
+    rgba = torch.rand(2, 4, 5, 4)
+    assert torch.equal(common.check_frames(rgba), rgba[..., :3])
+
+
+def test_frame_chunks_are_the_one_chunker():
+    assert core_chunking.frame_chunks(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    with pytest.raises(ValueError, match="at least 1 frame"):
+        core_chunking.frame_chunks(10, 0)
+    masks = mask_set.MaskSet(object_ids=(1,), clip_start=0, num_frames=10, frame_hw=(4, 4), frames_first_index=0,
+                             frames_count=10, dense=torch.zeros(10, 1, 4, 4, dtype=torch.float16))
+    assert masks.chunks(4) == core_chunking.frame_chunks(10, 4)
