@@ -2,7 +2,6 @@
 import logging
 import re
 
-import torch
 
 from . import comfy_env
 from ..memvos_core.ops.composite import mask_to_image  # noqa: F401  (re-exported for the node modules)

@@ -1,28 +1,16 @@
 """Every long node (Refine, Composite, Suggest Frames) moves a progress bar frame by frame, stops
 on ComfyUI's cancel, and does its work on ComfyUI's compute device."""
-import os
 
 import pytest
 import torch
 
 from pack_loader import pack_for_tests
-from comfy_stand_ins import ComfyStandIns, Interrupted, tiny_clip, write_synthetic_weights
+from comfy_stand_ins import Interrupted, tiny_clip
 from workflow_executor import outputs_of
 
 PACK = pack_for_tests()
 NODES = PACK.NODE_CLASS_MAPPINGS
 FRAMES = 5
-
-
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory, synthetic_weights):
-    stand_ins = ComfyStandIns(tmp_path_factory.mktemp("comfyui"))
-    folder = os.path.join(stand_ins.dirs["models"], "memvos")
-    os.makedirs(folder, exist_ok=True)
-    write_synthetic_weights(folder, lambda: synthetic_weights, shared_dir=str(tmp_path_factory.getbasetemp()))
-    with pytest.MonkeyPatch.context() as mp:
-        stand_ins.install(mp)
-        yield stand_ins
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """nodes/preview.py: atlas pages and manifest for the browser player (pure Python, no browser)."""
 import importlib.util
-import json
 import math
 from pathlib import Path
 

@@ -43,7 +43,6 @@ def test_one_aspect_rule_for_every_mask_path(mask_hw, same):
     """The ops' check, the core keyframe path and the Add Annotation node agree."""
     assert core_frames.same_aspect(mask_hw, FRAME_HW) == same
     mask = torch.zeros(mask_hw)
-    frames = torch.zeros(1, *FRAME_HW, 3)
     outcomes = []
     for call in (lambda: core_inputs.check_aspect(mask_hw, FRAME_HW, "masks"),
                  lambda: core_keyframes.mask_to_binary(mask, FRAME_HW),
