@@ -69,10 +69,9 @@ class Propagation:
         if start >= end:
             raise ValueError(f"frame range [{start}, {end}) is empty or outside the frames given "
                              f"(clip frames {lo}..{hi - 1})")
-        frame_hw = tuple(torch.as_tensor(frames[start - first_frame_index]).shape[:2])
-        if session.frame_size is not None and frame_hw != session.frame_size:
-            raise ValueError(f"frames are {frame_hw[0]}x{frame_hw[1]} but the annotations were drawn on "
-                             f"{session.frame_size[0]}x{session.frame_size[1]} frames: use the same shot at the same size")
+        # The keyframes give the size; each frame is checked as it is read (no extra read here,
+        # which for a video would be a seek).
+        frame_hw = tuple(session.frame_size)
         self.session = session
         self.frames = frames
         self.first = first_frame_index
@@ -164,7 +163,12 @@ class Propagation:
         since = [0]
 
         def frame_of(i):
-            return self.frames[i - self.first]
+            frame = self.frames[i - self.first]
+            hw = tuple(frame.shape[:2])
+            if hw != self.frame_hw:
+                raise ValueError(f"frame {i} is {hw[0]}x{hw[1]} but the annotations were drawn on "
+                                 f"{self.frame_hw[0]}x{self.frame_hw[1]} frames: use the same shot at the same size")
+            return frame
 
         def on_frame(i, prob):
             entry = UNREACHED if prob is None else to_session_order(prob, p.state.object_order, self.ids)
