@@ -1,4 +1,5 @@
 """Reading shots and annotations from disk and writing masks, for the command line."""
+import errno
 import os
 import re
 from bisect import bisect_left, bisect_right
@@ -298,10 +299,23 @@ def match_annotations(mask_folder, frame_stems):
 
 
 def write_atomic(image, path):
+    """Save a PNG under a hidden ``.part`` name, then rename: never half a file under ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.part")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
+            fix = "the disk is full: free some space" if full else "check the folder can be written"
+            raise MediaError(f"could not write {path} ({exc.strerror or exc}): {fix}, then run again "
+                             "(with --resume to keep the finished frames)") from None
+        raise
 
 
 def save_label_png(labels, path):

@@ -16,6 +16,7 @@ continues from its saved state, and the frames after the checkpoint are computed
 an uninterrupted run would (the same masks, bit for bit).
 """
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,12 +37,17 @@ class CheckpointMismatch(ValueError):
 
 @dataclass
 class Checkpoint:
-    """Where and how often to save a propagation's progress. ``extra``: the caller's settings
-    that must be the same to resume (e.g. the command line's output options)."""
+    """Where and how often to save a propagation's progress: every ``every`` frames or
+    ``every_s`` seconds, whichever comes first (0: only when cancelled). ``extra``: the caller's
+    settings that must be the same to resume (e.g. the command line's output options)."""
 
     path: Path
     every: int = 250
+    every_s: float = 60.0
     extra: dict = field(default_factory=dict)
+
+    def due(self, frames, seconds):
+        return bool(self.every and frames >= self.every) or bool(self.every_s and seconds >= self.every_s)
 
     def exists(self):
         return Path(self.path).is_file()
@@ -160,7 +166,7 @@ class Propagation:
         self.next[name] = todo[0]
         self._pass = p
         step = 1 if name == "forward" else -1
-        since = [0]
+        since = [0, time.monotonic()]
 
         def frame_of(i):
             frame = self.frames[i - self.first]
@@ -178,9 +184,9 @@ class Propagation:
             if progress is not None:
                 progress(self._done, self.total)
             since[0] += 1
-            if checkpoint is not None and checkpoint.every and since[0] >= checkpoint.every and i != todo[-1]:
+            if checkpoint is not None and i != todo[-1] and checkpoint.due(since[0], time.monotonic() - since[1]):
                 self._save(checkpoint, name)
-                since[0] = 0
+                since[:] = [0, time.monotonic()]
 
         p.run(self.frames, todo, frame_of, on_frame, cancel)
         self.states[name] = p.finish()

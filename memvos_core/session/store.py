@@ -42,8 +42,9 @@ QUEUE_FRAMES = 8        # frames waiting for the writer thread at most (RAM boun
 ZLIB_LEVEL = 1
 
 
-class StoreError(Exception):
-    """The cache folder cannot hold the results; the message names the folder and the fix."""
+class StoreError(ValueError):
+    """The cache folder cannot hold the results; the message names the folder and the fix.
+    (A ValueError like the other bad-input errors, so every front end reports it in one line.)"""
 
 
 def default_cache_root():
@@ -357,6 +358,22 @@ class ResultStore:
             self.flush()
         finally:
             self._finalizer()
+
+    def remove(self):
+        """Close and delete what this store wrote (its areas and lock); the folder too when
+        nothing else is left in it. For a persistent store whose run is finished."""
+        self.close()
+        for sub in self.folder.iterdir():
+            if sub.is_dir() and all(f.suffix in (".mvr", ".part") for f in sub.iterdir()):
+                shutil.rmtree(sub, ignore_errors=True)
+        try:
+            os.remove(self.folder / LOCK_NAME)
+        except OSError:
+            pass
+        try:
+            self.folder.rmdir()
+        except OSError:
+            pass
 
     def disk_bytes(self):
         return sum(p.stat().st_size for p in self.folder.rglob("*.mvr"))
