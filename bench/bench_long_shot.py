@@ -134,7 +134,6 @@ def bench_direction(model, args, work, n=600):
     for direction, key in (("forward", 0), ("backward", n - 1)):
         with media.open_frames(video) as frames:
             s = session_for(model, frames, args.size, [key])
-            frames.decoded = 0
             start = time.perf_counter()
             with torch.inference_mode():
                 propagate_to_folder(s, frames, work / f"dir_{direction}", direction=direction)

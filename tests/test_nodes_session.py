@@ -209,7 +209,8 @@ def test_propagate_outputs(propagated, clip, comfy):
     assert mask_set.object_ids == (1, 2) and mask_set.clip_start == 0 and mask_set.num_frames == 6
     later = mask_set.chunk(5, 6)[0]
     assert float(later[0][masks[1][5] > 0].mean()) > float(later[0][masks[1][5] == 0].mean()), "object 1 followed"
-    assert session.forward_state is not None and session.backward_state is not None
+    # One keyframe at the start: "both" runs the forward pass only (the backward one adds nothing).
+    assert session.forward_state is not None and session.backward_state is None
     entry = out["ui"]["memvos_preview"][0]
     with open(os.path.join(comfy.dirs["temp"], entry["subfolder"], entry["filename"])) as f:
         manifest = json.load(f)
