@@ -182,8 +182,8 @@ class VideoFrames:
     def _load(self, i):
         at_or_before = self._keyframe_at_or_before(i)
         if self._next is not None and self._next <= i and at_or_before <= self._next:
-            # Reading on: decode from where the decoder is.
-            if self._decode_until(i, max(self._next, i - self.window + 1)):
+            # Reading on: decode from where the decoder is, holding only the frame asked for.
+            if self._decode_until(i, i):
                 return
         if self._last is not None and i < self._last:
             # Reading backwards: a window ending at i, from its earliest keyframe if it has one.

@@ -219,9 +219,9 @@ def test_propagate_outputs(propagated, clip, comfy):
     assert manifest["keyframes"] == [{"frame": 0, "clip_frame": 0, "objects": [1, 2]}]
 
 
-def test_progress_reports_every_frame_of_both_passes(propagated, annotated):
+def test_progress_reports_every_frame_of_the_work(propagated, annotated):
     _, progress = propagated
-    assert progress == [(n, 12) for n in range(1, 13)]
+    assert progress == [(n, 6) for n in range(1, 7)]   # "both" from one keyframe at 0: the forward pass
     assert annotated.forward_state is None, "the input session is never changed"
 
 
