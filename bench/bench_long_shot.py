@@ -37,31 +37,37 @@ from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
 from memvos_core.session import PropagationCancelled, Session  # noqa: E402
 from memvos_core.streaming import propagate_to_folder  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_session_memory import rss_mib  # noqa: E402
+
 WIDTH, HEIGHT = 854, 480
 MIB = 1024 * 1024
 
 
-def rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+_BACKGROUND = {}
+DISCS = (((230, 60, 40), 3.0, 170), ((40, 200, 230), -2.0, 320))  # colour, px per frame, row
+RADIUS = 60
 
 
 def scene(t):
     """Frame ``t`` (uint8 [H,W,3]) and its labels (uint8 [H,W], discs 1 and 2)."""
-    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
-    img = np.empty((HEIGHT, WIDTH, 3), np.uint8)
-    img[..., 0] = (80 + 40 * np.sin(xx / 37.0 + t * 0.02)).astype(np.uint8)
-    img[..., 1] = (90 + 40 * np.cos(yy / 23.0)).astype(np.uint8)
-    img[..., 2] = 110
+    if "img" not in _BACKGROUND:
+        yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+        base = np.empty((HEIGHT, WIDTH, 3), np.uint8)
+        base[..., 0] = (80 + 40 * np.sin(xx / 37.0)).astype(np.uint8)
+        base[..., 1] = (90 + 40 * np.cos(yy / 23.0)).astype(np.uint8)
+        base[..., 2] = 110
+        _BACKGROUND["img"] = base
+        r = np.arange(-RADIUS, RADIUS + 1)
+        _BACKGROUND["disc"] = r[:, None] ** 2 + r[None, :] ** 2 < RADIUS ** 2
+    img = np.roll(_BACKGROUND["img"], t % WIDTH, axis=1)  # the background pans
     labels = np.zeros((HEIGHT, WIDTH), np.uint8)
-    for o, (colour, speed, cy) in enumerate((((230, 60, 40), 3.0, 170), ((40, 200, 230), -2.0, 320))):
-        cx = (WIDTH * (0.3 + 0.4 * o) + speed * t) % WIDTH
-        disc = (xx - cx) ** 2 + (yy - cy) ** 2 < 60 ** 2
-        img[disc] = colour
-        labels[disc] = o + 1
+    disc = _BACKGROUND["disc"]
+    for o, (colour, speed, cy) in enumerate(DISCS):
+        cx = int(RADIUS + (WIDTH * (0.3 + 0.4 * o) + speed * t) % (WIDTH - 2 * RADIUS))
+        box = (slice(cy - RADIUS, cy + RADIUS + 1), slice(cx - RADIUS, cx + RADIUS + 1))
+        img[box][disc] = colour
+        labels[box][disc] = o + 1
     return img, labels
 
 

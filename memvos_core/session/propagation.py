@@ -94,6 +94,7 @@ class Propagation:
         self.states = {"forward": session.forward_state, "backward": session.backward_state}
         self.phase = {name: ("pending" if self.ranges[name] else "skipped") for name in PASSES}
         self.next = {}            # pass -> next clip frame it will step
+        self._pass = None         # the pass running now
         self._done = 0
         self._releasable = []     # frames whose waiting backward result may go at the next checkpoint
 

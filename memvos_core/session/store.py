@@ -65,7 +65,7 @@ def explain(exc, folder, what="write results to"):
     return f"could not {what} the cache folder {folder} ({reason}): {fix}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StoredFrame:
     """One frame's result: uint16 ``[N,h,w]`` object probabilities (session order, background
     implied) or None when the pass could not segment the frame; ``known``: the object ids the
