@@ -192,3 +192,13 @@ def test_a_full_disk_while_writing_masks_is_one_line(shot_folder, weights_file, 
     assert not list(out.rglob(".*.part"))
     for png in out.rglob("*.png"):
         Image.open(png).load()   # every file under a real name is whole
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_line(shot_folder, weights_file, tmp_path, capsys):
+    blocker = tmp_path / "a file"
+    blocker.write_text("x")
+    rc = main([str(a) for a in cli_args(shot_folder, weights_file, tmp_path / "out")]
+              + ["--quiet", "--cache-dir", str(blocker / "cache")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a writable folder" in err and str(blocker) in err
+    assert len(err.strip().splitlines()) == 1
