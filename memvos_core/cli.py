@@ -79,6 +79,18 @@ def build_parser():
     ap.add_argument("--save-session", metavar="FILE",
                     help="also save the session (.safetensors) to continue later (default: not saved)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars or shot summary (default: off)")
+    long_shots = ap.add_argument_group(
+        "long shots", "masks are written as soon as each frame is final; Ctrl-C stops at the next frame and "
+                      "keeps every finished one")
+    long_shots.add_argument("--resume", action="store_true",
+                            help="continue an interrupted run from its last checkpoint (same inputs and options); "
+                                 "without one, start from the first frame (default: off)")
+    long_shots.add_argument("--cache-dir", metavar="DIR",
+                            help="the run's working files: checkpoints of the memory state and backward results "
+                                 "waiting for the forward pass (default: <out>/.memvos-cache; removed at the end)")
+    long_shots.add_argument("--checkpoint-every", type=int, default=250, metavar="N",
+                            help="save a checkpoint every N frames, and at least every minute (default: 250; "
+                                 "0: only when interrupted)")
     return ap
 
 
@@ -153,7 +165,6 @@ def download_progress(quiet):
 
 def run(args):
     import torch
-    from . import media
     shot = check_args(args)  # every input, before any weights are loaded or downloaded
     if not args.quiet:
         print(f"shot: {shot.describe()}", file=sys.stderr)
@@ -167,29 +178,22 @@ def run(args):
         session = session.add_label_map(i, frames[i], labels)
     # the batch command passes its own reporter (a callable with close()) instead of the bar
     bar = getattr(args, "progress", None) or make_progress(args.quiet)
-    with torch.inference_mode():
-        session, result = session.propagate(frames, direction=args.direction, start=args.start,
-                                            end=args.end, progress=bar)
-    bar.close()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for i in result.frame_indices:
-        prob = result.probabilities(i)
-        stem = frames.stems[i]
-        media.save_label_png(media_labels(prob, result.object_ids), out / f"{stem}.png")
-        if args.soft:
-            for j, o in enumerate(result.object_ids):
-                folder = out / "soft" / str(o)
-                folder.mkdir(parents=True, exist_ok=True)
-                media.save_soft_png(prob[j + 1], folder / f"{stem}.png")
+    from .session import PropagationCancelled
+    from .streaming import propagate_to_folder
+    try:
+        with torch.inference_mode():
+            session, result = propagate_to_folder(
+                session, frames, args.out, direction=args.direction, start=args.start, end=args.end,
+                soft=args.soft, cache_dir=args.cache_dir, resume=args.resume,
+                checkpoint_every=args.checkpoint_every, progress=bar,
+                log=None if args.quiet else (lambda text: print(text, file=sys.stderr)))
+    except PropagationCancelled:
+        raise KeyboardInterrupt from None  # reported by main(): exit 130
+    finally:
+        bar.close()
     if args.save_session:
         session.save(args.save_session)
     return result
-
-
-def media_labels(prob, object_ids):
-    from .session.result import probabilities_to_labels
-    return probabilities_to_labels(prob, object_ids)
 
 
 class make_progress:

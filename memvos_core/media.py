@@ -1,5 +1,7 @@
 """Reading shots and annotations from disk and writing masks, for the command line."""
+import errno
 import os
+from bisect import bisect_left, bisect_right
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,8 @@ class MediaError(ValueError):
 class FolderFrames:
     """Frames of a folder of images, read lazily one at a time: ``frames[i]`` is uint8 ``[H,W,3]``."""
 
+    fps = None
+
     def __init__(self, folder):
         self.folder = Path(folder)
         self.paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -31,40 +35,213 @@ class FolderFrames:
 
     def __getitem__(self, i):
         try:
-            return torch.from_numpy(np.array(Image.open(self.paths[i]).convert("RGB")))
+            with Image.open(self.paths[i]) as img:
+                return torch.from_numpy(np.array(img.convert("RGB")))
         except OSError as exc:
             raise MediaError(f"frame {self.paths[i]} could not be read ({exc})") from None
 
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+DEFAULT_WINDOW_BYTES = 256 << 20
+
 
 class VideoFrames:
-    """Frames of a video file (decoded with PyAV, which ComfyUI installs); sequential reads are
-    streamed, so a long shot is never held in memory."""
+    """Frames of a video file, decoded with PyAV (which ComfyUI installs): ``frames[i]`` is uint8
+    ``[H,W,3]``; never the whole shot in memory.
 
-    def __init__(self, path):
+    Opening scans the packets (no decoding) for every frame's timestamp and the keyframes.
+    Reading in order decodes each frame once. Reading backwards (the backward pass) decodes a
+    window of frames ending at the one asked for and hands them out from memory: the window
+    starts at the earliest keyframe within ``window_bytes`` of decoded frames, so every frame is
+    still decoded once; when the keyframes are further apart than that, it seeks to the keyframe
+    before the window (extra decodes: about half a GOP per window). ``decoded`` and ``seeks``
+    count the work (benchmarks, tests). Close it (``close()`` or ``with``) to release the file."""
+
+    def __init__(self, path, window_bytes=DEFAULT_WINDOW_BYTES):
         try:
             import av
         except ImportError:
             raise MediaError(f"reading {path} needs PyAV: pip install av (or pass a folder of frames)") from None
         self.path = str(path)
         self._av = av
-        with av.open(self.path) as container:
-            stream = container.streams.video[0]
-            count = stream.frames or sum(1 for _ in container.decode(video=0))
-        self.stems = [f"{i:05d}" for i in range(count)]
-        self._iter, self._next = None, 0
+        self._container = None
+        self._open()
+        try:
+            pts, keys = self._scan()
+        except av.FFmpegError as exc:
+            self.close()
+            raise MediaError(f"video {self.path} could not be read ({exc}): re-encode it (e.g. to H.264 MP4) "
+                             "or pass a folder of frames") from None
+        if not pts:
+            self.close()
+            raise MediaError(f"video {self.path} has no video frames: pass the shot's video or a folder of frames")
+        self._pts = sorted(pts)
+        self._index = {p: i for i, p in enumerate(self._pts)}
+        self._keyframes = sorted({self._index[p] for p in keys}) or [0]
+        width = max(5, len(str(len(self._pts) - 1)))
+        self.stems = [f"{i:0{width}d}" for i in range(len(self._pts))]
+        stream = self._stream
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else None
+        h, w = stream.codec_context.height, stream.codec_context.width
+        self.window = int(max(2, min(len(self._pts), window_bytes // max(1, h * w * 3))))
+        self._held = {}          # frame index -> decoded av.VideoFrame (the window)
+        self._decoder, self._next = None, None   # next frame index the decoder will give
+        self._last = None                        # the frame asked for last
+        self.decoded = 0
+        self.seeks = 0
 
+    # -------------------------------------------------------------- plumbing
+    def _open(self):
+        av = self._av
+        if self._container is not None:
+            self._container.close()
+        try:
+            self._container = av.open(self.path)
+            self._stream = self._container.streams.video[0]
+        except (av.FFmpegError, IndexError, OSError) as exc:
+            self._container = None
+            why = "no video stream" if isinstance(exc, IndexError) else exc
+            raise MediaError(f"video {self.path} could not be opened ({why}): re-encode it (e.g. to H.264 MP4) "
+                             "or pass a folder of frames") from None
+        self._stream.thread_type = "AUTO"
+
+    def _scan(self):
+        """Presentation timestamps of every frame and those of keyframes, from the packets."""
+        pts, keys = [], []
+        for packet in self._container.demux(self._stream):
+            if packet.size == 0 or getattr(packet, "is_discard", False):
+                continue
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if stamp is None:
+                raise MediaError(f"video {self.path} has frames without timestamps: re-encode it (e.g. to H.264 "
+                                 "MP4) or pass a folder of frames")
+            pts.append(stamp)
+            if packet.is_keyframe:
+                keys.append(stamp)
+        return pts, keys  # the decoder is positioned by the first read (_seek)
+
+    def _seek(self, frame_index):
+        """Position the decoder at keyframe ``frame_index`` (0 reopens the file)."""
+        self.seeks += 1
+        if frame_index == 0:
+            self._open()
+        else:
+            self._container.seek(self._pts[frame_index], stream=self._stream, backward=True)
+        self._decoder = self._container.decode(self._stream)
+        self._next = None
+
+    def _decode_until(self, target, keep_from):
+        """Decode up to frame ``target``, holding frames ``keep_from..target``. False if the decoder
+        started after ``keep_from`` (a seek that landed late)."""
+        first = True
+        while True:
+            try:
+                frame = next(self._decoder)
+            except StopIteration:
+                frame = None
+            except self._av.FFmpegError as exc:
+                raise MediaError(f"frame {target} of {self.path} could not be decoded ({exc}): re-encode "
+                                 "the video or pass a folder of frames") from None
+            if frame is None:
+                raise MediaError(f"video {self.path} ended before frame {target}: it is damaged; re-encode "
+                                 "it or pass a folder of frames")
+            self.decoded += 1
+            index = self._index.get(frame.pts) if frame.pts is not None else self._next
+            if index is None:
+                continue  # a frame the packet scan did not list (e.g. a leading frame after a seek)
+            if first and index > keep_from:
+                return False
+            first = False
+            self._next = index + 1
+            if index >= keep_from:
+                self._hold(index, frame)
+            if index >= target:
+                if index > target:
+                    raise MediaError(f"frame {target} of {self.path} could not be decoded: re-encode the "
+                                     "video or pass a folder of frames")
+                return True
+
+    def _hold(self, index, frame):
+        self._held[index] = frame
+        while len(self._held) > self.window:
+            del self._held[max(self._held, key=lambda k: abs(k - index))]
+
+    def _keyframe_at_or_before(self, i):
+        return self._keyframes[bisect_right(self._keyframes, i) - 1]
+
+    def _load(self, i):
+        at_or_before = self._keyframe_at_or_before(i)
+        if self._next is not None and self._next <= i and at_or_before <= self._next:
+            # Reading on: decode from where the decoder is, holding only the frame asked for.
+            if self._decode_until(i, i):
+                return
+        if self._last is not None and i < self._last:
+            # Reading backwards: a window ending at i, from its earliest keyframe if it has one.
+            lo = max(0, i - self.window + 1)
+            later = bisect_left(self._keyframes, lo)
+            if later < len(self._keyframes) and self._keyframes[later] <= i:
+                start = self._keyframes[later]
+            else:
+                start = self._keyframe_at_or_before(lo)
+            lo = max(lo, start)
+        else:
+            # A jump ahead (or the first read): from the keyframe before it.
+            start = at_or_before
+            lo = max(start, i - self.window + 1)
+        self._held.clear()
+        keyframe = start
+        while True:
+            self._seek(keyframe)
+            if self._decode_until(i, lo):
+                return
+            # The demuxer landed after the keyframe: try the one before it (0 reopens the file).
+            if keyframe == 0:
+                raise MediaError(f"frame {i} of {self.path} could not be found by decoding: re-encode the "
+                                 "video or pass a folder of frames")
+            keyframe = self._keyframes[self._keyframes.index(keyframe) - 1]
+
+    # ------------------------------------------------------------------ API
     def __len__(self):
-        return len(self.stems)
+        return len(self._pts)
 
     def __getitem__(self, i):
-        if self._iter is None or i < self._next:
-            self._container = self._av.open(self.path)
-            self._iter = self._container.decode(video=0)
-            self._next = 0
-        while self._next <= i:
-            frame = next(self._iter)
-            self._next += 1
-        return torch.from_numpy(frame.to_ndarray(format="rgb24"))
+        i = int(i)
+        if not 0 <= i < len(self._pts):
+            raise IndexError(f"frame {i} is outside the video (frames 0..{len(self._pts) - 1})")
+        if self._container is None:
+            raise MediaError(f"video {self.path} was closed")
+        if i not in self._held:
+            self._load(i)
+        self._last = i
+        return torch.from_numpy(self._held[i].to_ndarray(format="rgb24"))
+
+    def close(self):
+        self._held = {}
+        self._decoder = None
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 def open_frames(path):
@@ -89,10 +266,23 @@ def match_annotations(mask_folder, frame_stems):
 
 
 def write_atomic(image, path):
+    """Save a PNG under a hidden ``.part`` name, then rename: never half a file under ``path``."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.part")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
+            fix = "the disk is full: free some space" if full else "check the folder can be written"
+            raise MediaError(f"could not write {path} ({exc.strerror or exc}): {fix}, then run again "
+                             "(with --resume to keep the finished frames)") from None
+        raise
 
 
 def save_label_png(labels, path):

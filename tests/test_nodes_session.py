@@ -205,7 +205,8 @@ def test_propagate_outputs(propagated, clip, comfy):
     assert mask_set.object_ids == (1, 2) and mask_set.clip_start == 0 and mask_set.num_frames == 6
     later = mask_set.chunk(5, 6)[0]
     assert float(later[0][masks[1][5] > 0].mean()) > float(later[0][masks[1][5] == 0].mean()), "object 1 followed"
-    assert session.forward_state is not None and session.backward_state is not None
+    # One keyframe at the start: "both" runs the forward pass only (the backward one adds nothing).
+    assert session.forward_state is not None and session.backward_state is None
     entry = out["ui"]["memvos_preview"][0]
     with open(os.path.join(comfy.dirs["temp"], entry["subfolder"], entry["filename"])) as f:
         manifest = json.load(f)
@@ -214,9 +215,9 @@ def test_propagate_outputs(propagated, clip, comfy):
     assert manifest["keyframes"] == [{"frame": 0, "clip_frame": 0, "objects": [1, 2]}]
 
 
-def test_progress_reports_every_frame_of_both_passes(propagated, annotated):
+def test_progress_reports_every_frame_of_the_work(propagated, annotated):
     _, progress = propagated
-    assert progress == [(n, 12) for n in range(1, 13)]
+    assert progress == [(n, 6) for n in range(1, 7)]   # "both" from one keyframe at 0: the forward pass
     assert annotated.forward_state is None, "the input session is never changed"
 
 

@@ -5,7 +5,7 @@ import torch
 import xmem_fixture as fx
 from memvos_core.model import load_model
 from memvos_core.session import PropagationCancelled, Session, SessionFileError, combine
-from memvos_core.session.result import blend_weight
+from memvos_core.session.blend import blend_weight, object_weights
 from session_helpers import moving_discs, session_with_keys, small_config
 
 
@@ -28,7 +28,7 @@ def all_tensors(session):
 
 
 def stored(result):
-    return {i: result._probs[i] for i in result.frame_indices}
+    return {i: result.internal(i) for i in result.frame_indices}
 
 
 def same(a, b):
@@ -98,12 +98,12 @@ def test_both_directions_is_the_documented_blend(model, shot, mode):
     _, bwd = s.propagate(frames, direction="backward", start=1, end=10)
     _, both = s.propagate(frames, direction="both", start=1, end=10)
     assert both.frame_indices == list(range(1, 10))
+    keys = {1: [1, 9], 2: [1, 9]}
     for t in range(1, 10):
-        w = blend_weight(t, 1, 9)
-        expected = combine(fwd._probs[t], bwd._probs[t], w)
-        assert torch.equal(both._probs[t], expected), t
+        expected = combine([1, 2], fwd.stored(t), bwd.stored(t), object_weights(t, keys))
+        assert torch.equal(both.internal(t), expected.planes), t
     assert blend_weight(3, 1, 9) == pytest.approx(0.75)
-    assert not torch.equal(both._probs[5], fwd._probs[5]) and not torch.equal(both._probs[5], bwd._probs[5])
+    assert not torch.equal(both.internal(5), fwd.internal(5)) and not torch.equal(both.internal(5), bwd.internal(5))
 
 
 @pytest.mark.parametrize("mode", ["xmem", "xmem++"])
@@ -131,7 +131,7 @@ def test_internal_resolution_and_results_at_input_size(model, shot):
     s = session_with_keys(model, frames, labels, [0], internal_size=32)
     s2, result = s.propagate(frames[:4])
     assert s2.forward_state.internal_hw == (32, 42)
-    assert result._probs[2].shape[-2:] == (32, 42)
+    assert result.internal(2).shape == (2, 32, 42)
     assert result.probabilities(2).shape == (3, 48, 64)
     assert result.object_masks().shape == (4, 2, 48, 64)
 
@@ -153,7 +153,7 @@ def test_progress_every_frame_and_cancel_leaves_the_session_valid(model, shot):
     assert len(seen) == 4 and s.forward_state is None
     _, again = s.propagate(frames[:5])
     _, fresh = session_with_keys(model, frames, labels, [0]).propagate(frames[:5])
-    assert all(torch.equal(again._probs[t], fresh._probs[t]) for t in range(5))
+    assert all(torch.equal(again.internal(t), fresh.internal(t)) for t in range(5))
 
 
 def test_save_and_load_round_trip_and_refusals(model, shot, tmp_path, synthetic_weights):
@@ -166,7 +166,7 @@ def test_save_and_load_round_trip_and_refusals(model, shot, tmp_path, synthetic_
     assert loaded.config == s1.config and loaded.forward_state.next_frame == 6
     _, a = s1.propagate(frames[6:], first_frame_index=6)
     _, b = loaded.propagate(frames[6:], first_frame_index=6)
-    assert all(torch.equal(a._probs[t], b._probs[t]) for t in a.frame_indices)
+    assert all(torch.equal(a.internal(t), b.internal(t)) for t in a.frame_indices)
     other_weights = dict(synthetic_weights)
     other_weights["decoder.pred.bias"] = other_weights["decoder.pred.bias"] + 1
     with pytest.raises(SessionFileError, match="not the loaded"):

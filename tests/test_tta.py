@@ -43,4 +43,4 @@ def test_scale_tta_keeps_keyframes_exact_and_continues_across_chunks(model):
     assert len(s1.forward_state.engine_meta["engines"]) == 4
     _, second = s1.propagate(frames[4:], first_frame_index=4)
     for t in range(4, 8):
-        assert torch.equal(second._probs[t], whole._probs[t])
+        assert torch.equal(second.internal(t), whole.internal(t))

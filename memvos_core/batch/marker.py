@@ -22,7 +22,7 @@ MARKER_VERSION = 1
 # Options that say where or how a shot runs, not what it produces; frames, masks and weights
 # enter the marker by content instead of by path, so moving a project does not redo its shots.
 NOT_SETTINGS = frozenset({"frames", "masks", "out", "weights", "models_dir", "device", "quiet",
-                          "resume", "cache_dir", "progress"})
+                          "resume", "cache_dir", "checkpoint_every", "progress"})
 
 # Shot states before running (see :func:`shot_state`).
 DONE, INTERRUPTED, CHANGED, NEW = "done", "interrupted", "changed", "new"

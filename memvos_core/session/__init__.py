@@ -1,7 +1,11 @@
+from .blend import combine
 from .directional import PropagationCancelled
 from .keyframes import Keyframe
-from .result import DIRECTIONS, PropagationResult, combine
+from .propagation import Checkpoint, CheckpointMismatch, Propagation
+from .result import DIRECTIONS, PropagationResult
 from .session import Session
 from .storage import SessionFileError
+from .store import ResultStore, StoredFrame, StoreError
 
-__all__ = ["DIRECTIONS", "Keyframe", "PropagationCancelled", "PropagationResult", "Session", "SessionFileError", "combine"]
+__all__ = ["DIRECTIONS", "Checkpoint", "CheckpointMismatch", "Keyframe", "Propagation", "PropagationCancelled",
+           "PropagationResult", "ResultStore", "Session", "SessionFileError", "StoreError", "StoredFrame", "combine"]

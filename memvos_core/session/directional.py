@@ -4,6 +4,8 @@ The pass owns a private engine. Object ids are the artist's; the engine's intern
 order in which objects become known in this pass (preloaded keyframes first, then keyframes as
 they are reached), which is what XMem's object groups require.
 """
+import dataclasses
+import json
 from dataclasses import dataclass, field
 
 import torch
@@ -135,6 +137,14 @@ class DirectionalPass:
         step = 1 if self.direction == "forward" else -1
         if clip_indices:
             self.state.next_frame = clip_indices[-1] + step
+
+    def snapshot(self, next_frame):
+        """The pass's state now, to continue at ``next_frame`` (a checkpoint between frames).
+        Shares nothing the pass will write to."""
+        tensors, meta = self.engine.state()
+        return dataclasses.replace(self.state, next_frame=next_frame, object_order=list(self.state.object_order),
+                                   preloaded=list(self.state.preloaded), reached=list(self.state.reached),
+                                   tensors=tensors, engine_meta=json.loads(json.dumps(meta)))
 
     def finish(self):
         tensors, meta = self.engine.state()

@@ -11,9 +11,8 @@ from typing import Optional
 import torch
 
 from ..config import MemoryConfig
-from .directional import DirectionalPass, PassState, PropagationCancelled
+from .directional import PassState, PropagationCancelled
 from .keyframes import Keyframe, as_uint8_image, check_object_id, mask_to_binary
-from .result import DIRECTIONS, PropagationResult, blend_weight, combine, to_session_order
 
 DEFAULT_INTERNAL_SIZE = 480
 
@@ -99,77 +98,22 @@ class Session:
 
     # ---------------------------------------------------------- propagation
     def propagate(self, frames, first_frame_index=0, direction="forward", start=None, end=None,
-                  progress=None, cancel=None):
+                  progress=None, cancel=None, *, store=None, on_final=None, retain=True):
         """Propagate over clip frames ``[start, end)`` of which ``frames`` (a sequence of
-        ``[H,W,3]``, e.g. a ComfyUI IMAGE batch) holds ``first_frame_index ..``.
+        ``[H,W,3]`` uint8 or float 0..1, e.g. a ComfyUI IMAGE batch or :mod:`..media` frames read
+        lazily) holds ``first_frame_index ..``.
 
         Returns ``(new_session, result)``. A forward pass continues from this session's forward
-        state when it stopped exactly at ``start`` (chunked long shots), likewise backward.
+        state when it stopped exactly where the pass starts (chunked long shots), likewise backward.
         ``progress(done, total)`` is called every frame; ``cancel()`` is checked every frame and may
-        raise or return True (then :class:`PropagationCancelled` is raised and nothing is returned)."""
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
-        if not self.keyframes:
-            raise ValueError("the session has no annotation: add an annotation frame before propagating")
-        n = len(frames)
-        if n == 0:
-            raise ValueError("no frames to propagate over: connect the shot's frames")
-        lo, hi = first_frame_index, first_frame_index + n
-        start = lo if start is None else max(int(start), lo)
-        end = hi if end is None else min(int(end), hi)
-        if start >= end:
-            raise ValueError(f"frame range [{start}, {end}) is empty or outside the frames given "
-                             f"(clip frames {lo}..{hi - 1})")
-        frame_hw = tuple(torch.as_tensor(frames[0]).shape[:2])
-        if self.frame_size is not None and frame_hw != self.frame_size:
-            raise ValueError(f"frames are {frame_hw[0]}x{frame_hw[1]} but the annotations were drawn on "
-                             f"{self.frame_size[0]}x{self.frame_size[1]} frames: use the same shot at the same size")
-
-        def frame_of(i):
-            return frames[i - first_frame_index]
-
-        ids = list(self.object_ids)
-        result = PropagationResult(ids, frame_hw, [k for k in self.keyframes if start <= k.frame_index < end])
-        total = (end - start) * (2 if direction == "both" else 1)
-        done = [0]
-
-        def tick():
-            done[0] += 1
-            if progress is not None:
-                progress(done[0], total)
-
-        states = {"forward": self.forward_state, "backward": self.backward_state}
-        backward = {}
-        if direction in ("backward", "both"):
-            indices = list(range(end - 1, start - 1, -1))
-            p = self._open_pass("backward", frame_hw, indices[0])
-            sink = backward if direction == "both" else None
-
-            def on_backward(i, prob):
-                value = None if prob is None else to_session_order(prob, p.state.object_order, ids)
-                if sink is None:
-                    result.put(i, value)
-                else:
-                    sink[i] = value
-                tick()
-            p.run(frames, indices, frame_of, on_backward, cancel)
-            states["backward"] = p.finish()
-        if direction in ("forward", "both"):
-            indices = list(range(start, end))
-            p = self._open_pass("forward", frame_hw, indices[0])
-            keys = sorted(k.frame_index for k in self.keyframes)
-
-            def on_forward(i, prob):
-                value = None if prob is None else to_session_order(prob, p.state.object_order, ids)
-                if direction == "both":
-                    prev_key = max((k for k in keys if k <= i), default=None)
-                    next_key = min((k for k in keys if k >= i), default=None)
-                    value = combine(value, backward.get(i), blend_weight(i, prev_key, next_key))
-                result.put(i, value)
-                tick()
-            p.run(frames, indices, frame_of, on_forward, cancel)
-            states["forward"] = p.finish()
-        return self.replace(forward_state=states["forward"], backward_state=states["backward"]), result
+        raise or return True (then :class:`PropagationCancelled` is raised and nothing is returned).
+        ``store``: the :class:`~.store.ResultStore` the per-frame results go to (a temporary one
+        under the default cache root when None); ``on_final(index, result)``: called as soon as a
+        frame is final; ``retain=False``: frames are only handed to ``on_final``. Checkpoints and
+        resuming: :class:`~.propagation.Propagation`."""
+        from .propagation import Propagation
+        job = Propagation(self, frames, first_frame_index, direction, start, end, store=store, retain=retain)
+        return job.run(progress, cancel, on_final)
 
     def to(self, device):
         """The same session with its memory state on ``device`` (e.g. off the GPU between nodes)."""
@@ -188,14 +132,6 @@ class Session:
     def load(path, model, config=None):
         from .storage import load_session
         return load_session(path, model, config)
-
-    def _open_pass(self, direction, frame_hw, first_index):
-        state = self.forward_state if direction == "forward" else self.backward_state
-        if state is not None and state.next_frame == first_index:
-            state = dataclasses.replace(state, object_order=list(state.object_order),
-                                        preloaded=list(state.preloaded), reached=list(state.reached))
-            return DirectionalPass(self, direction, frame_hw, state)
-        return DirectionalPass(self, direction, frame_hw)
 
 
 def _check_frame_index(frame_index):

@@ -22,8 +22,9 @@ class SessionFileError(ValueError):
     pass
 
 
-def save_session(session, path):
-    """Write atomically: a temporary file in the same folder, then a rename."""
+def save_session(session, path, extra=None):
+    """Write atomically: a temporary file in the same folder, then a rename. ``extra``: JSON-able
+    metadata stored alongside (a propagation checkpoint's progress), read by :func:`load_checkpoint`."""
     tensors, keyframes = {}, []
     for n, kf in enumerate(session.keyframes):
         tensors[f"keyframe{n}.image"] = kf.image
@@ -40,6 +41,8 @@ def save_session(session, path):
             "config": session.config.to_dict(), "internal_size": session.internal_size,
             "antialias": session.antialias, "tta_scales": list(session.tta_scales),
             "tta_flip": session.tta_flip, "keyframes": keyframes, "passes": passes}
+    if extra is not None:
+        meta["extra"] = extra
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -58,6 +61,15 @@ def save_session(session, path):
 
 def load_session(path, model, config=None):
     """Load a session for ``model``; ``config`` (optional) must equal the saved one."""
+    return _load(path, model, config)[0]
+
+
+def load_checkpoint(path, model):
+    """``(session, extra)`` from a file written by ``save_session(..., extra=...)``."""
+    return _load(path, model, None)
+
+
+def _load(path, model, config):
     from .session import Session
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -93,6 +105,7 @@ def load_session(path, model, config=None):
         prefix = f"{name}."
         states[name] = PassState.from_meta(pmeta, {k[len(prefix):]: v for k, v in tensors.items()
                                                    if k.startswith(prefix)})
-    return Session(model, saved_config, meta["internal_size"], meta["antialias"],
-                   tuple(meta.get("tta_scales", ())), meta.get("tta_flip", False), keyframes,
-                   states.get("forward"), states.get("backward"))
+    session = Session(model, saved_config, meta["internal_size"], meta["antialias"],
+                      tuple(meta.get("tta_scales", ())), meta.get("tta_flip", False), keyframes,
+                      states.get("forward"), states.get("backward"))
+    return session, meta.get("extra")
