@@ -21,7 +21,11 @@ CHUNK_FRAMES = 16  # frames materialised at source size at a time
 
 
 def check_frames(frames, name="frames"):
-    """An IMAGE batch ``[T,H,W,3|4]`` float, or a ValueError that says what to connect."""
+    """An IMAGE batch ``[T,H,W,3|4]`` float, or a ValueError that says what to connect. A VIDEO
+    or MEMVOS_FRAMES (a long shot) gives a FrameClip instead, which slices like the batch."""
+    if not torch.is_tensor(frames):
+        from .frame_source import frame_clip  # it imports this module
+        return frame_clip(frames, name)
     shape = tuple(frames.shape) if torch.is_tensor(frames) else type(frames).__name__
     if not torch.is_tensor(frames) or frames.dim() != 4 or frames.shape[-1] not in (3, 4) \
             or not frames.is_floating_point():

@@ -9,6 +9,7 @@
 """
 import os
 import sys
+import types
 
 import numpy as np
 import torch
@@ -29,10 +30,28 @@ def media_files(kind):
 # ------------------------------------------------------------------ stand-ins for core nodes
 
 class StandInVideo:
-    """What core VIDEO carries, reduced to what the examples use."""
+    """What core VIDEO carries, reduced to what the examples use: a VideoFromComponents (frames
+    in memory, what Create Video makes)."""
 
     def __init__(self, images, fps, audio=None):
         self.images, self.fps, self.audio = images, float(fps), audio
+
+    def get_components(self):
+        from fractions import Fraction
+        return types.SimpleNamespace(images=self.images, audio=self.audio,
+                                     frame_rate=Fraction(self.fps).limit_denominator(1001))
+
+
+class StandInVideoFile(StandInVideo):
+    """Load Video's VIDEO (VideoFromFile): ``get_stream_source()`` is the file's path (or a
+    BytesIO); its components are what Get Video Components decodes."""
+
+    def __init__(self, source, images=None, fps=CLIP_FPS):
+        super().__init__(images, fps)
+        self._source = source
+
+    def get_stream_source(self):
+        return self._source
 
 
 def load_clip_frames():
@@ -47,7 +66,7 @@ def load_clip_frames():
 def _load_video(file):
     if file != CLIP_NAME:
         raise FileNotFoundError(f"stand-in LoadVideo knows only {CLIP_NAME}, not {file!r}")
-    return (StandInVideo(load_clip_frames(), CLIP_FPS),)
+    return (StandInVideoFile(os.path.join(MEDIA_DIR, CLIP_NAME), load_clip_frames(), CLIP_FPS),)
 
 
 def _get_video_components(video):
@@ -200,7 +219,22 @@ class ComfyStandIns:
         mm.should_use_fp16 = lambda device=None: False
         comfy = types.ModuleType("comfy")
         comfy.utils, comfy.model_management = utils, mm
-        self.modules = {"folder_paths": fp, "comfy": comfy, "comfy.utils": utils, "comfy.model_management": mm}
+
+        class PromptServer:
+            """The server's on-prompt hook: handlers rewrite each queued prompt before validation."""
+            instance = None
+
+            def __init__(self):
+                self.on_prompt_handlers = []
+
+            def add_on_prompt_handler(self, handler):
+                self.on_prompt_handlers.append(handler)
+
+        server = types.ModuleType("server")
+        server.PromptServer = PromptServer
+        PromptServer.instance = PromptServer()
+        self.modules = {"folder_paths": fp, "comfy": comfy, "comfy.utils": utils, "comfy.model_management": mm,
+                        "server": server}
 
     def check(self):
         """ComfyUI's interrupt check: raises once ``interrupt_after`` checks have passed."""
