@@ -23,8 +23,25 @@ CLIP_HW, CLIP_FPS = (108, 186), 8.0  # as examples_workflows/tools/make_media.py
 
 
 def media_files(kind):
-    exts = {"video": (".mp4", ".webm", ".mov"), "image": (".png", ".jpg", ".jpeg", ".webp")}[kind]
-    return sorted(n for n in os.listdir(MEDIA_DIR) if n.lower().endswith(exts))
+    """The files a core loader lists: the bundled media, and (as ComfyUI lists its input folder)
+    what a test put into the stand-in input folder."""
+    exts = {"video": (".mp4", ".webm", ".mov", ".mkv"), "image": (".png", ".jpg", ".jpeg", ".webp")}[kind]
+    names = {n for n in os.listdir(MEDIA_DIR) if n.lower().endswith(exts)}
+    folder_paths = sys.modules.get("folder_paths")
+    if folder_paths is not None and hasattr(folder_paths, "get_input_directory"):
+        folder = folder_paths.get_input_directory()
+        names |= {n for n in os.listdir(folder) if n.lower().endswith(exts) and os.path.isfile(os.path.join(folder, n))}
+    return sorted(names)
+
+
+def media_path(name):
+    """Where a listed file is: the stand-in input folder first, then the bundled media."""
+    folder_paths = sys.modules.get("folder_paths")
+    if folder_paths is not None and hasattr(folder_paths, "get_input_directory"):
+        path = os.path.join(folder_paths.get_input_directory(), name)
+        if os.path.isfile(path):
+            return path
+    return os.path.join(MEDIA_DIR, name)
 
 
 # ------------------------------------------------------------------ stand-ins for core nodes
@@ -64,9 +81,12 @@ def load_clip_frames():
 
 
 def _load_video(file):
-    if file != CLIP_NAME:
-        raise FileNotFoundError(f"stand-in LoadVideo knows only {CLIP_NAME}, not {file!r}")
-    return (StandInVideoFile(os.path.join(MEDIA_DIR, CLIP_NAME), load_clip_frames(), CLIP_FPS),)
+    if file == CLIP_NAME:
+        return (StandInVideoFile(os.path.join(MEDIA_DIR, CLIP_NAME), load_clip_frames(), CLIP_FPS),)
+    path = media_path(file)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"stand-in LoadVideo: no {file!r} in the input folder or the bundled media")
+    return (StandInVideoFile(path),)  # a test's own video: only our nodes read it (from the file)
 
 
 def _get_video_components(video):
@@ -78,7 +98,7 @@ def _create_video(images, fps, audio=None):
 
 
 def _load_image_mask(image, channel):
-    img = Image.open(os.path.join(MEDIA_DIR, image))
+    img = Image.open(media_path(image))
     if img.getbands() != ("R", "G", "B", "A"):
         img = img.convert("RGBA")
     band = {"alpha": "A", "red": "R", "green": "G", "blue": "B"}[channel]
@@ -87,7 +107,7 @@ def _load_image_mask(image, channel):
 
 
 def _load_image(image):
-    img = Image.open(os.path.join(MEDIA_DIR, image))
+    img = Image.open(media_path(image))
     rgb = torch.from_numpy(np.asarray(img.convert("RGB")).astype(np.float32) / 255.0)[None]
     if "A" in img.getbands():
         mask = 1.0 - torch.from_numpy(np.asarray(img.getchannel("A")).astype(np.float32) / 255.0)

@@ -263,11 +263,55 @@ def long_shot_in_chunks():
     return g.to_json()
 
 
+def long_shot_from_video():
+    ours, info = _tools()
+    g = Graph(ours, info)
+    video = g.add("LoadVideo", (0, 0), size=[300, 330], file=CLIP)
+    model = g.add("MemVOSLoadModel", (0, 360), weights="XMem.pth")
+    session = g.add("MemVOSNewSession", (0, 510))
+    g.connect(model, "model", session, "model")
+    first = g.add("MemVOSGetFrames", (COLUMN, -380), title="The frame to paint on", start_frame=0, frame_count=1)
+    g.connect(video, "VIDEO", first, "frames")
+    look = g.add("PreviewImage", (2 * COLUMN, -380), size=[300, 260])
+    g.connect(first, "images", look, "images")
+    chain = session
+    for n, object_id in enumerate((1, 2)):
+        mask = g.add("LoadImageMask", (COLUMN, n * 400), size=[300, 340],
+                     image=f"memvos_example_mask_f00_obj{object_id}.png", channel="red")
+        add = g.add("MemVOSAddAnnotation", (COLUMN + 330, n * 400), frame_index=0, object_id=object_id)
+        g.connect(chain, "session", add, "session")
+        g.connect(video, "VIDEO", add, "frames")
+        g.connect(mask, "MASK", add, "mask")
+        chain = add
+    prop = g.add("MemVOSPropagate", (3 * COLUMN - 40, 0), size=[380, 600], direction="forward")
+    g.connect(chain, "session", prop, "session")
+    g.connect(video, "VIDEO", prop, "frames")
+    matte = g.add("MemVOSSaveMasks", (4 * COLUMN, 0), size=[360, 330], filename_prefix="memvos/long_shot/matte")
+    g.connect(prop, "masks", matte, "masks")
+    labels = g.add("MemVOSSaveMasks", (4 * COLUMN, 360), size=[360, 330], filename_prefix="memvos/long_shot/labels",
+                   content="label map", video="none")
+    g.connect(prop, "masks", labels, "masks")
+    some = g.add("MemVOSGetMasks", (4 * COLUMN, 720), title="A few frames to look at", start_frame=4, end_frame=8)
+    g.connect(prop, "masks", some, "masks")
+    show = g.add("PreviewImage", (5 * COLUMN, 720), size=[300, 260])
+    g.connect(some, "label_map", show, "images")
+    g.note((0, -380), [360, 340],
+           "MemVOS on a long shot, from a video file: Load Video's VIDEO goes straight into MemVOS, which decodes "
+           "one frame at a time, so a shot of any length never sits in memory as an IMAGE batch. Propagate keeps "
+           "the masks compact (and builds its full-size mask / label_map outputs only when they are connected); "
+           "Save Masks streams every frame to output/memvos/long_shot: a 16-bit PNG matte per frame, named like "
+           "the frames, plus an mp4, and indexed label maps.\n\nPaint a keyframe: set Get Frames' start_frame "
+           "to that frame, run, right-click the preview > Open in MaskEditor, save, and load the mask with Load "
+           "Image (as Mask). A folder of frames works the same through MemVOS Load Frames.")
+    return g.to_json()
+
+
 WORKFLOWS = {
     "memvos_1_one_keyframe_overlay.json": one_keyframe,
     "memvos_2_keyframes_both_directions_matte.json": keyframes_both_directions,
     "memvos_3_inpaint_handoff.json": inpaint_handoff,
     "memvos_4_long_shot_chunks.json": long_shot_in_chunks,
+    "memvos_5_long_shot_from_video.json": long_shot_from_video,
 }
 
 
