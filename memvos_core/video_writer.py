@@ -26,12 +26,13 @@ class VideoWriter:
     all of one size; ``close()`` finishes the file. The size is taken from the first frame
     (h264 needs even sides: odd ones are padded by repeating the last row/column)."""
 
-    def __init__(self, path, fps, codec="h264"):
+    def __init__(self, path, fps, codec="h264", options=None):
         if codec not in CODECS:
             raise ValueError(f"video codec {codec!r} is not one of {', '.join(CODECS)}")
         self.path = os.fspath(path)
         self.tmp = os.path.join(os.path.dirname(self.path), f".{os.path.basename(self.path)}.part")
         self.codec = codec
+        self.options = {**CODECS[codec][2], **(options or {})}
         self.rate = Fraction(float(fps)).limit_denominator(1001)
         if self.rate <= 0:
             raise ValueError(f"video fps {fps} must be above 0")
@@ -41,7 +42,7 @@ class VideoWriter:
 
     def _open(self, frame):
         import av
-        container_format, encoder, options, grey_format, colour_format = CODECS[self.codec]
+        container_format, encoder, _, grey_format, colour_format = CODECS[self.codec]
         height, width = frame.shape[:2]
         if self.codec == "h264":
             height, width = height + height % 2, width + width % 2
@@ -53,7 +54,7 @@ class VideoWriter:
             raise VideoWriterError(exc.errno, f"cannot encode {encoder} into {self.path} ({exc})") from None
         stream.width, stream.height = width, height
         stream.pix_fmt = grey_format if frame.ndim == 2 else colour_format
-        stream.options = dict(options)
+        stream.options = dict(self.options)
         self._stream, self._size, self._shape = stream, (height, width), tuple(frame.shape)
 
     def write(self, frame):

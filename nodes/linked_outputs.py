@@ -3,14 +3,17 @@
 ComfyUI calls a node with its inputs and never says which of its outputs are connected; a full-size
 union MASK and label map of a 2,000-frame shot nobody looks at would cost tens of GB. A pack may
 rewrite each queued prompt before it is validated (the server's on-prompt handlers): ours writes,
-into every node of ours that declares the hidden input :data:`LINKED`, the names of its outputs
-that some node links to, e.g. ``"session,masks"``.
+into every node of ours that declares the hidden input :data:`LINKED`, which of the outputs it
+builds only on demand (its ``LAZY_OUTPUTS``) some node links to, e.g. ``"label_map"``.
 
 The value is one of the node's inputs, so it is part of ComfyUI's cache key as well: connecting
-an output later changes the key, the node runs again and builds it, instead of a cached ``None``
-reaching the new consumer. (The hidden PROMPT input would tell the node the same at run time, but
-ComfyUI computes cache keys without it, so a cached node would never learn of a new link.)
-Without a server (direct calls, scripts, the CLI) the input is absent and every output is built.
+such an output later changes the key, the node runs again and builds it, instead of a cached
+``None`` reaching the new consumer. Only the on-demand outputs count, so wiring the cheap ones
+(a session, the compact masks) changes nothing; toggling an on-demand one re-runs the node's
+descendants too, as any change of its inputs does. (The hidden PROMPT input would tell the node
+the same at run time, but ComfyUI computes cache keys without it, so a cached node would never
+learn of a new link.) Without a server (direct calls, scripts) the input is absent: every output
+is built.
 """
 from . import comfy_env
 
@@ -23,8 +26,8 @@ def _is_link(value):
 
 
 def mark_linked_outputs(prompt, classes):
-    """Write each of our nodes' linked output names into its inputs; returns ``prompt`` (an API
-    prompt ``{id: {"class_type", "inputs"}}``, changed in place as the server's handlers do)."""
+    """Write into each of our nodes which of its on-demand outputs are linked; returns ``prompt``
+    (an API prompt ``{id: {"class_type", "inputs"}}``, changed in place as the server's handlers do)."""
     used = {}
     for node in prompt.values():
         for value in (node.get("inputs") or {}).values():
@@ -34,8 +37,8 @@ def mark_linked_outputs(prompt, classes):
         cls = classes.get(node.get("class_type")) if isinstance(node, dict) else None
         if cls is None or LINKED not in cls.INPUT_TYPES().get("hidden", {}):
             continue
-        names = getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)
-        slots = sorted(s for s in used.get(str(node_id), ()) if 0 <= s < len(names))
+        names, lazy = getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES), set(getattr(cls, "LAZY_OUTPUTS", ()))
+        slots = sorted(s for s in used.get(str(node_id), ()) if 0 <= s < len(names) and names[s] in lazy)
         node.setdefault("inputs", {})[LINKED] = ",".join(names[s] for s in slots)
     return prompt
 

@@ -30,6 +30,7 @@ class MemVOSSelectObjects:
     FUNCTION = "select"
     RETURN_TYPES = (MASKS, "MASK", "IMAGE")
     RETURN_NAMES = ("masks", "mask", "mask_image")
+    LAZY_OUTPUTS = ("mask", "mask_image")  # built only when connected (nodes/linked_outputs.py)
     OUTPUT_TOOLTIPS = ("The chosen objects' masks.", "Union of the chosen objects (1 = object).",
                        "The same union as a grey IMAGE (white = object).")
 

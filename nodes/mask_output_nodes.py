@@ -35,6 +35,7 @@ class MemVOSGetMasks:
     FUNCTION = "get"
     RETURN_TYPES = ("MASK", "IMAGE", "IMAGE")
     RETURN_NAMES = ("mask", "mask_image", "label_map")
+    LAZY_OUTPUTS = ("mask", "mask_image", "label_map")  # built only when connected (nodes/linked_outputs.py)
     OUTPUT_TOOLTIPS = ("Union of the chosen objects (1 = object).", "The same as a grey IMAGE (white = object).",
                        "Label map, each object in its DAVIS palette colour.")
 

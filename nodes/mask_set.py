@@ -9,6 +9,7 @@ from typing import Optional
 
 import torch
 
+from . import comfy_env
 from .common import CHUNK_FRAMES
 from ..memvos_core.frames import internal_size
 from ..memvos_core.ops.inputs import resize_masks
@@ -160,4 +161,5 @@ class _LabelView:
         start, stop, _ = index.indices(self.shape[0])
         if stop <= start:
             return torch.zeros(0, *self.shape[1:], dtype=torch.uint8)
+        comfy_env.check_interrupt()  # a long shot's preview takes a while: the cancel button works
         return self.masks.labels(start, stop, self.ids)

@@ -55,6 +55,7 @@ class MemVOSPropagate:
     OUTPUT_NODE = True
     RETURN_TYPES = (SESSION, MASKS, "MASK", "IMAGE")
     RETURN_NAMES = ("session", "masks", "mask", "label_map")
+    LAZY_OUTPUTS = ("mask", "label_map")  # built only when connected (nodes/linked_outputs.py)
     OUTPUT_TOOLTIPS = (
         "The session after this run: connect it to the next chunk's Propagate (first_frame_index = the frame "
         "after this chunk) or to Save Session.",

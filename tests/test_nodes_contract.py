@@ -84,6 +84,9 @@ def test_class_attributes(node_id):
     assert required <= set(cls.INPUT_TYPES()["required"]), f"{node_id}: a parameter no input provides"
     hidden = cls.INPUT_TYPES().get("hidden", {})
     assert set(hidden) <= {LINKED}, f"{node_id}: hidden inputs {sorted(hidden)}"
+    lazy = getattr(cls, "LAZY_OUTPUTS", ())
+    assert set(lazy) <= set(cls.RETURN_NAMES) and bool(lazy) == (LINKED in hidden), (
+        f"{node_id}: outputs built on demand need the hidden {LINKED} input, and only those")
     for name in hidden:
         assert name in params and params[name].default is None, f"{node_id}: {name} must default to None"
 
