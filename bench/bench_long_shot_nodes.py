@@ -26,18 +26,12 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 
+from bench_session_memory import rss_mib  # noqa: E402
 from comfy_stand_ins import ComfyStandIns, write_synthetic_weights  # noqa: E402
 from pack_loader import pack_for_tests  # noqa: E402
 from workflow_executor import Executor  # noqa: E402
-
-
-def rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def shot_frame(t, height, width):

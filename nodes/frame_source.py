@@ -14,7 +14,6 @@ import io
 import os
 import weakref
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 

@@ -7,7 +7,7 @@ import torch
 
 from .common import MAX_FRAME_INDEX, check_frames, to_output
 from .folders import input_directory, inside
-from .frame_source import FRAMES, FRAMES_INPUT, frames_fps, source_from_path
+from .frame_source import FRAMES, FRAMES_INPUT, close_clip, frames_fps, source_from_path
 from .propagate_node import frame_range
 from ..memvos_core.frames import internal_size, resize_image
 
@@ -115,6 +115,7 @@ class MemVOSGetFrames:
             if tuple(chunk.shape[1:3]) != size:
                 chunk = resize_image(chunk.movedim(-1, 1), size, antialias=True).clamp(0, 1).movedim(1, -1)
             parts.append(chunk)
+        close_clip(clip)
         return (to_output(torch.cat(parts)), total, float(frames_fps(frames) or 24.0))
 
 

@@ -7,7 +7,7 @@ import torch
 from . import comfy_env
 from .common import (CHUNK_FRAMES, LOG, MASKS, MAX_FRAME_INDEX, SESSION, check_frames, colour_labels,
                      progress_and_cancel, to_output)
-from .frame_source import FRAMES_INPUT, frame_stems, frames_fps
+from .frame_source import FRAMES_INPUT, close_clip, frame_stems, frames_fps
 from .linked_outputs import HIDDEN, wanted
 from .mask_set import MaskSet, labels_of, union_of
 from .model_nodes import ready_network
@@ -123,6 +123,7 @@ class MemVOSPropagate:
         ui = write_clip_preview(shown, labels if labels is not None else masks.label_view(),
                                 list(masks.object_ids), fps=fps, frame_offset=start, keyframes=masks.keyframes)
         label_map = to_output(colour_labels(labels)) if wanted(linked, "label_map") else None
+        close_clip(clip)
         result_tuple = (new_session, masks, None if union is None else to_output(union), label_map)
         return {"ui": {"memvos_preview": ui}, "result": result_tuple}
 

@@ -115,14 +115,15 @@ def _shot(g, y=0):
     return parts, session
 
 
-def _annotate(g, session, parts, x, y, keyframes):
-    """One LoadImageMask + Add Annotation Frame per (frame, object), chained."""
+def _annotate(g, session, frames, x, y, keyframes):
+    """One LoadImageMask + Add Annotation Frame per (frame, object), chained; ``frames`` is the
+    (node, output) the frames come from."""
     for n, (frame, object_id) in enumerate(keyframes):
         mask = g.add("LoadImageMask", (x, y + n * 400), size=[300, 340],
                      image=f"memvos_example_mask_f{frame:02d}_obj{object_id}.png", channel="red")
         add = g.add("MemVOSAddAnnotation", (x + 330, y + n * 400), frame_index=frame, object_id=object_id)
         g.connect(session, "session", add, "session")
-        g.connect(parts, "images", add, "frames")
+        g.connect(*frames, add, "frames")
         g.connect(mask, "MASK", add, "mask")
         session = add
     return session
@@ -140,7 +141,7 @@ def one_keyframe():
     ours, info = _tools()
     g = Graph(ours, info)
     parts, session = _shot(g)
-    session = _annotate(g, session, parts, COLUMN, 0, [(0, 1), (0, 2)])
+    session = _annotate(g, session, (parts, "images"), COLUMN, 0, [(0, 1), (0, 2)])
     prop = _propagate(g, session, (parts, "images"), parts, (3 * COLUMN - 40, 0), direction="forward")
     comp = g.add("MemVOSComposite", (4 * COLUMN, 0), size=[380, 640], mode="overlay", draw_ids=True)
     g.connect(parts, "images", comp, "frames")
@@ -165,7 +166,7 @@ def keyframes_both_directions():
     ours, info = _tools()
     g = Graph(ours, info)
     parts, session = _shot(g)
-    session = _annotate(g, session, parts, COLUMN, 0, [(0, 1), (0, 2), (10, 1), (10, 2)])
+    session = _annotate(g, session, (parts, "images"), COLUMN, 0, [(0, 1), (0, 2), (10, 1), (10, 2)])
     prop = _propagate(g, session, (parts, "images"), parts, (3 * COLUMN - 40, 0), direction="both")
     refine = g.add("MemVOSRefine", (4 * COLUMN, 0), temporal_radius=1, fill_holes=True, remove_islands_px=16,
                    feather_px=1.0)
@@ -199,7 +200,7 @@ def inpaint_handoff():
     ours, info = _tools()
     g = Graph(ours, info)
     parts, session = _shot(g)
-    session = _annotate(g, session, parts, COLUMN, 0, [(0, 1), (0, 2)])
+    session = _annotate(g, session, (parts, "images"), COLUMN, 0, [(0, 1), (0, 2)])
     prop = _propagate(g, session, (parts, "images"), parts, (3 * COLUMN - 40, 0), direction="forward")
     comp = g.add("MemVOSComposite", (4 * COLUMN, 0), size=[380, 640], mode="inpaint", object_ids="1",
                  grow_px=6, feather_px=3.0)
@@ -231,7 +232,7 @@ def long_shot_in_chunks():
     ours, info = _tools()
     g = Graph(ours, info)
     parts, session = _shot(g)
-    session = _annotate(g, session, parts, COLUMN, 0, [(0, 1), (0, 2)])
+    session = _annotate(g, session, (parts, "images"), COLUMN, 0, [(0, 1), (0, 2)])
     x, previous = 3 * COLUMN - 40, session
     for chunk, first in enumerate((0, 8), start=1):
         y = (chunk - 1) * 700
@@ -274,15 +275,7 @@ def long_shot_from_video():
     g.connect(video, "VIDEO", first, "frames")
     look = g.add("PreviewImage", (2 * COLUMN, -380), size=[300, 260])
     g.connect(first, "images", look, "images")
-    chain = session
-    for n, object_id in enumerate((1, 2)):
-        mask = g.add("LoadImageMask", (COLUMN, n * 400), size=[300, 340],
-                     image=f"memvos_example_mask_f00_obj{object_id}.png", channel="red")
-        add = g.add("MemVOSAddAnnotation", (COLUMN + 330, n * 400), frame_index=0, object_id=object_id)
-        g.connect(chain, "session", add, "session")
-        g.connect(video, "VIDEO", add, "frames")
-        g.connect(mask, "MASK", add, "mask")
-        chain = add
+    chain = _annotate(g, session, (video, "VIDEO"), COLUMN, 0, [(0, 1), (0, 2)])
     prop = g.add("MemVOSPropagate", (3 * COLUMN - 40, 0), size=[380, 600], direction="forward")
     g.connect(chain, "session", prop, "session")
     g.connect(video, "VIDEO", prop, "frames")

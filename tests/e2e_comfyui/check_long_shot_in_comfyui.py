@@ -20,10 +20,8 @@ Prints one line per check; exit status 1 if any failed.
 import argparse
 import importlib.util
 import json
-import os
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -135,46 +133,11 @@ def check_new_link(report, url, prompt, first_took):
                  f"{took:.0f} s vs {first_took:.0f} s for the first run")
 
 
-def write_shot(base, frames):
-    from bench_long_shot_nodes import shot_frame
-    import av
-    path = base / "input" / "memvos_check_long_shot.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
-        stream.options = {"preset": "ultrafast"}
-        for t in range(frames):
-            frame = av.VideoFrame.from_ndarray(shot_frame(t, 360, 640)[0], format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    labels = shot_frame(0, 360, 640)[1]
-    Image.fromarray(((labels == 1) * 255).astype(np.uint8)).save(base / "input" / "memvos_check_mask.png")
-    return path.name
-
-
 def check_cancel(report, url, base, frames, internal_size):
-    video = write_shot(base, frames)
-    prompt = {
-        "1": {"class_type": "LoadVideo", "inputs": {"file": video}},
-        "2": {"class_type": "MemVOSLoadModel", "inputs": {"weights": "XMem.pth", "device": "cpu", "precision": "fp32"}},
-        "3": {"class_type": "MemVOSNewSession", "inputs": {
-            "model": ["2", 0], "memory_mode": "xmem++", "internal_size": internal_size, "mem_every": 5, "top_k": 30,
-            "enable_long_term": True, "deep_update_every": -1, "min_mid_term_frames": 5, "max_mid_term_frames": 10,
-            "num_prototypes": 128, "max_long_term_elements": 10000, "long_term_count_usage": True,
-            "antialias": False, "tta_flip": False, "tta_scales": ""}},
-        "4": {"class_type": "LoadImageMask", "inputs": {"image": "memvos_check_mask.png", "channel": "red"}},
-        "5": {"class_type": "MemVOSAddAnnotation", "inputs": {"session": ["3", 0], "frames": ["1", 0], "mask": ["4", 0],
-                                                              "frame_index": 0, "object_id": 1}},
-        "6": {"class_type": "MemVOSPropagate", "inputs": {
-            "session": ["5", 0], "frames": ["1", 0], "direction": "forward", "start_frame": 0, "end_frame": -1,
-            "first_frame_index": 0, "preview_fps": 24.0}},
-        "7": {"class_type": "MemVOSSaveMasks", "inputs": {
-            "masks": ["6", 1], "filename_prefix": "memvos/cancel/matte", "content": "matte", "object_ids": "",
-            "png_sequence": True, "video": "mp4 (h264)", "fps": 0.0}},
-    }
-    prompt_id = queue(url, prompt)
+    from bench_long_shot_nodes import prompt, write_shot
+    from pack_loader import pack_for_tests
+    write_shot(pack_for_tests(), str(base / "input"), frames, 360, 640, 24.0)
+    prompt_id = queue(url, prompt(internal_size, "memvos/cancel/matte"))
     folder = base / "output" / "memvos" / "cancel" / "matte_00001"
     deadline = time.time() + 3600
     while time.time() < deadline:  # Save Masks is writing once its folder holds a few frames
