@@ -99,11 +99,19 @@ def _close(reader):
 _VIDEO_SOURCES = weakref.WeakKeyDictionary()
 
 
+def _streams_from_a_file(video):
+    """Whether the VIDEO's class has its own get_stream_source (VideoFromFile: the file). The
+    one every VIDEO inherits from comfy_api's VideoInput encodes the whole video into memory."""
+    for klass in type(video).__mro__:
+        if "get_stream_source" in vars(klass):
+            return klass.__name__ != "VideoInput"
+    return False
+
+
 def source_from_video(video, name="frames"):
     """A FrameSource for a VIDEO read from a file, or the IMAGE tensor of a VIDEO made from
     frames in memory (Create Video); a one-line ValueError for what cannot be streamed."""
-    get_source = getattr(video, "get_stream_source", None)
-    if get_source is None:
+    if not _streams_from_a_file(video):
         components = video.get_components()  # Create Video: the frames are already in memory
         images = components.images
         return images, float(components.frame_rate) if components.frame_rate else None
@@ -117,7 +125,7 @@ def source_from_video(video, name="frames"):
     if trim is not None and any(trim()):
         raise ValueError(f"{name}: this VIDEO is trimmed (start time / duration), which MemVOS does not read "
                          "yet: load the whole video and choose the frames with start_frame / end_frame")
-    stream = get_source()
+    stream = video.get_stream_source()
     if isinstance(stream, io.IOBase) or not isinstance(stream, (str, os.PathLike)):
         raise ValueError(f"{name}: this VIDEO lives in memory ({type(stream).__name__}), not in a file, so it "
                          "cannot be read a frame at a time: save it with Save Video and load that file with "

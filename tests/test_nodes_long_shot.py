@@ -200,9 +200,24 @@ def _sink_node():
     return Sink
 
 
+class VideoInput:
+    """comfy_api's VIDEO base class: its get_stream_source encodes the whole video into memory."""
+
+    def get_stream_source(self):
+        raise AssertionError("the whole video was encoded into memory")
+
+
+class VideoFromComponents(VideoInput):
+    def __init__(self, images, fps):
+        self.stand_in = StandInVideo(images, fps)
+
+    def get_components(self):
+        return self.stand_in.get_components()
+
+
 def test_video_made_in_memory_and_frames_nodes_agree(clip, video_file):
     frames = clip[0]
-    in_memory = StandInVideo(frames, 12.5)
+    in_memory = VideoFromComponents(frames, 12.5)
     for source in (StandInVideoFile(video_file), in_memory, frames):
         images, total, fps = NODES["MemVOSGetFrames"]().get(source, 2, 3, 0)
         assert torch.equal(images, frames[2:5]) and total == NUM_FRAMES
