@@ -169,6 +169,61 @@ def check_bad_input(report, url):
                  and "\n" not in errors[0].strip(), repr(errors))
 
 
+JS_LOAD_AND_CHECK = """async (wf) => {
+  await window.app.loadGraphData(wf);
+  const g = window.app.graph;
+  const links = Object.values(g.links ?? {}).filter(Boolean);
+  const bad = links.filter((l) => {
+    const target = g.getNodeById(l.target_id), input = target?.inputs?.[l.target_slot];
+    return !input || !LiteGraph.isValidConnection(l.type, input.type);
+  }).map((l) => `${l.id}:${l.type}`);
+  const api = (await window.app.graphToPrompt()).output;
+  const frames = Object.values(api).filter((n) => 'frames' in (n.inputs ?? {})).map((n) => n.inputs.frames);
+  return {nodes: g._nodes.length, links: links.length, bad, framesLinked: frames.every((f) => Array.isArray(f)),
+          frameTypes: [...new Set(g._nodes.flatMap((n) => (n.inputs ?? []).filter((i) => i.name === 'frames')
+                                                          .map((i) => i.type)))]};
+}"""
+
+JS_CONNECT_VIDEO = """() => {
+  const video = LiteGraph.createNode('LoadVideo'), prop = LiteGraph.createNode('MemVOSPropagate');
+  window.app.graph.add(video); window.app.graph.add(prop);
+  const slot = prop.inputs.findIndex((i) => i.name === 'frames');
+  return Boolean(video.connect(0, prop, slot));
+}"""
+
+
+async def check_frontend(report, url, workflows):
+    from playwright.async_api import async_playwright
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                          args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = await browser.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            await page.goto(url + "/", wait_until="networkidle")
+            await page.wait_for_function("() => window.app?.graph", timeout=60000)
+            await page.keyboard.press("Escape")
+            for name, workflow in workflows:
+                got = await page.evaluate(JS_LOAD_AND_CHECK, workflow)
+                report.check(f"frontend loads {name}: every link valid, frames linked in the API prompt",
+                             got["links"] == len(workflow["links"]) and not got["bad"] and got["framesLinked"],
+                             json.dumps(got))
+            report.check("frontend: a VIDEO output connects to Propagate's frames socket",
+                         await page.evaluate(JS_CONNECT_VIDEO))
+            report.check("frontend: no page error", not errors, "; ".join(errors[:3]))
+        finally:
+            await browser.close()
+
+
+def old_workflow(name, commit="bbab032"):
+    """A workflow as saved before the frames sockets took VIDEO (their inputs typed IMAGE)."""
+    import subprocess
+    text = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:examples_workflows/{name}"],
+                          capture_output=True, text=True, check=True).stdout
+    return json.loads(text)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--comfyui", required=True)
@@ -176,6 +231,9 @@ def main():
     parser.add_argument("--base-dir", required=True)
     parser.add_argument("--frames", type=int, default=240, help="frames of the shot that is cancelled")
     parser.add_argument("--internal-size", type=int, default=64)
+    parser.add_argument("--browser", action="store_true", help="also load the workflows in the frontend "
+                                                              "(headless Chromium, playwright)")
+    parser.add_argument("--only-browser", action="store_true", help="skip the prompt runs")
     args = parser.parse_args()
     base = Path(args.base_dir)
     proc, url, log = start_server(args.comfyui, args.python, base)
@@ -189,11 +247,19 @@ def main():
                         if k.startswith("MemVOS") and "frames" in v["input"].get("required", {})}
         report.check("every required frames socket is the union", set(frames_types.values()) == {FRAMES_INPUT},
                      json.dumps(frames_types))
-        ran = check_example(report, url, base, info, args.internal_size)
-        if ran is not None:
-            check_new_link(report, url, *ran)
-        check_cancel(report, url, base, args.frames, args.internal_size)
-        check_bad_input(report, url)
+        if args.browser or args.only_browser:
+            import asyncio
+            workflows = [("example 5", json.loads(EXAMPLE.read_text(encoding="utf-8"))),
+                         ("example 1 as saved before (frames typed IMAGE)",
+                          old_workflow("memvos_1_one_keyframe_overlay.json")),
+                         ("example 4 as saved before", old_workflow("memvos_4_long_shot_chunks.json"))]
+            asyncio.run(check_frontend(report, url, workflows))
+        if not args.only_browser:
+            ran = check_example(report, url, base, info, args.internal_size)
+            if ran is not None:
+                check_new_link(report, url, *ran)
+            check_cancel(report, url, base, args.frames, args.internal_size)
+            check_bad_input(report, url)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
