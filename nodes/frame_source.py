@@ -67,7 +67,7 @@ def source_from_path(path, fps=None, name="path"):
         if count == 0:
             raise media.MediaError(f"{path} holds no frames")
         first = reader[0]
-        rate = _video_rate(path) if kind == "video" else None
+        rate = getattr(reader, "fps", None) or (_video_rate(path) if kind == "video" else None)
     except media.MediaError as exc:
         raise ValueError(f"{name}: {exc}") from None
     except Exception as exc:  # PyAV and PIL raise their own types for files they cannot read
@@ -80,6 +80,7 @@ def source_from_path(path, fps=None, name="path"):
 
 
 def _video_rate(path):
+    """The stream's average rate (for a media.VideoFrames that does not report its ``fps``)."""
     import av
     with av.open(path) as container:
         rate = container.streams.video[0].average_rate
