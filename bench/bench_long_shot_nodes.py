@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from bench_session_memory import rss_mib  # noqa: E402
+from bench_session_memory import rss_mib, state_bytes  # noqa: E402
 from comfy_stand_ins import ComfyStandIns, write_synthetic_weights  # noqa: E402
 from pack_loader import pack_for_tests  # noqa: E402
 from workflow_executor import Executor  # noqa: E402
@@ -65,14 +65,14 @@ def write_shot(pack, folder, frames, height, width, fps):
     return path
 
 
-def prompt(size, prefix):
+def prompt(size, prefix, max_long_term=10000):
     return {
         "1": {"class_type": "LoadVideo", "inputs": {"file": "bench_shot.mp4"}},
         "2": {"class_type": "MemVOSLoadModel", "inputs": {"weights": "XMem.pth", "device": "cpu", "precision": "fp32"}},
         "3": {"class_type": "MemVOSNewSession", "inputs": {
             "model": ["2", 0], "memory_mode": "xmem++", "internal_size": size, "mem_every": 5, "top_k": 30,
             "enable_long_term": True, "deep_update_every": -1, "min_mid_term_frames": 5, "max_mid_term_frames": 10,
-            "num_prototypes": 128, "max_long_term_elements": 10000, "long_term_count_usage": True,
+            "num_prototypes": 128, "max_long_term_elements": max_long_term, "long_term_count_usage": True,
             "antialias": False, "tta_flip": False, "tta_scales": ""}},
         "4": {"class_type": "LoadImageMask", "inputs": {"image": "bench_mask_obj1.png", "channel": "red"}},
         "5": {"class_type": "MemVOSAddAnnotation", "inputs": {"session": ["3", 0], "frames": ["1", 0], "mask": ["4", 0],
@@ -89,18 +89,30 @@ def prompt(size, prefix):
     }
 
 
+def held_bytes(result):
+    """Bytes of tensors a propagation result keeps in RAM (the per-frame results, unless the core
+    keeps them on disk)."""
+    total = 0
+    for value in vars(result).values():
+        if isinstance(value, dict):
+            total += sum(t.numel() * t.element_size() for t in value.values() if torch.is_tensor(t))
+    return total
+
+
 class ProgressLog(list):
     """Stands in for the stand-ins' progress list: every progress tick (a frame of the running
     node) also records the time, the node and the process's RSS."""
 
-    def __init__(self, executor):
+    def __init__(self, executor, echo_every=0):
         super().__init__()
-        self.executor, self.samples = executor, []
+        self.executor, self.samples, self.echo_every = executor, [], echo_every
 
     def append(self, item):
         super().append(item)
         node = self.executor.executed[-1] if self.executor.executed else None
         self.samples.append((time.perf_counter(), node, item[0], item[1], rss_mib()))
+        if self.echo_every and item[0] % self.echo_every == 0:
+            print(f"  node {node}: frame {item[0]}/{item[1]}, RSS {self.samples[-1][4]:.0f} MiB", flush=True)
 
 
 class PeakSampler(threading.Thread):
@@ -129,7 +141,8 @@ def milestones(samples, node, total, step):
     return rows
 
 
-def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=None, quiet=False, threads=1):
+def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=None, quiet=False, threads=1,
+        max_long_term=10000):
     """Run the bench; returns ``{"rows": [(stage, frame, rss, growth, s)], "outputs": ..., "dirs": ...}``.
     One torch thread by default: on a shared, busy CPU two threads spin against each other (a
     12-frame run took 79 s with 2 threads, 5 s with 1, at load 18 on 2 cores)."""
@@ -151,12 +164,12 @@ def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=No
             print(f"shot: {frames} frames {width}x{height} mp4 written in {time.perf_counter() - started:.0f} s; "
                   f"internal size {size}; RSS {rss_mib():.0f} MiB", flush=True)
         executor = Executor(pack.NODE_CLASS_MAPPINGS, {})
-        stand_ins.progress = log = ProgressLog(executor)
+        stand_ins.progress = log = ProgressLog(executor, 0 if quiet else step)
         sampler = PeakSampler()
         sampler.start()
         started = time.perf_counter()
         try:
-            outputs, ui = executor.run(prompt(size, "bench/matte"))
+            outputs, ui = executor.run(prompt(size, "bench/matte", max_long_term))
         finally:
             sampler.stop.set()
             sampler.join()
@@ -166,8 +179,10 @@ def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=No
             found = milestones(log.samples, node, frames, step)
             base = found[0][1] if found else float("nan")
             rows += [(stage, frame, rss, rss - base, t - started) for frame, rss, t in found]
+        session, masks = outputs["8"][0], outputs["8"][1]
         return {"rows": rows, "outputs": outputs, "ui": ui, "dirs": stand_ins.dirs, "elapsed": elapsed,
-                "peak": max(sampler.peak, max(s[4] for s in log.samples))}
+                "peak": max(sampler.peak, max(s[4] for s in log.samples)),
+                "result_bytes": held_bytes(masks.result), "state_bytes": state_bytes(session)}
     finally:
         torch.set_num_threads(threads_before)
         for name, module in old.items():
@@ -187,12 +202,18 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=64, help="internal size (shorter side) of the network")
     ap.add_argument("--step", type=int, default=250, help="frames between table rows")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--max-long-term", type=int, default=10000,
+                    help="long-term memory size in elements (XMem's 10000 is ~6 frames at 480p; at a small "
+                         "internal size it takes many more frames to fill, and the memory state grows until then)")
     args = ap.parse_args(argv)
-    result = run(args.frames, args.height, args.width, args.size, step=args.step, threads=args.threads)
+    result = run(args.frames, args.height, args.width, args.size, step=args.step, threads=args.threads,
+                 max_long_term=args.max_long_term)
     print(f"\n{'stage':<11} {'frame':>6} {'RSS MiB':>8} {'growth':>7} {'s':>7}")
     for stage, frame, rss, growth, t in result["rows"]:
         print(f"{stage:<11} {frame:>6} {rss:>8.1f} {growth:>+7.1f} {t:>7.0f}")
-    print(f"\npeak RSS {result['peak']:.1f} MiB; whole prompt {result['elapsed']:.0f} s "
+    print(f"\nheld at the end: propagation results in RAM {result['result_bytes'] / 2**20:.1f} MiB, session memory "
+          f"state {result['state_bytes'] / 2**20:.1f} MiB")
+    print(f"peak RSS {result['peak']:.1f} MiB; whole prompt {result['elapsed']:.0f} s "
           f"({args.frames / result['elapsed']:.1f} frames/s); torch threads {torch.get_num_threads()}; "
           f"load average {os.getloadavg()[0]:.1f}")
 
