@@ -110,21 +110,21 @@ class MemVOSPropagate:
         masks = MaskSet(tuple(result.object_ids), start, end - start + 1, tuple(clip.shape[1:3]), first, count,
                         keyframes=keyframe_list(session), model_id=session.model.model_id, result=result,
                         stems=stems, fps=fps)
-        union = labels = None
-        if wanted(linked, "mask") or wanted(linked, "label_map"):
-            unions, parts = [], []
+        want_union, want_labels = wanted(linked, "mask"), wanted(linked, "label_map")
+        unions, parts = [], []
+        if want_union or want_labels:  # full size, whole range: only when connected
             for t0, t1 in masks.chunks(CHUNK_FRAMES):
                 part = masks.chunk(t0, t1)
-                unions.append(union_of(part) if wanted(linked, "mask") else None)
+                unions += [union_of(part)] if want_union else []
                 parts.append(labels_of(part, masks.object_ids))
-            union = torch.cat(unions) if wanted(linked, "mask") else None
-            labels = torch.cat(parts)
+        labels = torch.cat(parts) if parts else None
         shown = masks.aligned_frames(clip)
         ui = write_clip_preview(shown, labels if labels is not None else masks.label_view(),
                                 list(masks.object_ids), fps=fps, frame_offset=start, keyframes=masks.keyframes)
-        label_map = to_output(colour_labels(labels)) if wanted(linked, "label_map") else None
         close_clip(clip)
-        result_tuple = (new_session, masks, None if union is None else to_output(union), label_map)
+        union = to_output(torch.cat(unions)) if unions else None
+        label_map = to_output(colour_labels(labels)) if want_labels else None
+        result_tuple = (new_session, masks, union, label_map)
         return {"ui": {"memvos_preview": ui}, "result": result_tuple}
 
     def _propagated(self, session, frames, clip, first, direction, start, end):
