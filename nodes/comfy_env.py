@@ -228,6 +228,20 @@ def check_interrupt():
         mm.throw_exception_if_processing_interrupted()
 
 
+# ---------------------------------------------------------------- queued prompts
+
+def add_prompt_handler(handler):
+    """Pass every prompt queued on ComfyUI's server through ``handler(json_data) -> json_data``
+    (its on-prompt hook, run before validation). False outside a running server."""
+    server = sys.modules.get("server")
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+    if instance is None or not hasattr(instance, "add_on_prompt_handler"):
+        return False
+    if handler not in getattr(instance, "on_prompt_handlers", ()):
+        instance.add_on_prompt_handler(handler)
+    return True
+
+
 # ---------------------------------------------------------------- VRAM
 
 class _NetworkHolder(nn.Module):

@@ -2,6 +2,7 @@
 import logging
 import re
 
+import torch
 
 from . import comfy_env
 from ..memvos_core.ops.composite import mask_to_image  # noqa: F401  (re-exported for the node modules)
@@ -22,7 +23,11 @@ CHUNK_FRAMES = 16  # frames materialised at source size at a time
 
 
 def check_frames(frames, name="frames"):
-    """An IMAGE batch ``[T,H,W,3]`` (the core's check), or a ValueError that says what to connect."""
+    """An IMAGE batch ``[T,H,W,3]`` (the core's check), or a ValueError that says what to connect. A
+    VIDEO or MEMVOS_FRAMES (a long shot) gives a FrameClip instead, which slices like the batch."""
+    if not torch.is_tensor(frames):
+        from .frame_source import frame_clip  # it imports this module
+        return frame_clip(frames, name)
     return _check_frames(frames, name, hint="connect the shot's frames, e.g. from Get Video Components")
 
 

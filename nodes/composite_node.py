@@ -3,6 +3,7 @@ import torch
 
 from .common import MASKS, SUGGESTIONS, check_frames, mask_to_image, parse_object_ids, to_output
 from .compute import NodeProgress
+from .frame_source import FRAMES_INPUT
 from .mask_nodes import check_masks, object_ids_input
 from .mask_set import labels_of, union_of
 from .propagate_node import write_clip_preview
@@ -50,7 +51,7 @@ class MemVOSComposite:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "frames": ("IMAGE", {"tooltip": "The frames the masks were propagated over."}),
+                "frames": (FRAMES_INPUT, {"tooltip": "The frames the masks were propagated over."}),
                 "masks": (MASKS, {"tooltip": "Per-object masks from Propagate, Select Objects or Refine Masks."}),
                 "mode": (list(MODES), {"default": "overlay", "tooltip": "What to make; see the node's description."}),
                 "object_ids": object_ids_input(),

@@ -4,6 +4,7 @@ ComfyUI imports ``folder_paths`` before it loads any pack, so it is looked up in
 and never imported here. Outside ComfyUI the folders are under the system's temp folder.
 """
 import os
+import re
 import sys
 import tempfile
 
@@ -35,3 +36,21 @@ def inside(folder, relative, what):
         raise ValueError(f"{what} {relative!r} must be a relative path inside {folder!r} "
                          "(no '..', not absolute), like 'memvos/session'")
     return os.path.join(folder, *relative.split("/"))
+
+
+def numbered_output(prefix, what="filename_prefix"):
+    """``(folder, stem)`` for new output files: ``<output>/<prefix>_00001``, numbered past every
+    file or folder already named ``<name>_NNNNN...`` there, so a run never overwrites another."""
+    base = inside(output_directory(), prefix, what)
+    folder, name = os.path.split(base)
+    if not name:
+        raise ValueError(f"{what} {prefix!r} ends with '/': give a name after the folder, like 'memvos/masks'")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        entries = os.listdir(folder)
+    except OSError as exc:
+        raise ValueError(f"{what} {prefix!r}: cannot write into {folder} ({exc.strerror or exc}): choose a "
+                         "filename_prefix inside a folder you can write to") from None
+    pattern = re.compile(re.escape(name) + r"_(\d{5,})(?!\d)")
+    numbers = [int(m.group(1)) for m in map(pattern.match, entries) if m]
+    return folder, f"{name}_{max(numbers, default=0) + 1:05d}"

@@ -3,6 +3,8 @@ import torch
 
 from .common import MASKS, check_frames, check_type, mask_to_image, parse_object_ids, to_output
 from .compute import NodeProgress
+from .frame_source import FRAMES_INPUT
+from .linked_outputs import HIDDEN, wanted
 from .mask_set import MaskSet, union_of
 from ..memvos_core.ops.refine_chain import RefineSteps, refine_masks
 
@@ -28,6 +30,7 @@ class MemVOSSelectObjects:
     FUNCTION = "select"
     RETURN_TYPES = (MASKS, "MASK", "IMAGE")
     RETURN_NAMES = ("masks", "mask", "mask_image")
+    LAZY_OUTPUTS = ("mask", "mask_image")  # built only when connected (nodes/linked_outputs.py)
     OUTPUT_TOOLTIPS = ("The chosen objects' masks.", "Union of the chosen objects (1 = object).",
                        "The same union as a grey IMAGE (white = object).")
 
@@ -36,13 +39,15 @@ class MemVOSSelectObjects:
         return {"required": {
             "masks": (MASKS, {"tooltip": "Per-object masks from Propagate or Refine Masks."}),
             "object_ids": object_ids_input(),
-        }}
+        }, "hidden": dict(HIDDEN)}
 
-    def select(self, masks, object_ids=""):
+    def select(self, masks, object_ids="", memvos_linked_outputs=None):
         check_masks(masks)
         chosen = masks.subset(parse_object_ids(object_ids))
-        union = union_mask(chosen)
-        return (chosen, to_output(union), to_output(mask_to_image(union)))
+        # A long shot's full-size union does not fit in memory: built only when connected.
+        mask, image = (wanted(memvos_linked_outputs, n) for n in ("mask", "mask_image"))
+        union = union_mask(chosen) if mask or image else None
+        return (chosen, to_output(union) if mask else None, to_output(mask_to_image(union)) if image else None)
 
 
 class MemVOSRefine:
@@ -92,8 +97,8 @@ class MemVOSRefine:
                                                               "temporal smoothing; raise it for noisy footage."}),
             },
             "optional": {
-                "frames": ("IMAGE", {"tooltip": "The frames the masks belong to; needed for temporal smoothing "
-                                                "and edge refinement."}),
+                "frames": (FRAMES_INPUT, {"tooltip": "The frames the masks belong to; needed for temporal "
+                                                     "smoothing and edge refinement."}),
             },
         }
 

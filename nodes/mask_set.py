@@ -9,6 +9,7 @@ from typing import Optional
 
 import torch
 
+from . import comfy_env
 from .common import CHUNK_FRAMES
 from ..memvos_core.frames import internal_size
 from ..memvos_core.ops.chunking import frame_chunks
@@ -27,6 +28,8 @@ class MaskSet:
     model_id: str = ""
     dense: Optional[torch.Tensor] = None  # float16 [T,N,H,W]
     result: Optional[object] = None       # core PropagationResult over clip_start..
+    stems: tuple = ()                     # a name per mask frame (the frames' file stems), for files
+    fps: Optional[float] = None           # the frames' rate when they carried one (VIDEO, MEMVOS_FRAMES)
 
     @property
     def clip_end(self):
@@ -66,6 +69,15 @@ class MaskSet:
         """uint8 ``[t, H, W]`` label maps of the chosen objects (0 = background)."""
         ids = self.select(ids)
         return labels_of(self.chunk(t0, t1, ids), ids)
+
+    def frame_stem(self, t):
+        """The file name stem of mask frame ``t`` (the clip index, 5 digits, if none was recorded)."""
+        return self.stems[t] if len(self.stems) == self.num_frames else f"{self.clip_start + t:05d}"
+
+    def label_view(self, ids=None):
+        """The label maps of every frame as a read-only view that slices like a uint8
+        ``[T,H,W]`` tensor, built a slice at a time (for the preview of a long shot)."""
+        return _LabelView(self, self.select(ids))
 
     def subset(self, ids):
         """The same frames with only the chosen objects (in the order given)."""
@@ -109,6 +121,8 @@ class MaskSet:
             return frames
         if count == self.frames_count:
             offset = self.clip_start - self.frames_first_index
+            if hasattr(frames, "window"):  # a FrameClip: a view, nothing decoded
+                return frames.window(offset, self.num_frames)
             return frames[offset:offset + self.num_frames]
         raise ValueError(f"{name} has {count} frames but the masks cover {self.num_frames} "
                          f"({self.describe()}, propagated over a batch of {self.frames_count}): connect "
@@ -126,3 +140,27 @@ def labels_of(part, ids):
     background = (1 - part.sum(1, keepdim=True)).clamp(min=0)
     lut = torch.tensor([0, *ids], dtype=torch.uint8, device=part.device)
     return lut[torch.cat([background, part], 1).argmax(1)]
+
+
+class _LabelView:
+    is_clip_view = True  # nodes/preview.py takes it like a tensor
+    dtype = torch.uint8
+
+    def __init__(self, masks, ids):
+        self.masks, self.ids = masks, ids
+        self.shape = torch.Size((masks.num_frames, *masks.frame_hw))
+
+    def dim(self):
+        return 3
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            return self[index:index + 1][0]
+        start, stop, _ = index.indices(self.shape[0])
+        if stop <= start:
+            return torch.zeros(0, *self.shape[1:], dtype=torch.uint8)
+        comfy_env.check_interrupt()  # a long shot's preview takes a while: the cancel button works
+        return self.masks.labels(start, stop, self.ids)

@@ -244,6 +244,8 @@ def _colour_of(object_id):
 def _as_tensor(name, value):
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(value)
+    if getattr(value, "is_clip_view", False):
+        return value  # a long shot read a slice at a time: shape, dtype, dim() and [a:b] -> tensor
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} is a {type(value).__name__}: pass a torch tensor or numpy array")
     return value

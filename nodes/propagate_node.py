@@ -1,10 +1,14 @@
 """Propagate: the session's keyframes carried over a run of frames, forward, backward or both."""
 
+import weakref
+
 import torch
 
 from . import comfy_env
 from .common import (CHUNK_FRAMES, LOG, MASKS, MAX_FRAME_INDEX, SESSION, check_frames, colour_labels,
                      progress_and_cancel, to_output)
+from .frame_source import FRAMES_INPUT, close_clip, frame_stems, frames_fps
+from .linked_outputs import HIDDEN, wanted
 from .mask_set import MaskSet, labels_of, union_of
 from .model_nodes import ready_network
 from .preview import write_preview
@@ -16,15 +20,16 @@ def keyframe_list(session):
     return tuple({"frame": k.frame_index, "objects": list(k.object_ids)} for k in session.keyframes)
 
 
-def frame_range(first, count, start_frame, end_frame):
+def frame_range(first, count, start_frame, end_frame, what=None):
     """Clip frames ``start..end`` (inclusive) of a batch holding clip frames ``first..first+count-1``."""
     last = first + count - 1
     start = max(int(start_frame), first)
     end = last if int(end_frame) < 0 else min(int(end_frame), last)
     if start > end:
-        raise ValueError(f"start_frame {start_frame} .. end_frame {end_frame} selects none of the frames given "
-                         f"(clip frames {first}..{last}, as first_frame_index is {first}): pick frames inside "
-                         "that range, or set first_frame_index to the clip index of the first frame connected")
+        what = what or (f"the frames given (clip frames {first}..{last}, as first_frame_index is {first}): pick "
+                        "frames inside that range, or set first_frame_index to the clip index of the first frame "
+                        "connected")
+        raise ValueError(f"start_frame {start_frame} .. end_frame {end_frame} selects none of {what}")
     return start, end
 
 
@@ -43,25 +48,33 @@ def write_clip_preview(frames, labels, ids, *, fps, frame_offset, keyframes=(), 
 class MemVOSPropagate:
     DESCRIPTION = ("Carries the session's keyframes over the frames: per-object masks, their union as a MASK "
                    "and a coloured label map, plus the session to continue with (the next chunk of a long shot "
-                   "continues where this one stopped). Shows a preview player on the node.")
+                   "continues where this one stopped). Shows a preview player on the node. The frames can be an "
+                   "IMAGE batch, a VIDEO from Load Video or MemVOS Load Frames: a long shot is then read a frame "
+                   "at a time, and the masks stay compact until MemVOS Save Masks or Get Masks asks for them.")
     CATEGORY = "MemVOS/session"
     FUNCTION = "propagate"
     OUTPUT_NODE = True
     RETURN_TYPES = (SESSION, MASKS, "MASK", "IMAGE")
     RETURN_NAMES = ("session", "masks", "mask", "label_map")
+    LAZY_OUTPUTS = ("mask", "label_map")  # built only when connected (nodes/linked_outputs.py)
     OUTPUT_TOOLTIPS = (
         "The session after this run: connect it to the next chunk's Propagate (first_frame_index = the frame "
         "after this chunk) or to Save Session.",
-        "Per-object masks of the propagated frames, for Select Objects, Refine, Composite and Suggest Frames.",
-        "Union of every object's mask (1 = object) for the propagated frames, at source size.",
-        "Label map of the propagated frames, each object in its DAVIS palette colour.",
+        "Per-object masks of the propagated frames (compact), for Save Masks, Get Masks, Select Objects, "
+        "Refine, Composite and Suggest Frames.",
+        "Union of every object's mask (1 = object) for the propagated frames, at source size; built only when "
+        "connected (a long shot's would not fit in memory: use Save Masks or Get Masks there).",
+        "Label map of the propagated frames, each object in its DAVIS palette colour; built only when "
+        "connected.",
     )
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
             "session": (SESSION, {"tooltip": "A session with at least one annotation frame."}),
-            "frames": ("IMAGE", {"tooltip": "The shot's frames (or one chunk of them, see first_frame_index)."}),
+            "frames": (FRAMES_INPUT, {"tooltip": "The shot's frames: an IMAGE batch (or one chunk of it, see "
+                                                 "first_frame_index), a VIDEO from Load Video, or MemVOS Load "
+                                                 "Frames; a VIDEO or Load Frames is read a frame at a time."}),
             "direction": (list(("both",) + tuple(d for d in DIRECTIONS if d != "both")), {
                 "default": "both",
                 "tooltip": "both: from every keyframe forward and backward, blended between keyframes. "
@@ -76,39 +89,64 @@ class MemVOSPropagate:
                                           "tooltip": "Clip index of the first frame connected: 0 for a whole "
                                                      "shot; for a chunk, where the chunk starts in the shot."}),
             "preview_fps": ("FLOAT", {"default": 24.0, "min": 0.1, "max": 1000.0, "step": 0.01,
-                                      "tooltip": "Playback rate of the preview player (connect the video's fps)."}),
-        }}
+                                      "tooltip": "Playback rate of the preview player (connect the video's fps). "
+                                                 "A VIDEO or Load Frames brings its own rate, used instead."}),
+        }, "hidden": dict(HIDDEN)}
 
     def propagate(self, session, frames, direction="both", start_frame=0, end_frame=-1, first_frame_index=0,
-                  preview_fps=24.0):
+                  preview_fps=24.0, memvos_linked_outputs=None):
+        linked = memvos_linked_outputs
         check_session(session)
-        frames = check_frames(frames)
+        clip = check_frames(frames)
         if direction not in DIRECTIONS:
             raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
         if not session.keyframes:
             raise ValueError("session has no annotation frame: add one with MemVOS Add Annotation Frame "
                              "before propagating")
-        first, count = int(first_frame_index), frames.shape[0]
+        first, count = int(first_frame_index), clip.shape[0]
         start, end = frame_range(first, count, start_frame, end_frame)
+        new_session, result = self._propagated(session, frames, clip, first, direction, start, end)
+        fps = frames_fps(frames) or float(preview_fps)
+        stems = frame_stems(clip, first)[start - first:end - first + 1]
+        masks = MaskSet(tuple(result.object_ids), start, end - start + 1, tuple(clip.shape[1:3]), first, count,
+                        keyframes=keyframe_list(session), model_id=session.model.model_id, result=result,
+                        stems=stems, fps=fps)
+        want_union, want_labels = wanted(linked, "mask"), wanted(linked, "label_map")
+        unions, parts = [], []
+        if want_union or want_labels:  # full size, whole range: only when connected
+            for t0, t1 in masks.chunks(CHUNK_FRAMES):
+                part = masks.chunk(t0, t1)
+                unions += [union_of(part)] if want_union else []
+                parts.append(labels_of(part, masks.object_ids))
+        labels = torch.cat(parts) if parts else None
+        shown = masks.aligned_frames(clip)
+        ui = write_clip_preview(shown, labels if labels is not None else masks.label_view(),
+                                list(masks.object_ids), fps=fps, frame_offset=start, keyframes=masks.keyframes)
+        close_clip(clip)
+        union = to_output(torch.cat(unions)) if unions else None
+        label_map = to_output(colour_labels(labels)) if want_labels else None
+        result_tuple = (new_session, masks, union, label_map)
+        return {"ui": {"memvos_preview": ui}, "result": result_tuple}
+
+    def _propagated(self, session, frames, clip, first, direction, start, end):
+        """``(new_session, result)``; the last run's again when only the wiring of the outputs changed
+        (ComfyUI then runs the node again, with the same session and frames objects, to build an
+        output it did not build before: no reason to propagate a long shot twice)."""
+        key = (direction, first, start, end)
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] == key and last[1]() is session and last[2]() is frames:
+            return last[3], last[4]
         ready_network(session.model)
         steps = (end - start + 1) * (2 if direction == "both" else 1)
         progress, cancel = progress_and_cancel(steps)
-        new_session, result = session.propagate(frames, first, direction, start, end + 1,
+        new_session, result = session.propagate(clip, first, direction, start, end + 1,
                                                 progress=progress, cancel=cancel)
-        masks = MaskSet(tuple(result.object_ids), start, end - start + 1, tuple(frames.shape[1:3]), first, count,
-                        keyframes=keyframe_list(session), model_id=session.model.model_id, result=result)
-        unions, labels = [], []
-        for t0, t1 in masks.chunks(CHUNK_FRAMES):
-            part = masks.chunk(t0, t1)
-            unions.append(union_of(part))
-            labels.append(labels_of(part, masks.object_ids))
-        union, labels = torch.cat(unions), torch.cat(labels)
-        shown = frames[start - first:end - first + 1]
-        ui = write_clip_preview(shown, labels, list(masks.object_ids), fps=preview_fps, frame_offset=start,
-                                keyframes=masks.keyframes)
         new_session = new_session.to(comfy_env.intermediate_device())
-        result_tuple = (new_session, masks, to_output(union), to_output(colour_labels(labels)))
-        return {"ui": {"memvos_preview": ui}, "result": result_tuple}
+        try:
+            self._last = (key, weakref.ref(session), weakref.ref(frames), new_session, result)
+        except TypeError:  # an input that cannot be referenced weakly: no reuse
+            self._last = None
+        return new_session, result
 
 
 NODE_CLASS_MAPPINGS = {"MemVOSPropagate": MemVOSPropagate}

@@ -1,9 +1,8 @@
 """Save Session / Load Session: the session bundle as a ``.safetensors`` file (tensors and JSON, no code)."""
 import os
-import re
 
 from .common import MODEL, SESSION
-from .folders import input_directory, inside, output_directory
+from .folders import input_directory, inside, numbered_output, output_directory
 from .model_nodes import check_model
 from .session_nodes import check_session
 from ..memvos_core.session import Session
@@ -13,12 +12,8 @@ SUFFIX = ".session.safetensors"
 
 def next_session_path(prefix):
     """``<output>/<prefix>_00001.session.safetensors``, numbered past the files already there."""
-    base = inside(output_directory(), prefix, "filename_prefix")
-    folder, stem = os.path.split(base)
-    os.makedirs(folder, exist_ok=True)
-    pattern = re.compile(re.escape(stem) + r"_(\d{5,})" + re.escape(SUFFIX) + "$")
-    numbers = [int(m.group(1)) for m in map(pattern.match, os.listdir(folder)) if m]
-    return os.path.join(folder, f"{stem}_{max(numbers, default=0) + 1:05d}{SUFFIX}")
+    folder, stem = numbered_output(prefix)
+    return os.path.join(folder, stem + SUFFIX)
 
 
 def find_session_file(name):

@@ -2,6 +2,7 @@
 import torch
 
 from .common import LOG, MAX_FRAME_INDEX, MAX_OBJECT_ID, MODEL, SESSION, check_frames, check_type
+from .frame_source import FRAMES_INPUT
 from .model_nodes import check_model
 from ..memvos_core.config import MEMORY_MODES, MemoryConfig
 from ..memvos_core.frames import same_aspect
@@ -156,8 +157,8 @@ class MemVOSAddAnnotation:
     def INPUT_TYPES(cls):
         return {"required": {
             "session": (SESSION, {"tooltip": "A session from New Session or from another Add Annotation Frame."}),
-            "frames": ("IMAGE", {"tooltip": "The shot's frames (the annotated frame is taken at frame_index), "
-                                            "or just the annotated frame itself."}),
+            "frames": (FRAMES_INPUT, {"tooltip": "The shot's frames (the annotated frame is taken at "
+                                                 "frame_index), or just the annotated frame itself."}),
             "mask": ("MASK", {"tooltip": "The object's mask on that frame (1 = object). A batch with one mask "
                                          "per frame is accepted: the one at frame_index is used."}),
             "frame_index": ("INT", {"default": 0, "min": 0, "max": MAX_FRAME_INDEX, "step": 1,

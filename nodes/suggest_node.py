@@ -1,6 +1,7 @@
 """Suggest Frames: where an annotation would help most (XMem++ candidates plus signs of a lost object)."""
 from .common import MASKS, SESSION, SUGGESTIONS, check_frames
 from .compute import NodeProgress, working_budget
+from .frame_source import FRAMES_INPUT
 from .mask_nodes import check_masks
 from .model_nodes import ready_network
 from .session_nodes import check_session
@@ -57,7 +58,7 @@ class MemVOSSuggestFrames:
         return {
             "required": {
                 "session": (SESSION, {"tooltip": "The session the masks were propagated from."}),
-                "frames": ("IMAGE", {"tooltip": "The frames the masks were propagated over."}),
+                "frames": (FRAMES_INPUT, {"tooltip": "The frames the masks were propagated over."}),
                 "masks": (MASKS, {"tooltip": "Per-object masks from Propagate."}),
                 "count": ("INT", {"default": 5, "min": 1, "max": 100, "step": 1,
                                   "tooltip": "How many frames to suggest."}),

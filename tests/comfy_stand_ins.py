@@ -9,6 +9,7 @@
 """
 import os
 import sys
+import types
 
 import numpy as np
 import torch
@@ -22,17 +23,52 @@ CLIP_HW, CLIP_FPS = (108, 186), 8.0  # as examples_workflows/tools/make_media.py
 
 
 def media_files(kind):
-    exts = {"video": (".mp4", ".webm", ".mov"), "image": (".png", ".jpg", ".jpeg", ".webp")}[kind]
-    return sorted(n for n in os.listdir(MEDIA_DIR) if n.lower().endswith(exts))
+    """The files a core loader lists: the bundled media, and (as ComfyUI lists its input folder)
+    what a test put into the stand-in input folder."""
+    exts = {"video": (".mp4", ".webm", ".mov", ".mkv"), "image": (".png", ".jpg", ".jpeg", ".webp")}[kind]
+    names = {n for n in os.listdir(MEDIA_DIR) if n.lower().endswith(exts)}
+    folder_paths = sys.modules.get("folder_paths")
+    if folder_paths is not None and hasattr(folder_paths, "get_input_directory"):
+        folder = folder_paths.get_input_directory()
+        names |= {n for n in os.listdir(folder) if n.lower().endswith(exts) and os.path.isfile(os.path.join(folder, n))}
+    return sorted(names)
+
+
+def media_path(name):
+    """Where a listed file is: the stand-in input folder first, then the bundled media."""
+    folder_paths = sys.modules.get("folder_paths")
+    if folder_paths is not None and hasattr(folder_paths, "get_input_directory"):
+        path = os.path.join(folder_paths.get_input_directory(), name)
+        if os.path.isfile(path):
+            return path
+    return os.path.join(MEDIA_DIR, name)
 
 
 # ------------------------------------------------------------------ stand-ins for core nodes
 
 class StandInVideo:
-    """What core VIDEO carries, reduced to what the examples use."""
+    """What core VIDEO carries, reduced to what the examples use: a VideoFromComponents (frames
+    in memory, what Create Video makes)."""
 
     def __init__(self, images, fps, audio=None):
         self.images, self.fps, self.audio = images, float(fps), audio
+
+    def get_components(self):
+        from fractions import Fraction
+        return types.SimpleNamespace(images=self.images, audio=self.audio,
+                                     frame_rate=Fraction(self.fps).limit_denominator(1001))
+
+
+class StandInVideoFile(StandInVideo):
+    """Load Video's VIDEO (VideoFromFile): ``get_stream_source()`` is the file's path (or a
+    BytesIO); its components are what Get Video Components decodes."""
+
+    def __init__(self, source, images=None, fps=CLIP_FPS):
+        super().__init__(images, fps)
+        self._source = source
+
+    def get_stream_source(self):
+        return self._source
 
 
 def load_clip_frames():
@@ -45,9 +81,12 @@ def load_clip_frames():
 
 
 def _load_video(file):
-    if file != CLIP_NAME:
-        raise FileNotFoundError(f"stand-in LoadVideo knows only {CLIP_NAME}, not {file!r}")
-    return (StandInVideo(load_clip_frames(), CLIP_FPS),)
+    if file == CLIP_NAME:
+        return (StandInVideoFile(os.path.join(MEDIA_DIR, CLIP_NAME), load_clip_frames(), CLIP_FPS),)
+    path = media_path(file)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"stand-in LoadVideo: no {file!r} in the input folder or the bundled media")
+    return (StandInVideoFile(path),)  # a test's own video: only our nodes read it (from the file)
 
 
 def _get_video_components(video):
@@ -59,7 +98,7 @@ def _create_video(images, fps, audio=None):
 
 
 def _load_image_mask(image, channel):
-    img = Image.open(os.path.join(MEDIA_DIR, image))
+    img = Image.open(media_path(image))
     if img.getbands() != ("R", "G", "B", "A"):
         img = img.convert("RGBA")
     band = {"alpha": "A", "red": "R", "green": "G", "blue": "B"}[channel]
@@ -68,7 +107,7 @@ def _load_image_mask(image, channel):
 
 
 def _load_image(image):
-    img = Image.open(os.path.join(MEDIA_DIR, image))
+    img = Image.open(media_path(image))
     rgb = torch.from_numpy(np.asarray(img.convert("RGB")).astype(np.float32) / 255.0)[None]
     if "A" in img.getbands():
         mask = 1.0 - torch.from_numpy(np.asarray(img.getchannel("A")).astype(np.float32) / 255.0)
@@ -200,7 +239,22 @@ class ComfyStandIns:
         mm.should_use_fp16 = lambda device=None: False
         comfy = types.ModuleType("comfy")
         comfy.utils, comfy.model_management = utils, mm
-        self.modules = {"folder_paths": fp, "comfy": comfy, "comfy.utils": utils, "comfy.model_management": mm}
+
+        class PromptServer:
+            """The server's on-prompt hook: handlers rewrite each queued prompt before validation."""
+            instance = None
+
+            def __init__(self):
+                self.on_prompt_handlers = []
+
+            def add_on_prompt_handler(self, handler):
+                self.on_prompt_handlers.append(handler)
+
+        server = types.ModuleType("server")
+        server.PromptServer = PromptServer
+        PromptServer.instance = PromptServer()
+        self.modules = {"folder_paths": fp, "comfy": comfy, "comfy.utils": utils, "comfy.model_management": mm,
+                        "server": server}
 
     def check(self):
         """ComfyUI's interrupt check: raises once ``interrupt_after`` checks have passed."""

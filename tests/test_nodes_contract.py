@@ -7,12 +7,15 @@ import pytest
 from pack_loader import pack_for_tests, run_in_fresh_python
 
 WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
-OUR_TYPES = {"MEMVOS_MODEL", "MEMVOS_SESSION", "MEMVOS_MASKS", "MEMVOS_SUGGESTIONS"}
-CORE_TYPES = {"IMAGE", "MASK"}
-OUTPUT_NODES = {"MemVOSPropagate", "MemVOSComposite", "MemVOSSaveSession"}
+OUR_TYPES = {"MEMVOS_MODEL", "MEMVOS_SESSION", "MEMVOS_MASKS", "MEMVOS_SUGGESTIONS", "MEMVOS_FRAMES"}
+CORE_TYPES = {"IMAGE", "MASK", "VIDEO"}
+OUTPUT_NODES = {"MemVOSPropagate", "MemVOSComposite", "MemVOSSaveSession", "MemVOSSaveMasks"}
 EXPECTED = {"MemVOSLoadModel", "MemVOSNewSession", "MemVOSAddAnnotation", "MemVOSPropagate",
             "MemVOSSelectObjects", "MemVOSRefine", "MemVOSComposite", "MemVOSSuggestFrames",
-            "MemVOSSaveSession", "MemVOSLoadSession"}
+            "MemVOSSaveSession", "MemVOSLoadSession", "MemVOSLoadFrames", "MemVOSGetFrames",
+            "MemVOSGetMasks", "MemVOSSaveMasks"}
+FRAMES_INPUT = "IMAGE,VIDEO,MEMVOS_FRAMES"  # a union: ComfyUI links any one of them
+LINKED = "memvos_linked_outputs"  # hidden input the pack's server hook fills in
 
 PACK = pack_for_tests()
 NODES = PACK.NODE_CLASS_MAPPINGS
@@ -58,7 +61,9 @@ def test_input_specs_are_well_formed(node_id):
         elif kind == "STRING":
             assert isinstance(options.get("default"), str), where
         else:
-            assert kind in OUR_TYPES | CORE_TYPES, f"{where}: unknown link type {kind}"
+            assert set(kind.split(",")) <= OUR_TYPES | CORE_TYPES, f"{where}: unknown link type {kind}"
+            if name == "frames":
+                assert kind == FRAMES_INPUT, f"{where}: every frames socket takes IMAGE, VIDEO and MEMVOS_FRAMES"
 
 
 @pytest.mark.parametrize("node_id", sorted(EXPECTED))
@@ -77,11 +82,19 @@ def test_class_attributes(node_id):
         assert name in params, f"{node_id}.{cls.FUNCTION} does not take input {name!r}"
     required = {n for n, p in params.items() if p.default is inspect.Parameter.empty and n != "self"}
     assert required <= set(cls.INPUT_TYPES()["required"]), f"{node_id}: a parameter no input provides"
+    hidden = cls.INPUT_TYPES().get("hidden", {})
+    assert set(hidden) <= {LINKED}, f"{node_id}: hidden inputs {sorted(hidden)}"
+    lazy = getattr(cls, "LAZY_OUTPUTS", ())
+    assert set(lazy) <= set(cls.RETURN_NAMES) and bool(lazy) == (LINKED in hidden), (
+        f"{node_id}: outputs built on demand need the hidden {LINKED} input, and only those")
+    for name in hidden:
+        assert name in params and params[name].default is None, f"{node_id}: {name} must default to None"
 
 
 def test_link_types_are_produced_and_consumed():
     produced = {t for cls in NODES.values() for t in cls.RETURN_TYPES}
-    consumed = {entry[0] for cls in NODES.values() for _, _, entry in _inputs(cls) if isinstance(entry[0], str)}
+    consumed = {t for cls in NODES.values() for _, _, entry in _inputs(cls) if isinstance(entry[0], str)
+                for t in entry[0].split(",")}
     assert OUR_TYPES <= produced and OUR_TYPES <= consumed
 
 

@@ -131,6 +131,13 @@ def test_example_clip_decodes_to_the_frames_the_stand_in_uses():
 
 # ------------------------------------------------------------------ execution
 
+@pytest.fixture(scope="module")
+def comfy(comfy):
+    """The shared stand-ins, with the pack hooked into the server as ComfyUI's start does."""
+    assert pack_for_tests().nodes.linked_outputs.install(), "as in ComfyUI, the pack hooks into the server"
+    return comfy
+
+
 def api_prompt(name, ours, changes=None):
     """The workflow in API form, with the test's smaller internal size and ``changes``
     (``{(class_type, input): value}``, applied to every node of that type)."""
@@ -192,9 +199,10 @@ def test_one_keyframe_overlay_video(runs):
     assert isinstance(video, StandInVideo) and video.fps == 8.0
     assert tuple(video.images.shape) == (16, 108, 186, 3)
     (_, masks, union, label_map), = by_type(prompt, outputs, "MemVOSPropagate")
+    assert union is None and label_map is None, "outputs nobody connected are not built"
     keyframe = _annotation(0, 1) | _annotation(0, 2)
-    assert torch.equal(union[0] > 0.5, keyframe), "the keyframe's mask comes back exactly"
-    assert masks.object_ids == (1, 2) and tuple(label_map.shape) == (16, 108, 186, 3)
+    assert torch.equal(masks.union(0, 1)[0] > 0.5, keyframe), "the keyframe's mask comes back exactly"
+    assert masks.object_ids == (1, 2) and masks.num_frames == 16
     frames = load_clip_frames()
     changed = (video.images - frames).abs().sum(-1) > 1e-6
     assert changed[0][keyframe].float().mean() > 0.99, "the overlay tints the objects"
@@ -234,11 +242,31 @@ def test_chunks_give_the_same_masks_as_one_pass(runs):
     chunks = by_type(prompt, outputs, "MemVOSComposite")
     chunked = torch.cat([mask for _, mask, _ in chunks])
     whole_prompt, whole_outputs, _ = _run(runs, "one_keyframe")
-    (_, _, whole, _), = by_type(whole_prompt, whole_outputs, "MemVOSPropagate")
+    (_, masks, _, _), = by_type(whole_prompt, whole_outputs, "MemVOSPropagate")
+    whole = masks.union(0, masks.num_frames)
     assert chunked.shape == whole.shape
     assert torch.allclose(chunked, whole, atol=1e-4), "the second chunk continues the first one's memory"
     (saved,), = by_type(prompt, outputs, "MemVOSSaveSession")
     assert saved.endswith(".session.safetensors")
+
+
+def test_long_shot_from_video_streams_the_masks_to_disk(runs, comfy):
+    prompt, outputs, ui = _run(runs, "from_video")
+    (_, masks, union, label_map), = by_type(prompt, outputs, "MemVOSPropagate")
+    assert union is None and label_map is None and masks.fps == 8.0, "compact masks, the video's own rate"
+    matte, labels = by_type(prompt, outputs, "MemVOSSaveMasks")
+    folder = os.path.join(comfy.dirs["output"], matte[0])
+    assert matte[0].startswith("memvos/long_shot/matte_") and len(os.listdir(folder)) == 16
+    assert os.path.isfile(folder + ".mp4")
+    from PIL import Image
+    first = np.asarray(Image.open(os.path.join(folder, "00000.png"))) > 32767
+    assert np.array_equal(first, (_annotation(0, 1) | _annotation(0, 2)).numpy()), "keyframe matte exact"
+    indexed = Image.open(os.path.join(comfy.dirs["output"], labels[0], "00010.png"))
+    assert indexed.mode == "P" and set(np.unique(np.asarray(indexed))) <= {0, 1, 2}
+    (painted, total, fps), = by_type(prompt, outputs, "MemVOSGetFrames")
+    assert tuple(painted.shape) == (1, 108, 186, 3) and (total, fps) == (16, 8.0)
+    (mask, mask_image, some_labels), = by_type(prompt, outputs, "MemVOSGetMasks")
+    assert mask is None and mask_image is None and tuple(some_labels.shape) == (5, 108, 186, 3)
 
 
 class Snapshot:

@@ -6,7 +6,9 @@
 * ``Executor``: validates and runs an API prompt: only what output nodes need, in dependency
   order, one node instance per id, outputs cached by input signature like ComfyUI's cache.
 """
+import copy
 import json
+import sys
 
 from comfy_stand_ins import CORE_NODES
 
@@ -57,6 +59,13 @@ class NodeInfo:
 
 def node_info(class_type, ours):
     return NodeInfo(class_type, ours)
+
+
+def types_match(received, expected):
+    """ComfyUI's link check: equal, or comma-separated unions ("IMAGE,VIDEO") sharing a type."""
+    if received == expected:
+        return True
+    return bool({t.strip() for t in received.split(",")} & {t.strip() for t in expected.split(",")})
 
 
 def check_widget_value(info, name, kind, options, value):
@@ -168,7 +177,7 @@ def workflow_problems(workflow, ours, cnr_id="memvos"):
                 problems.append(f"node {node['id']} input {name!r} names link {link_id} that does not end there")
                 continue
             connected.add(name)
-            if link[5] != inp.get("type") or link[5] != info.type_name(ikind):
+            if inp.get("type") != info.type_name(ikind) or not types_match(link[5], info.type_name(ikind)):
                 problems.append(f"link {link_id} type {link[5]} does not match {kind}.{name} ({info.type_name(ikind)})")
         for name, ikind, options, optional in info.inputs:
             if not optional and not info.is_widget(ikind, options) and name not in connected:
@@ -215,10 +224,11 @@ class Executor:
     fingerprint, literal inputs, ancestors' signatures) and reuses them while it matches.
     """
 
-    def __init__(self, ours, cache=None):
+    def __init__(self, ours, cache=None, objects=None):
         self.ours = ours
         self.cache = cache
-        self.instances = {}
+        # One node object per id; pass the same dict to keep them across runs, as ComfyUI does.
+        self.instances = {} if objects is None else objects
         self.executed = []
 
     def validate(self, prompt):
@@ -238,7 +248,7 @@ class Executor:
                     if source is None:
                         raise ValidationError(f"node {node_id}: input {name!r} links to missing node {value[0]}")
                     out_types = node_info(source["class_type"], self.ours).output_types
-                    if value[1] >= len(out_types) or out_types[value[1]] != info.type_name(kind):
+                    if value[1] >= len(out_types) or not types_match(out_types[value[1]], info.type_name(kind)):
                         raise ValidationError(f"node {node_id}: input {name!r} ({info.type_name(kind)}) linked to "
                                               f"{source['class_type']} output {value[1]}")
                 elif info.is_widget(kind, options):
@@ -277,7 +287,9 @@ class Executor:
         return (info.class_type, repr(fingerprint), tuple(literal), tuple(linked))
 
     def run(self, prompt):
-        """Execute; returns ``(outputs, ui)`` keyed by node id."""
+        """Execute; returns ``(outputs, ui)`` keyed by node id. As ComfyUI's server, the prompt first
+        goes through the on-prompt handlers packs registered (when a server stand-in is installed)."""
+        prompt = server_handlers_applied(prompt)
         self.validate(prompt)
         outputs, ui, signatures = {}, {}, {}
         for node_id in self._order(prompt):
@@ -310,6 +322,19 @@ class Executor:
             if self.cache is not None:
                 self.cache[node_id] = (signature, result, node_ui)
         return outputs, ui
+
+
+def server_handlers_applied(prompt):
+    """``prompt`` passed through the server's on-prompt handlers, as POST /prompt does (a copy)."""
+    server = sys.modules.get("server")
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+    handlers = list(getattr(instance, "on_prompt_handlers", ()))
+    if not handlers:
+        return prompt
+    data = {"prompt": copy.deepcopy(prompt)}
+    for handler in handlers:
+        data = handler(data)
+    return data["prompt"]
 
 
 def outputs_of(cls, returned):

@@ -115,14 +115,15 @@ def _shot(g, y=0):
     return parts, session
 
 
-def _annotate(g, session, parts, x, y, keyframes):
-    """One LoadImageMask + Add Annotation Frame per (frame, object), chained."""
+def _annotate(g, session, frames, x, y, keyframes):
+    """One LoadImageMask + Add Annotation Frame per (frame, object), chained; ``frames`` is the
+    (node, output) the frames come from."""
     for n, (frame, object_id) in enumerate(keyframes):
         mask = g.add("LoadImageMask", (x, y + n * 400), size=[300, 340],
                      image=f"memvos_example_mask_f{frame:02d}_obj{object_id}.png", channel="red")
         add = g.add("MemVOSAddAnnotation", (x + 330, y + n * 400), frame_index=frame, object_id=object_id)
         g.connect(session, "session", add, "session")
-        g.connect(parts, "images", add, "frames")
+        g.connect(*frames, add, "frames")
         g.connect(mask, "MASK", add, "mask")
         session = add
     return session
@@ -140,7 +141,7 @@ def one_keyframe():
     ours, info = _tools()
     g = Graph(ours, info)
     parts, session = _shot(g)
-    session = _annotate(g, session, parts, COLUMN, 0, [(0, 1), (0, 2)])
+    session = _annotate(g, session, (parts, "images"), COLUMN, 0, [(0, 1), (0, 2)])
     prop = _propagate(g, session, (parts, "images"), parts, (3 * COLUMN - 40, 0), direction="forward")
     comp = g.add("MemVOSComposite", (4 * COLUMN, 0), size=[380, 640], mode="overlay", draw_ids=True)
     g.connect(parts, "images", comp, "frames")
@@ -165,7 +166,7 @@ def keyframes_both_directions():
     ours, info = _tools()
     g = Graph(ours, info)
     parts, session = _shot(g)
-    session = _annotate(g, session, parts, COLUMN, 0, [(0, 1), (0, 2), (10, 1), (10, 2)])
+    session = _annotate(g, session, (parts, "images"), COLUMN, 0, [(0, 1), (0, 2), (10, 1), (10, 2)])
     prop = _propagate(g, session, (parts, "images"), parts, (3 * COLUMN - 40, 0), direction="both")
     refine = g.add("MemVOSRefine", (4 * COLUMN, 0), temporal_radius=1, fill_holes=True, remove_islands_px=16,
                    feather_px=1.0)
@@ -199,7 +200,7 @@ def inpaint_handoff():
     ours, info = _tools()
     g = Graph(ours, info)
     parts, session = _shot(g)
-    session = _annotate(g, session, parts, COLUMN, 0, [(0, 1), (0, 2)])
+    session = _annotate(g, session, (parts, "images"), COLUMN, 0, [(0, 1), (0, 2)])
     prop = _propagate(g, session, (parts, "images"), parts, (3 * COLUMN - 40, 0), direction="forward")
     comp = g.add("MemVOSComposite", (4 * COLUMN, 0), size=[380, 640], mode="inpaint", object_ids="1",
                  grow_px=6, feather_px=3.0)
@@ -231,7 +232,7 @@ def long_shot_in_chunks():
     ours, info = _tools()
     g = Graph(ours, info)
     parts, session = _shot(g)
-    session = _annotate(g, session, parts, COLUMN, 0, [(0, 1), (0, 2)])
+    session = _annotate(g, session, (parts, "images"), COLUMN, 0, [(0, 1), (0, 2)])
     x, previous = 3 * COLUMN - 40, session
     for chunk, first in enumerate((0, 8), start=1):
         y = (chunk - 1) * 700
@@ -263,11 +264,47 @@ def long_shot_in_chunks():
     return g.to_json()
 
 
+def long_shot_from_video():
+    ours, info = _tools()
+    g = Graph(ours, info)
+    video = g.add("LoadVideo", (0, 0), size=[300, 330], file=CLIP)
+    model = g.add("MemVOSLoadModel", (0, 360), weights="XMem.pth")
+    session = g.add("MemVOSNewSession", (0, 510))
+    g.connect(model, "model", session, "model")
+    first = g.add("MemVOSGetFrames", (COLUMN, -380), title="The frame to paint on", start_frame=0, frame_count=1)
+    g.connect(video, "VIDEO", first, "frames")
+    look = g.add("PreviewImage", (2 * COLUMN, -380), size=[300, 260])
+    g.connect(first, "images", look, "images")
+    chain = _annotate(g, session, (video, "VIDEO"), COLUMN, 0, [(0, 1), (0, 2)])
+    prop = g.add("MemVOSPropagate", (3 * COLUMN - 40, 0), size=[380, 600], direction="forward")
+    g.connect(chain, "session", prop, "session")
+    g.connect(video, "VIDEO", prop, "frames")
+    matte = g.add("MemVOSSaveMasks", (4 * COLUMN, 0), size=[360, 330], filename_prefix="memvos/long_shot/matte")
+    g.connect(prop, "masks", matte, "masks")
+    labels = g.add("MemVOSSaveMasks", (4 * COLUMN, 360), size=[360, 330], filename_prefix="memvos/long_shot/labels",
+                   content="label map", video="none")
+    g.connect(prop, "masks", labels, "masks")
+    some = g.add("MemVOSGetMasks", (4 * COLUMN, 720), title="A few frames to look at", start_frame=4, end_frame=8)
+    g.connect(prop, "masks", some, "masks")
+    show = g.add("PreviewImage", (5 * COLUMN, 720), size=[300, 260])
+    g.connect(some, "label_map", show, "images")
+    g.note((0, -380), [360, 340],
+           "MemVOS on a long shot, from a video file: Load Video's VIDEO goes straight into MemVOS, which decodes "
+           "one frame at a time, so a shot of any length never sits in memory as an IMAGE batch. Propagate keeps "
+           "the masks compact (and builds its full-size mask / label_map outputs only when they are connected); "
+           "Save Masks streams every frame to output/memvos/long_shot: a 16-bit PNG matte per frame, named like "
+           "the frames, plus an mp4, and indexed label maps.\n\nPaint a keyframe: set Get Frames' start_frame "
+           "to that frame, run, right-click the preview > Open in MaskEditor, save, and load the mask with Load "
+           "Image (as Mask). A folder of frames works the same through MemVOS Load Frames.")
+    return g.to_json()
+
+
 WORKFLOWS = {
     "memvos_1_one_keyframe_overlay.json": one_keyframe,
     "memvos_2_keyframes_both_directions_matte.json": keyframes_both_directions,
     "memvos_3_inpaint_handoff.json": inpaint_handoff,
     "memvos_4_long_shot_chunks.json": long_shot_in_chunks,
+    "memvos_5_long_shot_from_video.json": long_shot_from_video,
 }
 
 

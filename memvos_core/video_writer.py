@@ -1,0 +1,124 @@
+"""Encode frames into a video file one at a time (PyAV), in bounded memory, never half-written.
+
+The file is written under a temporary name beside the final one and renamed into place by
+:meth:`VideoWriter.close`; an error or a cancel inside a ``with`` block (or :meth:`abort`) removes
+it, so a reader never finds a truncated video under the real name.
+"""
+import os
+from fractions import Fraction
+
+import numpy as np
+
+# name -> (container format, encoder, encoder options, pixel format for grey, for colour)
+CODECS = {
+    "h264": ("mp4", "libx264", {"crf": "16", "preset": "medium"}, "yuv420p", "yuv420p"),
+    "ffv1": ("matroska", "ffv1", {}, "gray16le", "bgr0"),  # lossless, 16-bit grey mattes kept exact
+}
+EXTENSIONS = {"h264": ".mp4", "ffv1": ".mkv"}
+
+
+class VideoWriterError(OSError):
+    """The video could not be written; the message says which file and why."""
+
+
+class VideoWriter:
+    """``write(frame)`` takes numpy ``uint8 [H,W,3]`` RGB, ``uint8 [H,W]`` or ``uint16 [H,W]`` grey,
+    all of one size; ``close()`` finishes the file. The size is taken from the first frame
+    (h264 needs even sides: odd ones are padded by repeating the last row/column)."""
+
+    def __init__(self, path, fps, codec="h264", options=None):
+        if codec not in CODECS:
+            raise ValueError(f"video codec {codec!r} is not one of {', '.join(CODECS)}")
+        self.path = os.fspath(path)
+        self.tmp = os.path.join(os.path.dirname(self.path), f".{os.path.basename(self.path)}.part")
+        self.codec = codec
+        self.options = {**CODECS[codec][2], **(options or {})}
+        self.rate = Fraction(float(fps)).limit_denominator(1001)
+        if self.rate <= 0:
+            raise ValueError(f"video fps {fps} must be above 0")
+        self._container = self._stream = None
+        self._size = self._shape = None
+        self.frames = 0
+
+    def _open(self, frame):
+        import av
+        container_format, encoder, _, grey_format, colour_format = CODECS[self.codec]
+        height, width = frame.shape[:2]
+        if self.codec == "h264":
+            height, width = height + height % 2, width + width % 2
+        try:
+            self._container = av.open(self.tmp, mode="w", format=container_format)
+            stream = self._container.add_stream(encoder, rate=self.rate)
+        except av.FFmpegError as exc:
+            self.abort()
+            raise VideoWriterError(exc.errno, f"cannot encode {encoder} into {self.path} ({exc})") from None
+        stream.width, stream.height = width, height
+        stream.pix_fmt = grey_format if frame.ndim == 2 else colour_format
+        stream.options = dict(self.options)
+        self._stream, self._size, self._shape = stream, (height, width), tuple(frame.shape)
+
+    def write(self, frame):
+        import av
+        frame = np.ascontiguousarray(frame)
+        if self._container is None:
+            self._open(frame)
+        if tuple(frame.shape) != self._shape:
+            raise ValueError(f"frame {self.frames} has shape {tuple(frame.shape)}, the first one had "
+                             f"{self._shape}: every frame of a video must have the same size")
+        height, width = self._size
+        if (height, width) != frame.shape[:2]:
+            pad = ((0, height - frame.shape[0]), (0, width - frame.shape[1])) + ((0, 0),) * (frame.ndim - 2)
+            frame = np.pad(frame, pad, mode="edge")
+        if frame.ndim == 3:
+            layout = "rgb24"
+        else:
+            layout = "gray16le" if frame.dtype == np.uint16 else "gray"
+        picture = av.VideoFrame.from_ndarray(frame, format=layout)
+        picture.pts = self.frames
+        self._encode(picture)
+        self.frames += 1
+
+    def _encode(self, picture):
+        """Encode one picture (None flushes) and write its packets; FFmpeg's errors (a full disk
+        among them) become a VideoWriterError with the errno."""
+        import av
+        try:
+            for packet in self._stream.encode(picture):
+                self._container.mux(packet)
+        except av.FFmpegError as exc:
+            raise VideoWriterError(exc.errno, f"writing {self.path} failed ({exc})") from None
+
+    def close(self):
+        """Flush the encoder, close the file and rename it into place; returns the path."""
+        import av
+        if self._container is None:
+            raise ValueError(f"no frame was written to {self.path}")
+        self._encode(None)
+        container, self._container = self._container, None
+        try:
+            container.close()
+        except av.FFmpegError as exc:
+            raise VideoWriterError(exc.errno, f"finishing {self.path} failed ({exc})") from None
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self):
+        """Stop and remove the temporary file; the final name is never created."""
+        container, self._container = self._container, None
+        if container is not None:
+            try:
+                container.close()
+            except Exception:  # a container that failed half-way may not close cleanly
+                pass
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is not None:
+            self.abort()
+        elif self._container is not None:
+            self.close()
+        return False

@@ -1,0 +1,123 @@
+"""Load Frames (a folder of images or a video file, read lazily) and Get Frames (a range of a long
+shot as a plain IMAGE batch, e.g. the frame to paint a keyframe on)."""
+import hashlib
+import os
+
+import torch
+
+from .common import MAX_FRAME_INDEX, check_frames, to_output
+from .folders import input_directory, inside
+from .frame_source import FRAMES, FRAMES_INPUT, close_clip, frames_fps, source_from_path
+from .propagate_node import frame_range
+from ..memvos_core.frames import internal_size, resize_image
+
+MAX_SIDE = 16384
+
+
+def resolve_frames_path(path):
+    """An absolute path as given, or one relative to ComfyUI's input folder."""
+    path = (path or "").strip().strip('"')
+    if not path:
+        raise ValueError("path is empty: give a folder of frames or a video file, relative to ComfyUI's input "
+                         "folder (like 'shots/shot_010') or absolute")
+    if os.path.isabs(path):
+        return path
+    return inside(input_directory(), path, "path")
+
+
+def path_fingerprint(path):
+    """Names, sizes and times of what the path holds: a cheap stand-in for its content."""
+    digest = hashlib.sha256()
+    try:
+        resolved = resolve_frames_path(path)
+        entries = [resolved] if os.path.isfile(resolved) else \
+            sorted(os.path.join(resolved, n) for n in os.listdir(resolved))
+        for entry in entries:
+            info = os.stat(entry)
+            digest.update(f"{os.path.basename(entry)}:{info.st_size}:{info.st_mtime_ns};".encode())
+    except (OSError, ValueError) as exc:
+        digest.update(f"unreadable:{exc}".encode())  # the run itself reports the error
+    return digest.hexdigest()
+
+
+def scaled_size(frame_hw, short_side):
+    """Source size, or the size whose shorter side is ``short_side`` (aspect kept); 0 = source."""
+    short_side = int(short_side)
+    if short_side <= 0 or short_side == min(frame_hw):
+        return tuple(frame_hw)
+    return internal_size(*frame_hw, short_side)
+
+
+class MemVOSLoadFrames:
+    DESCRIPTION = ("A shot from disk, for a shot too long to load as an IMAGE batch: a folder of images (PNG, JPG, "
+                   "TIFF, ...; sorted by name, the names kept for saved masks) or a video file. Nothing is decoded "
+                   "here: Propagate and the other MemVOS nodes read one frame at a time.")
+    CATEGORY = "MemVOS/frames"
+    FUNCTION = "load"
+    RETURN_TYPES = (FRAMES, "INT", "FLOAT")
+    RETURN_NAMES = ("frames", "frame_count", "fps")
+    OUTPUT_TOOLTIPS = ("The shot, read lazily: connect it to the frames input of any MemVOS node.",
+                       "How many frames the shot has.",
+                       "Its frame rate (a video's own; for a folder, the fps input).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "path": ("STRING", {"default": "", "tooltip": "A folder of frames or a video file: relative to "
+                                                          "ComfyUI's input folder, or an absolute path."}),
+            "fps": ("FLOAT", {"default": 24.0, "min": 0.1, "max": 1000.0, "step": 0.01,
+                              "tooltip": "Frame rate of a folder of frames (a video file brings its own)."}),
+        }}
+
+    @classmethod
+    def IS_CHANGED(cls, path="", fps=24.0, **_):
+        return f"{fps}:{path_fingerprint(path)}"
+
+    def load(self, path, fps=24.0):
+        source = source_from_path(resolve_frames_path(path), fps=float(fps))
+        return (source, source.count, float(source.fps))
+
+
+class MemVOSGetFrames:
+    DESCRIPTION = ("A range of frames as a plain IMAGE batch, at the source size or smaller, decoded from a long "
+                   "shot without loading the rest: e.g. the frame to paint a keyframe on (right-click the "
+                   "Preview Image > Open in MaskEditor), or a few seconds for another pack.")
+    CATEGORY = "MemVOS/frames"
+    FUNCTION = "get"
+    RETURN_TYPES = ("IMAGE", "INT", "FLOAT")
+    RETURN_NAMES = ("images", "total_frames", "fps")
+    OUTPUT_TOOLTIPS = ("The chosen frames.", "How many frames the whole shot has.",
+                       "The shot's frame rate (24 for an IMAGE batch, which does not carry one).")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "frames": (FRAMES_INPUT, {"tooltip": "The shot: a VIDEO from Load Video, MemVOS Load Frames or an "
+                                                 "IMAGE batch."}),
+            "start_frame": ("INT", {"default": 0, "min": 0, "max": MAX_FRAME_INDEX, "step": 1,
+                                    "tooltip": "First frame to get (0 = the shot's first)."}),
+            "frame_count": ("INT", {"default": 1, "min": 1, "max": MAX_FRAME_INDEX, "step": 1,
+                                    "tooltip": "How many frames from there (fewer at the shot's end)."}),
+            "short_side": ("INT", {"default": 0, "min": 0, "max": MAX_SIDE, "step": 1,
+                                   "tooltip": "0 = the source size; else scaled so the shorter side is this many "
+                                              "pixels (aspect kept)."}),
+        }}
+
+    def get(self, frames, start_frame=0, frame_count=1, short_side=0):
+        clip = check_frames(frames)
+        total = clip.shape[0]
+        start, end = frame_range(0, total, start_frame, int(start_frame) + int(frame_count) - 1,
+                                 what=f"the shot's {total} frames (0..{total - 1}): pick a start_frame inside it")
+        size = scaled_size(tuple(clip.shape[1:3]), short_side)
+        parts = []
+        for t0 in range(start, end + 1, 16):
+            chunk = clip[t0:min(t0 + 16, end + 1)][..., :3].float()
+            if tuple(chunk.shape[1:3]) != size:
+                chunk = resize_image(chunk.movedim(-1, 1), size, antialias=True).clamp(0, 1).movedim(1, -1)
+            parts.append(chunk)
+        close_clip(clip)
+        return (to_output(torch.cat(parts)), total, float(frames_fps(frames) or 24.0))
+
+
+NODE_CLASS_MAPPINGS = {"MemVOSLoadFrames": MemVOSLoadFrames, "MemVOSGetFrames": MemVOSGetFrames}
+NODE_DISPLAY_NAME_MAPPINGS = {"MemVOSLoadFrames": "MemVOS Load Frames", "MemVOSGetFrames": "MemVOS Get Frames"}

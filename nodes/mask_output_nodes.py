@@ -1,0 +1,239 @@
+"""Masks out of a propagation: Get Masks (a frame range as MASK / IMAGE, at source or a chosen size)
+and Save Masks (every frame streamed to disk: 16-bit PNGs named like the frames, and a video)."""
+import os
+
+import numpy as np
+import torch
+
+from .common import MASKS, MAX_FRAME_INDEX, colour_labels, mask_to_image, parse_object_ids, progress_and_cancel, \
+    to_output
+from .folders import numbered_output, output_directory
+from .frames_nodes import MAX_SIDE, scaled_size
+from .linked_outputs import HIDDEN, wanted
+from .mask_nodes import check_masks, object_ids_input
+from .mask_set import labels_of, union_of
+from .propagate_node import frame_range
+from ..memvos_core import media
+from ..memvos_core.ops.inputs import resize_masks
+from ..memvos_core.video_writer import EXTENSIONS, VideoWriter
+
+CONTENTS = ("matte", "matte per object", "label map")
+VIDEOS = ("mp4 (h264)", "mkv (ffv1, lossless)", "none")
+SAVE_CHUNK = 4  # frames materialised at source size at a time while saving
+
+
+def _range(masks, start_frame, end_frame):
+    return frame_range(masks.clip_start, masks.num_frames, start_frame, end_frame,
+                       what=f"the masks' clip frames {masks.clip_start}..{masks.clip_end}: pick frames inside them")
+
+
+class MemVOSGetMasks:
+    DESCRIPTION = ("A range of frames of the masks as plain MASK and IMAGE batches, at the source size or "
+                   "smaller, for any other node. On a long shot take the frames you need: the whole shot at "
+                   "source size may not fit in memory (MemVOS Save Masks writes every frame to disk instead).")
+    CATEGORY = "MemVOS/masks"
+    FUNCTION = "get"
+    RETURN_TYPES = ("MASK", "IMAGE", "IMAGE")
+    RETURN_NAMES = ("mask", "mask_image", "label_map")
+    LAZY_OUTPUTS = ("mask", "mask_image", "label_map")  # built only when connected (nodes/linked_outputs.py)
+    OUTPUT_TOOLTIPS = ("Union of the chosen objects (1 = object).", "The same as a grey IMAGE (white = object).",
+                       "Label map, each object in its DAVIS palette colour.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "masks": (MASKS, {"tooltip": "Per-object masks from Propagate, Select Objects or Refine Masks."}),
+            "object_ids": object_ids_input(),
+            "start_frame": ("INT", {"default": 0, "min": 0, "max": MAX_FRAME_INDEX, "step": 1,
+                                    "tooltip": "First clip frame (earlier than the masks means their first)."}),
+            "end_frame": ("INT", {"default": -1, "min": -1, "max": MAX_FRAME_INDEX, "step": 1,
+                                  "tooltip": "Last clip frame, included; -1 = the masks' last."}),
+            "short_side": ("INT", {"default": 0, "min": 0, "max": MAX_SIDE, "step": 1,
+                                   "tooltip": "0 = the source size; else scaled so the shorter side is this many "
+                                              "pixels (aspect kept)."}),
+        }, "hidden": dict(HIDDEN)}
+
+    def get(self, masks, object_ids="", start_frame=0, end_frame=-1, short_side=0, memvos_linked_outputs=None):
+        check_masks(masks)
+        linked = memvos_linked_outputs
+        ids = masks.select(parse_object_ids(object_ids))
+        start, end = _range(masks, start_frame, end_frame)
+        size = scaled_size(masks.frame_hw, short_side)
+        unions, labels = [], []
+        first, last = start - masks.clip_start, end - masks.clip_start + 1
+        for t0 in range(first, last, SAVE_CHUNK):
+            part = masks.chunk(t0, min(t0 + SAVE_CHUNK, last), ids)
+            part = resize_masks(part, size)
+            if wanted(linked, "mask") or wanted(linked, "mask_image"):
+                unions.append(union_of(part))
+            if wanted(linked, "label_map"):
+                labels.append(labels_of(part, ids))
+        union = torch.cat(unions) if unions else None
+        return (None if union is None or not wanted(linked, "mask") else to_output(union),
+                None if union is None or not wanted(linked, "mask_image") else to_output(mask_to_image(union)),
+                to_output(colour_labels(torch.cat(labels))) if labels else None)
+
+
+def _to_u16(plane):
+    return (plane.clamp(0, 1) * 65535).round().to(torch.int32).numpy().astype(np.uint16)
+
+
+class _Outputs:
+    """The files of one Save Masks run: PNG folders and videos, each written atomically; on failure
+    the finished PNGs stay, every temporary file and unfinished video goes."""
+
+    def __init__(self, folder, stem, ids, content, png, video, fps):
+        self.folder, self.stem, self.content = folder, stem, content
+        self.sequences = [None] if content != "matte per object" else list(ids)
+        self.png_dirs, self.videos = {}, {}
+        for key in self.sequences:
+            suffix = "" if key is None else f"_obj{key}"
+            if png:
+                self.png_dirs[key] = os.path.join(folder, stem, f"obj{key}") if key is not None \
+                    else os.path.join(folder, stem)
+            if video != "none":
+                codec = "h264" if video.startswith("mp4") else "ffv1"
+                path = os.path.join(folder, f"{stem}{suffix}{EXTENSIONS[codec]}")
+                self.videos[key] = VideoWriter(path, fps, codec)
+        for path in self.png_dirs.values():
+            os.makedirs(path, exist_ok=True)
+        self.written = 0
+
+    def frame(self, stem, planes, labels):
+        """One frame: ``planes`` {key: float [H,W]} (mattes) or ``labels`` uint8 [H,W] (label map)."""
+        for key in self.sequences:
+            if self.content == "label map":
+                if key in self.png_dirs:
+                    media.save_label_png(labels, os.path.join(self.png_dirs[key], f"{stem}.png"))
+                if key in self.videos:
+                    self.videos[key].write((colour_labels(labels) * 255).round().to(torch.uint8).numpy())
+                continue
+            plane = planes[key]
+            if key in self.png_dirs:
+                media.save_soft_png(plane, os.path.join(self.png_dirs[key], f"{stem}.png"))
+            if key in self.videos:
+                writer = self.videos[key]
+                u16 = _to_u16(plane)
+                writer.write(u16 if writer.codec == "ffv1" else (u16 >> 8).astype(np.uint8))
+        self.written += 1
+
+    def finish(self):
+        return [writer.close() for writer in self.videos.values()]
+
+    def abort(self):
+        for writer in self.videos.values():
+            writer.abort()
+        for path in self.png_dirs.values():
+            for name in os.listdir(path):
+                if name.endswith(".part"):
+                    os.remove(os.path.join(path, name))
+
+
+def _write_error(exc, prefix, outputs):
+    done = outputs.written if outputs is not None else 0
+    kept = f"; the {done} frames finished before are saved" if done else ""
+    if getattr(exc, "errno", None) == 28:
+        fix = "the disk is full: free some space or save elsewhere, and run again"
+    else:
+        fix = "choose a filename_prefix inside a folder you can write to"
+    where = getattr(exc, "filename", None) or (outputs.folder if outputs is not None else output_directory())
+    return ValueError(f"filename_prefix {prefix!r}: writing {where} failed ({getattr(exc, 'strerror', None) or exc}): "
+                      f"{fix}{kept}")
+
+
+class MemVOSSaveMasks:
+    DESCRIPTION = ("Writes the masks of every frame into ComfyUI's output folder as they are read, in bounded "
+                   "memory: a 16-bit PNG sequence named like the frames (matte = union of the chosen objects, one "
+                   "sequence per object, or indexed label maps in the DAVIS palette) and a video. Each file appears "
+                   "complete or not at all; a cancelled run keeps the frames it finished.")
+    CATEGORY = "MemVOS/masks"
+    FUNCTION = "save"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("folder",)
+    OUTPUT_TOOLTIPS = ("Where the PNG sequence went (or the video, without PNGs), relative to ComfyUI's output "
+                       "folder.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "masks": (MASKS, {"tooltip": "Per-object masks from Propagate, Select Objects or Refine Masks."}),
+            "filename_prefix": ("STRING", {"default": "memvos/masks",
+                                           "tooltip": "Folder and name inside the output folder; a number is "
+                                                      "appended (memvos/masks_00001/ and memvos/masks_00001.mp4)."}),
+            "content": (list(CONTENTS), {"default": "matte",
+                                         "tooltip": "matte: the chosen objects together, white = object. matte per "
+                                                    "object: one sequence (and video) per object. label map: "
+                                                    "object ids as an indexed PNG (DAVIS palette)."}),
+            "object_ids": object_ids_input(),
+            "png_sequence": ("BOOLEAN", {"default": True,
+                                         "tooltip": "Write a PNG per frame (16-bit grey for mattes), named like the "
+                                                    "source frames."}),
+            "video": (list(VIDEOS), {"default": "mp4 (h264)",
+                                     "tooltip": "Also write a video: mp4 (h264, 8-bit, for review and editing "
+                                                "apps) or mkv (ffv1, lossless 16-bit mattes); none = PNGs only."}),
+            "fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.01,
+                              "tooltip": "Video frame rate; 0 = the frames' own (VIDEO or Load Frames), 24 for an "
+                                         "IMAGE batch."}),
+        }}
+
+    def save(self, masks, filename_prefix="memvos/masks", content="matte", object_ids="", png_sequence=True,
+             video="mp4 (h264)", fps=0.0):
+        check_masks(masks)
+        if content not in CONTENTS:
+            raise ValueError(f"content {content!r} is not one of {', '.join(CONTENTS)}")
+        if video not in VIDEOS:
+            raise ValueError(f"video {video!r} is not one of {', '.join(VIDEOS)}")
+        if not png_sequence and video == "none":
+            raise ValueError("png_sequence is off and video is 'none': nothing to save; turn one of them on")
+        ids = masks.select(parse_object_ids(object_ids))
+        if not ids and content != "label map":
+            raise ValueError("object_ids selects no object: these masks hold none to save")
+        rate = float(fps) if float(fps) > 0 else float(masks.fps or 24.0)
+        folder, stem = numbered_output(filename_prefix)
+        total = masks.num_frames
+        progress, cancel = progress_and_cancel(total)
+        outputs = None
+        try:
+            outputs = _Outputs(folder, stem, ids, content, bool(png_sequence), video, rate)
+            for t0, t1 in masks.chunks(SAVE_CHUNK):
+                part = masks.chunk(t0, t1, ids)
+                for k in range(t1 - t0):
+                    cancel()
+                    t = t0 + k
+                    labels = labels_of(part[k:k + 1], ids)[0] if content == "label map" else None
+                    if content == "matte":
+                        planes = {None: union_of(part[k:k + 1])[0]}
+                    else:
+                        planes = {o: part[k, j] for j, o in enumerate(ids)}
+                    outputs.frame(masks.frame_stem(t), planes, labels)
+                    progress(t + 1, total)
+            videos = outputs.finish()
+        except OSError as exc:
+            if outputs is not None:
+                outputs.abort()
+            raise _write_error(exc, filename_prefix, outputs) from None
+        except BaseException:
+            if outputs is not None:
+                outputs.abort()
+            raise
+        return self._report(folder, stem, bool(png_sequence), videos, total)
+
+    @staticmethod
+    def _report(folder, stem, png, videos, total):
+        root = output_directory()
+        subfolder = os.path.relpath(folder, root).replace(os.sep, "/")
+        subfolder = "" if subfolder == "." else subfolder
+        target = os.path.join(folder, stem) if png else videos[0]
+        relative = os.path.relpath(target, root).replace(os.sep, "/")
+        ui = {"text": [f"{total} frames -> {relative}"]}
+        playable = [v for v in videos if v.endswith(".mp4")]
+        if playable:
+            ui["images"] = [{"filename": os.path.basename(v), "subfolder": subfolder, "type": "output"}
+                            for v in playable]
+            ui["animated"] = (True,)
+        return {"ui": ui, "result": (relative,)}
+
+
+NODE_CLASS_MAPPINGS = {"MemVOSGetMasks": MemVOSGetMasks, "MemVOSSaveMasks": MemVOSSaveMasks}
+NODE_DISPLAY_NAME_MAPPINGS = {"MemVOSGetMasks": "MemVOS Get Masks", "MemVOSSaveMasks": "MemVOS Save Masks"}

@@ -1,0 +1,36 @@
+"""The long-shot node benchmark, small: a generated video through Load Video -> the pack's nodes ->
+Save Masks in the in-test executor, with host memory sampled (bench/bench_long_shot_nodes.py)."""
+import importlib.util
+import os
+
+import numpy as np
+from PIL import Image
+
+from pack_loader import REPO_ROOT
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("memvos_bench_long_shot_nodes",
+                                                  os.path.join(REPO_ROOT, "bench", "bench_long_shot_nodes.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_few_frames_through_the_nodes_to_disk(tmp_path):
+    bench = _bench()
+    frames = 8
+    result = bench.run(frames=frames, height=72, width=128, size=32, step=4, keep=str(tmp_path), quiet=True)
+    stages = [(stage, frame) for stage, frame, *_ in result["rows"]]
+    assert ("Propagate", frames) in stages and ("Save Masks", frames) in stages, stages
+    assert all(rss > 0 for _, _, rss, _, _ in result["rows"])
+    _, masks, union, label_map = result["outputs"]["8"]
+    assert union is None and label_map is None, "Propagate built no full-size output nobody connected"
+    (folder,) = result["outputs"]["9"]
+    written = os.path.join(result["dirs"]["output"], folder)
+    assert sorted(os.listdir(written)) == [f"{t:05d}.png" for t in range(frames)]
+    assert os.path.isfile(written + ".mp4")
+    first = np.asarray(Image.open(os.path.join(written, "00000.png"))) > 32767
+    painted = np.asarray(Image.open(os.path.join(result["dirs"]["input"], "bench_mask_obj1.png"))) > 127
+    assert np.array_equal(first & painted, painted), "the keyframe's object is in the saved matte"
+    assert masks.fps == 24.0 and masks.num_frames == frames
