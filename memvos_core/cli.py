@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .config import MEMORY_MODES, MemoryConfig, parse_setting
+from .families import check_config, evaluation_config
 from .session import DIRECTIONS, Session
 from .weights import default_models_dir
 
@@ -26,8 +27,9 @@ def build_parser():
     ap.add_argument("--masks", required=True, help="folder of annotation PNGs named like their frames")
     ap.add_argument("--out", required=True, help="output folder (one indexed PNG per frame)")
     ap.add_argument("--weights", default="XMem.pth",
-                    help="checkpoint path, or a known name (XMem.pth, XMem-s012.pth) downloaded into "
-                         "--models-dir on first use (default: %(default)s)")
+                    help="checkpoint path, or a known name (XMem.pth, XMem-s012.pth, cutie-base-mega.pth, "
+                         "cutie-small-mega.pth) downloaded into --models-dir on first use; the model family "
+                         "(XMem or Cutie) is read from the file (default: %(default)s)")
     ap.add_argument("--models-dir", default=default_models_dir(),
                     help="where named weights live (default: $MEMVOS_MODELS_DIR or %(default)s)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -39,10 +41,11 @@ def build_parser():
     ap.add_argument("--start", type=int, default=None, help="first frame to propagate over")
     ap.add_argument("--end", type=int, default=None, help="frame after the last one to propagate over")
     ap.add_argument("--memory", default="xmem++", choices=MEMORY_MODES,
-                    help="xmem: XMem's schedule (annotations enter working memory); xmem++: every "
-                         "annotation in permanent memory (default)")
+                    help="xmem: XMem's schedule (annotations enter working memory; with Cutie: its evaluation "
+                         "schedule); xmem++: every annotation in permanent memory first (default)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help=f"memory setting under XMem's name, repeatable: {', '.join(MemoryConfig.names()[:-1])}")
+                    help="memory setting under XMem's name (Cutie-only ones under Cutie's), repeatable: "
+                         f"{', '.join(n for n in MemoryConfig.names() if n != 'memory_mode')}")
     ap.add_argument("--tta-flip", action="store_true",
                     help="test-time augmentation: also segment the mirrored shot and average")
     ap.add_argument("--tta-scales", type=float, nargs="+", default=[], metavar="S",
@@ -68,13 +71,20 @@ def resolve_device(choice):
     return choice
 
 
-def make_config(args, num_frames):
+def parse_config(args):
+    """The memory settings the command line gives (errors before any weights are loaded)."""
     config = MemoryConfig(memory_mode=args.memory)
     for text in args.set:
         config = parse_setting(config, text)
+    return config
+
+
+def make_config(args, num_frames, family="xmem"):
+    config = parse_config(args)
     explicit_usage = any(t.split("=", 1)[0].strip() == "enable_long_term_count_usage" for t in args.set)
-    if args.memory == "xmem" and not explicit_usage:
-        config = config.with_usage_rule(num_frames)  # what XMem's eval.py does per video
+    if not explicit_usage:
+        config = evaluation_config(family, config, num_frames)  # what the family's eval script does per video
+    check_config(family, config)
     return config
 
 
@@ -94,9 +104,10 @@ def run(args):
     from . import media
     frames = media.open_frames(args.frames)
     annotations = media.match_annotations(args.masks, frames.stems)
-    config = make_config(args, len(frames))
+    parse_config(args)
     device = resolve_device(args.device)
     model = load_weights(args, device)
+    config = make_config(args, len(frames), model.family)  # the family's own per-clip rules
     session = Session(model, config, internal_size=args.size, tta_scales=tuple(args.tta_scales),
                       tta_flip=args.tta_flip)
     for i, path in sorted(annotations.items()):

@@ -29,4 +29,14 @@ def check_config(family, config):
         check_cutie_config(config)
 
 
-__all__ = ["FAMILIES", "FAMILY_NAMES", "FamilyModel", "Plan", "check_config", "family_model", "family_of"]
+def evaluation_config(family, config, num_frames):
+    """The settings the family's evaluation script would use for a clip of ``num_frames``:
+    XMem (in ``xmem`` mode) counts long-term usage only when pruning can happen; Cutie always
+    counts it."""
+    if family == "xmem" and config.memory_mode == "xmem":
+        return config.with_usage_rule(num_frames)
+    return config
+
+
+__all__ = ["FAMILIES", "FAMILY_NAMES", "FamilyModel", "Plan", "check_config", "evaluation_config", "family_model",
+           "family_of"]

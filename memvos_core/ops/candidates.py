@@ -8,7 +8,7 @@ picked greedily. The pairwise score is the reference's, asymmetry included (see
 import torch
 import torch.nn.functional as F
 
-from ..frames import internal_size, normalize, pad, resize_image
+from ..frames import internal_size, normalize, pad_normalized, resize_image
 from ..memory.similarity import similarity
 from .inputs import check_frames, frame_chunks
 
@@ -20,7 +20,7 @@ def compute_candidate_keys(network, frames, internal_short_side=480, device=None
                            store_device=None):
     """Keys for candidate selection, one frame (or ``batch_size`` frames) at a time, no grad.
 
-    network: a model family with ``encode_key`` (e.g. ``XMemNetwork``), in eval mode.
+    network: a model family with ``encode_key`` (``XMemNetwork`` or ``CutieNetwork``), in eval mode.
     frames: IMAGE ``[T,H,W,3]`` float 0..1, any device; each batch is moved to ``device``
     (default: the network's), resized so its shorter side is ``internal_short_side`` (``-1`` or
     ``None``: native size), ImageNet-normalised and padded to a multiple of 16.
@@ -36,7 +36,7 @@ def compute_candidate_keys(network, frames, internal_short_side=480, device=None
     with torch.no_grad():
         for t0, t1 in frame_chunks(frames.shape[0], batch_size):
             image = frames[t0:t1].to(device).float().permute(0, 3, 1, 2)
-            image, _ = pad(normalize(resize_image(image, size)))
+            image, _ = pad_normalized(normalize(resize_image(image, size)), getattr(network, "pads_in_rgb", False))
             feats = network.encode_key(image, need_shrinkage=True, need_selection=True)
             keys.append(feats.key.float().to(store_device))
             shrinkages.append(feats.shrinkage.float().to(store_device))
