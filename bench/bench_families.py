@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import sys
-import time
 
 import torch
 
@@ -20,38 +19,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from bench_engine import moving_clip  # noqa: E402
-from memvos_core import InferenceEngine, MemoryConfig, load_network  # noqa: E402
-from memvos_core.frames import normalize  # noqa: E402
+from bench_engine import time_engine  # noqa: E402
+from memvos_core import MemoryConfig, load_network  # noqa: E402
 from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
 
 FAMILIES = {"XMem": ("xmem", None), "Cutie base": ("cutie", "base"), "Cutie small": ("cutie", "small")}
-
-
-def run(net, config, device, precision, num_frames, num_objects, height, width):
-    """(steady seconds per frame, MiB of memory state held at the end: keys, values, sensory...)."""
-    engine = InferenceEngine(net, config, device=device, precision=precision)
-    engine.set_num_objects(num_objects)
-    times = []
-    with torch.no_grad():
-        for t, (frame, mask) in enumerate(moving_clip(num_frames, height, width, num_objects)):
-            image = normalize(frame).to(device)
-            sync(device)
-            start = time.perf_counter()
-            if t == 0:
-                engine.step(image, mask, list(range(1, num_objects + 1)))
-            else:
-                engine.step(image)
-            sync(device)
-            times.append(time.perf_counter() - start)
-    steady = times[2:] if len(times) > 3 else times
-    tensors, _ = engine.state()
-    return sum(steady) / len(steady), sum(t.numel() * t.element_size() for t in tensors.values()) / 2 ** 20
-
-
-def sync(device):
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def main(argv=None):
@@ -75,7 +47,10 @@ def main(argv=None):
         net = load_network(synthetic_state_dict(family=family, variant=variant)).to(args.device)
         params = sum(p.numel() for p in net.parameters()) / 1e6
         for n in args.objects:
-            sec, mib = run(net, config, args.device, args.precision, args.frames, n, *args.size)
+            sec, engine = time_engine(net, config, args.device, args.precision, args.frames, n, *args.size,
+                                      with_engine=True)
+            tensors, _ = engine.state()   # keys, values, sensory state... held at the end
+            mib = sum(t.numel() * t.element_size() for t in tensors.values()) / 2 ** 20
             rows.append({"model": label, "params_m": params, "objects": n, "ms_per_frame": sec * 1000,
                          "fps": 1 / sec, "state_mib": mib})
     load_after = os.getloadavg()

@@ -160,10 +160,6 @@ class FrameWork:
     prob: torch.Tensor       # padded, [N+1,H,W]
     plan: Plan
 
-    @property
-    def is_mem_frame(self):
-        return self.plan.is_mem_frame
-
 
 def merge_partial_annotation(predicted, mask, valid_labels):
     """A mask that names only some objects overrides only those objects and the area it covers:

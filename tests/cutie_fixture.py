@@ -74,12 +74,7 @@ def annotation_labels(run, t):
 @lru_cache(maxsize=None)
 def reference_probs(run):
     """Per frame, float32 ``[num_objects+1,H,W]`` with background first."""
-    data = np.load(run_dir(run) / "objects_u16.npz")
-    out = []
-    for t in range(NUM_FRAMES):
-        objects = torch.from_numpy(data[f"t{t:02d}"].astype(np.float32) / 65535)
-        out.append(torch.cat([1 - objects.sum(0, keepdim=True), objects], 0))
-    return out
+    return xmem_fixture.probs_from_planes(run_dir(run) / "objects_u16.npz", NUM_FRAMES)
 
 
 def schedule(run):

@@ -126,3 +126,23 @@ def test_stagger_offsets_follow_the_reference_table():
     table = {1: {1}, 3: {1, 2, 3}, 5: {1, 2, 3, 4, 5}, 7: {1, 2, 4, 6, 7}, 10: {1, 3, 6, 8, 10}}
     for mem_every, offsets in table.items():
         assert stagger_offsets(mem_every, 5) == offsets
+
+
+def test_chunking_objects_is_exact_in_the_mask_encoder_and_decoder():
+    """Objects are independent there (the "others" channel is made before chunking); only the
+    memory read couples them, which is why cutie_chunk_size can change results."""
+    net = cf.network("small")
+    gen = torch.Generator().manual_seed(3)
+    image = torch.randn(1, 3, 32, 48, generator=gen)
+    masks = torch.rand(1, 3, 32, 48, generator=gen)
+    sensory = torch.randn(1, 3, 256, 2, 3, generator=gen)
+    with torch.no_grad():
+        feats = net.encode_key(image)
+        whole = net.encode_mask(image, feats.features, sensory, masks, True, -1)
+        chunked = net.encode_mask(image, feats.features, sensory, masks, True, 1)
+        for a, b in zip(whole, chunked):
+            assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+        readout = torch.randn(1, 3, 256, 2, 3, generator=gen)
+        for a, b in zip(net.decode(feats.features, readout, sensory, True, -1),
+                        net.decode(feats.features, readout, sensory, True, 2)):
+            assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)

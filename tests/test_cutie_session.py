@@ -11,7 +11,7 @@ from memvos_core.frames import normalize
 from memvos_core.model import load_model
 from memvos_core.session import Session, SessionFileError, combine
 from memvos_core.session.result import blend_weight
-from session_helpers import moving_discs, small_config
+from session_helpers import moving_discs, same, small_config, stored
 
 CUTIE_SMALL_MEMORY = {"buffer_tokens": 20}  # long-term pruning target 200 - 16 - 20 tokens
 
@@ -31,14 +31,6 @@ def cutie_session(model, frames, labels, keys, mode="xmem++", **kw):
     for k in keys:
         s = s.add_label_map(k, frames[k], labels[k])
     return s
-
-
-def stored(result):
-    return {i: result._probs[i] for i in result.frame_indices}
-
-
-def same(a, b):
-    return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
 
 
 def test_session_tensors_are_never_modified(model, shot):
@@ -176,3 +168,38 @@ def test_run_e_through_a_session_matches_the_reference(model):
     for t in range(cf.NUM_FRAMES):
         diff, flips = cf.compare(result.probabilities(t), refs[t])
         assert diff <= 1e-3 and flips == 0, (t, diff, flips)
+
+
+def test_speed_options_compute_the_same(model, shot):
+    """Dense and sparse top-k readout agree to rounding; features encoded ahead in a batch are the
+    ones the step would compute."""
+    from memvos_core.perf import EngineOptions
+    frames, labels = shot
+    images = [normalize(f.permute(2, 0, 1)) for f in frames[:6]]
+    mask = torch.stack([(labels[0] == o).float() for o in (1, 2)])
+    config = small_config("xmem", **CUTIE_SMALL_MEMORY)
+    outputs = {}
+    for name, options in (("dense", EngineOptions.plain()), ("sparse", EngineOptions(sparse_readout=True)),
+                          ("ahead", EngineOptions(sparse_readout=True, key_batch=3))):
+        engine = InferenceEngine(model.network, config, options=options)
+        engine.set_num_objects(2)
+        ahead = engine.encode_keys(images) if name == "ahead" else [None] * len(images)
+        with torch.no_grad():
+            outputs[name] = [engine.step(images[0], mask, [1, 2], feats=ahead[0])]
+            outputs[name] += [engine.step(images[t], feats=ahead[t]) for t in range(1, len(images))]
+    for t in range(1, len(images)):
+        assert (outputs["dense"][t] - outputs["sparse"][t]).abs().max() < 1e-4, t
+        assert (outputs["ahead"][t] - outputs["sparse"][t]).abs().max() < 1e-4, t
+
+
+def test_bf16_autocast_keeps_sensory_and_summaries_in_float32(model, shot):
+    frames, labels = shot
+    images = [normalize(f.permute(2, 0, 1)) for f in frames[:3]]
+    engine = InferenceEngine(model.network, small_config("xmem", **CUTIE_SMALL_MEMORY), precision="bf16")
+    engine.set_num_objects(2)
+    with torch.no_grad():
+        engine.step(images[0], torch.stack([(labels[0] == o).float() for o in (1, 2)]), [1, 2])
+        prob = engine.step(images[1])
+    assert prob.dtype == torch.float32 and torch.isfinite(prob).all()
+    assert all(t.dtype == torch.float32 for t in list(engine.model.sensory.values()) +
+               list(engine.model.object_memory.values()))

@@ -163,7 +163,8 @@ class CutieModel(FamilyModel):
         tensors.update({f"object_memory.{i}": t for i, t in self.object_memory.items()})
         if self.last_mask is not None:
             tensors["last_mask"] = self.last_mask
-        return tensors, {"memory": memory_meta, "object_ids": list(self.object_ids), "next_id": self.next_id}
+        meta = {"memory": memory_meta, "object_ids": list(self.object_ids), "next_id": self.next_id}
+        return _unshared(tensors), meta
 
     def load_state(self, tensors, meta):
         self.memory = BucketMemory.from_state(self.config, tensors, meta["memory"], self.options.sparse_readout)
@@ -173,3 +174,17 @@ class CutieModel(FamilyModel):
         self.object_memory = {i: tensors[f"object_memory.{i}"] for i in self.object_ids
                               if f"object_memory.{i}" in tensors}
         self.last_mask = tensors.get("last_mask")
+
+
+def _unshared(tensors):
+    """The state with no two tensors on one storage (safetensors refuses to save that): objects
+    written together hold views of one value tensor, buckets written together the same keys.
+    Only such tensors are copied."""
+    seen, out = set(), {}
+    for name, t in tensors.items():
+        ptr = t.untyped_storage().data_ptr()
+        if t.numel() and ptr in seen:
+            t = t.clone()
+        seen.add(ptr)
+        out[name] = t
+    return out
