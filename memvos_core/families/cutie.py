@@ -177,8 +177,8 @@ class CutieModel(FamilyModel):
 
 
 def _unshared(tensors):
-    """The state with no two tensors on one storage (safetensors refuses to save that): objects
-    written together hold views of one value tensor, buckets written together the same keys.
+    """The state with no two tensors on one storage: objects updated together hold views of one
+    tensor (sensory state, summaries, values), and safetensors refuses tensors that overlap.
     Only such tensors are copied."""
     seen, out = set(), {}
     for name, t in tensors.items():
