@@ -64,7 +64,7 @@ class MemVOSNewSession:
                                   "at the source size. 480 is what XMem and Cutie use; lower is faster, -1 = the "
                                   "source size."),
             "mem_every": _int(d.mem_every, 1, 1000, "A frame is written into memory every this many frames."),
-            "top_k": _int(d.top_k, 1, 1024, "Memory entries each pixel reads from (XMem's top-k)."),
+            "top_k": _int(d.top_k, 1, 1024, "Memory entries each pixel reads from (top-k)."),
             "enable_long_term": _bool(d.enable_long_term, "Long-term memory: compresses old frames into "
                                       "prototypes so memory stays bounded on long shots."),
             "deep_update_every": _int(d.deep_update_every, -1, 1000, "XMem only (Cutie ignores it): deep "
