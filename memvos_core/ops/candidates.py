@@ -36,7 +36,8 @@ def compute_candidate_keys(network, frames, internal_short_side=480, device=None
     with torch.no_grad():
         for t0, t1 in frame_chunks(frames.shape[0], batch_size):
             image = frames[t0:t1].to(device).float().permute(0, 3, 1, 2)
-            image, _ = pad_normalized(normalize(resize_image(image, size)), getattr(network, "pads_in_rgb", False))
+            rgb_zero = getattr(network, "pads_in_rgb", False)  # Cutie pads before normalising
+            image, _ = pad_normalized(normalize(resize_image(image, size)), rgb_zero)
             feats = network.encode_key(image, need_shrinkage=True, need_selection=True)
             keys.append(feats.key.float().to(store_device))
             shrinkages.append(feats.shrinkage.float().to(store_device))

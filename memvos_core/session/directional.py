@@ -114,7 +114,7 @@ class DirectionalPass:
                 raise PropagationCancelled("propagation cancelled")
             kf = keyframes.get(i)
             if kf is None and not self.engine.has_memory:
-                on_frame(i, None)  # XMem cannot segment before its first annotation
+                on_frame(i, None)  # nothing to segment from before the first annotation
                 continue
             image = prepare_image(frame_of(i), self.state.internal_hw, self.engine.device, s.antialias)
             mask = valid = None
