@@ -203,3 +203,21 @@ def test_bf16_autocast_keeps_sensory_and_summaries_in_float32(model, shot):
     assert prob.dtype == torch.float32 and torch.isfinite(prob).all()
     assert all(t.dtype == torch.float32 for t in list(engine.model.sensory.values()) +
                list(engine.model.object_memory.values()))
+
+
+def test_object_chunks_couple_objects_only_within_a_chunk(model, shot):
+    """cutie_chunk_size: a chunk as large as the bucket is the whole bucket (identical masks);
+    one object per chunk hides the other object from the pixel fusion and the attention masks,
+    so the masks change, a little (spec §3.4)."""
+    frames, labels = shot
+    images = [normalize(f.permute(2, 0, 1)) for f in frames[:5]]
+    mask = torch.stack([(labels[0] == o).float() for o in (1, 2)])
+    outputs = {}
+    for chunk in (-1, 2, 1):
+        engine = InferenceEngine(model.network, small_config("xmem", chunk_size=chunk, **CUTIE_SMALL_MEMORY))
+        engine.set_num_objects(2)
+        with torch.no_grad():
+            outputs[chunk] = [engine.step(images[0], mask, [1, 2])] + [engine.step(im) for im in images[1:]]
+    assert all(torch.equal(a, b) for a, b in zip(outputs[-1], outputs[2]))
+    gap = max((a - b).abs().max().item() for a, b in zip(outputs[-1][1:], outputs[1][1:]))
+    assert 0 < gap < 0.5
