@@ -37,7 +37,8 @@ def moving_clip(num_frames, height, width, num_objects, seed=0):
         yield frame, torch.stack(masks)
 
 
-def time_engine(net, config, device, precision, num_frames, num_objects, height, width):
+def time_engine(net, config, device, precision, num_frames, num_objects, height, width, with_engine=False):
+    """Steady seconds per frame (and the engine afterwards, ``with_engine``)."""
     engine = InferenceEngine(net, config, device=device, precision=precision)
     engine.set_num_objects(num_objects)
     times = []
@@ -55,7 +56,7 @@ def time_engine(net, config, device, precision, num_frames, num_objects, height,
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
     steady = times[2:] if len(times) > 3 else times
-    return sum(steady) / len(steady)
+    return (sum(steady) / len(steady), engine) if with_engine else sum(steady) / len(steady)
 
 
 def main(argv=None):

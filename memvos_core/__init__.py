@@ -1,4 +1,4 @@
-"""memvos_core: memory-based video object segmentation (XMem / XMem++) in plain PyTorch.
+"""memvos_core: memory-based video object segmentation (XMem / XMem++, Cutie) in plain PyTorch.
 
 Importable and testable without ComfyUI. Every import inside this package is relative, so it
 works both as a top-level package and as a subpackage of the ComfyUI node pack.

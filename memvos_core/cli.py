@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from .config import MEMORY_MODES, MemoryConfig, parse_setting
+from .families import check_config, evaluation_config
 from .session import DIRECTIONS, Session
 from .shot_inputs import check_args
 from .weights import default_models_dir
@@ -45,8 +46,9 @@ def build_parser():
     ap.add_argument("--out", required=True,
                     help="output folder: one indexed PNG per frame, DAVIS palette, named like the frame. Required")
     ap.add_argument("--weights", default="XMem.pth",
-                    help="checkpoint file, or a known name (XMem.pth, XMem-s012.pth) looked up in --models-dir "
-                         "and downloaded there on first use (default: %(default)s)")
+                    help="checkpoint file, or a known name (XMem.pth, XMem-s012.pth, cutie-base-mega.pth, "
+                         "cutie-small-mega.pth) looked up in --models-dir and downloaded there on first use; the "
+                         "model family (XMem or Cutie) is read from the file (default: %(default)s)")
     ap.add_argument("--models-dir", default=default_models_dir(),
                     help="where named weights are kept and downloaded to (default: $MEMVOS_MODELS_DIR, "
                          "else ~/.cache/memvos/models; here %(default)s)")
@@ -64,11 +66,12 @@ def build_parser():
     ap.add_argument("--end", type=int, default=None,
                     help="frame after the last one to propagate over (default: the number of frames)")
     ap.add_argument("--memory", default="xmem++", choices=MEMORY_MODES,
-                    help="xmem++: every keyframe in permanent memory; xmem: XMem's own schedule, annotations "
-                         "enter working memory (default: xmem++)")
+                    help="xmem++: every keyframe in permanent memory first; xmem: XMem's own schedule, "
+                         "annotations enter working memory (with Cutie: its evaluation schedule) (default: xmem++)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a memory setting under XMem's name, repeatable: "
-                         f"{', '.join(MemoryConfig.names()[:-1])} (default: XMem's values)")
+                    help="a memory setting under XMem's name (Cutie-only ones under Cutie's), repeatable: "
+                         f"{', '.join(n for n in MemoryConfig.names() if n != 'memory_mode')} (default: the "
+                         "model's own values)")
     ap.add_argument("--tta-flip", action="store_true",
                     help="test-time augmentation: also segment the mirrored shot and average (default: off)")
     ap.add_argument("--tta-scales", type=float, nargs="+", default=[], metavar="S",
@@ -108,13 +111,20 @@ def resolve_device(choice):
     return choice
 
 
-def make_config(args, num_frames):
+def parse_config(args):
+    """The memory settings the command line gives (errors before any weights are loaded)."""
     config = MemoryConfig(memory_mode=args.memory)
     for text in args.set:
         config = parse_setting(config, text)
+    return config
+
+
+def make_config(args, num_frames, family="xmem"):
+    config = parse_config(args)
     explicit_usage = any(t.split("=", 1)[0].strip() == "enable_long_term_count_usage" for t in args.set)
-    if args.memory == "xmem" and not explicit_usage:
-        config = config.with_usage_rule(num_frames)  # what XMem's eval.py does per video
+    if not explicit_usage:
+        config = evaluation_config(family, config, num_frames)  # what the family's eval script does per video
+    check_config(family, config)
     return config
 
 
@@ -169,9 +179,10 @@ def run(args):
     if not args.quiet:
         print(f"shot: {shot.describe()}", file=sys.stderr)
     frames = shot.frames
-    config = make_config(args, len(frames))
+    parse_config(args)
     device = resolve_device(args.device)
     model = load_weights(args, device)
+    config = make_config(args, len(frames), model.family)  # the family's own per-clip rules
     session = Session(model, config, internal_size=args.size, tta_scales=tuple(args.tta_scales),
                       tta_flip=args.tta_flip)
     for i, labels in sorted(shot.keyframes.items()):

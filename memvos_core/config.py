@@ -12,6 +12,16 @@ class MemoryConfig:
     ``memory_mode`` selects the schedule: ``"xmem"`` keeps the first memory frame in working
     memory forever and lets annotations enter working memory as XMem does; ``"xmem++"`` puts
     every annotation into permanent memory (XMem++) and consolidates all of working memory.
+    For Cutie, ``"xmem"`` is its evaluation schedule (each object's first annotated frame is
+    permanent) and ``"xmem++"`` commits every keyframe to permanent memory first
+    (``force_permanent``, as Cutie's ``process_video.py`` does).
+
+    The settings shared by both families keep XMem's names; Cutie's equivalents:
+    ``use_long_term`` = ``enable_long_term``, ``long_term.count_usage`` =
+    ``enable_long_term_count_usage``, ``long_term.min_mem_frames`` / ``max_mem_frames`` =
+    ``min_mid_term_frames`` / ``max_mid_term_frames``, ``long_term.num_prototypes`` =
+    ``num_prototypes``, ``long_term.max_num_tokens`` = ``max_long_term_elements`` (per object
+    bucket in Cutie). ``deep_update_every`` is XMem's only; the last four fields Cutie's only.
     """
 
     top_k: int = 30
@@ -24,6 +34,11 @@ class MemoryConfig:
     num_prototypes: int = 128
     max_long_term_elements: int = 10000
     memory_mode: str = "xmem++"
+    # Cutie only (XMem ignores them), under Cutie's own names:
+    stagger_updates: int = 5   # sensory updates by the decoder per mem_every frames
+    chunk_size: int = -1       # objects read and decoded together; -1 = all (changes results)
+    buffer_tokens: int = 2000  # long-term pruning goes this far below the limit (hysteresis)
+    max_mem_frames: int = 5    # without long-term memory: frames kept, permanent one included
 
     def __post_init__(self):
         positive = ("top_k", "mem_every", "min_mid_term_frames", "max_mid_term_frames",
@@ -39,6 +54,14 @@ class MemoryConfig:
                 f"({self.max_mid_term_frames})")
         if self.enable_long_term and self.num_prototypes >= self.max_long_term_elements:
             raise ValueError("num_prototypes must be below max_long_term_elements")
+        for name in ("stagger_updates", "max_mem_frames"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"memory setting {name}={getattr(self, name)} must be at least 1")
+        if self.chunk_size == 0 or self.chunk_size < -1:
+            raise ValueError(f"memory setting chunk_size={self.chunk_size}: use -1 (all objects at once) "
+                             "or a positive number of objects")
+        if self.buffer_tokens < 0:
+            raise ValueError(f"memory setting buffer_tokens={self.buffer_tokens} must not be negative")
         if self.memory_mode not in MEMORY_MODES:
             raise ValueError(f"memory_mode {self.memory_mode!r} is not one of {', '.join(MEMORY_MODES)}")
 

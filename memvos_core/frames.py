@@ -25,21 +25,43 @@ def pad(x, multiple=16):
     return (F.pad(x, pads) if any(pads) else x), pads
 
 
+def pad_normalized(image, rgb_zero=False, multiple=16):
+    """Pad a normalised image ``[...,3,H,W]`` as its family does: with 0 (XMem pads after
+    normalising) or, ``rgb_zero``, with the normalised value of black (Cutie pads the 0..1 image
+    with zeros and normalises afterwards). Returns ``(padded, pads)``."""
+    if not rgb_zero:
+        return pad(image, multiple)
+    pads = pad_amounts(*image.shape[-2:], multiple)
+    if not any(pads):
+        return image, pads
+    left, right, top, bottom = pads
+    h, w = image.shape[-2:]
+    black = normalize(image.new_zeros(3, 1, 1))
+    out = black.expand(*image.shape[:-2], h + top + bottom, w + left + right).clone()
+    out[..., top:top + h, left:left + w] = image
+    return out, pads
+
+
 def unpad(x, pads):
     left, right, top, bottom = pads
     h, w = x.shape[-2:]
     return x[..., top:h - bottom, left:w - right]
 
 
-def aggregate(object_prob, dim=0):
-    """Soft aggregation of per-object probabilities into ``[background, objects...]`` (spec §3.7).
+def aggregate_logits(object_prob, dim=0):
+    """Log-odds of the soft aggregation (see :func:`aggregate`), before the softmax. Cutie
+    upsamples these and decides its attention masks on them.
 
     Always computed in float32: the clamp at 1-1e-7 is what the reference rounds to there."""
     p = object_prob.float()
     bg = torch.prod(1 - p, dim=dim, keepdim=True)
     new_prob = torch.cat([bg, p], dim).clamp(1e-7, 1 - 1e-7)
-    logits = torch.log(new_prob / (1 - new_prob))
-    return torch.softmax(logits, dim=dim)
+    return torch.log(new_prob / (1 - new_prob))
+
+
+def aggregate(object_prob, dim=0):
+    """Soft aggregation of per-object probabilities into ``[background, objects...]`` (spec §3.7)."""
+    return torch.softmax(aggregate_logits(object_prob, dim), dim=dim)
 
 
 # Masks may come at another size of the same picture (the network's internal size, a preview).

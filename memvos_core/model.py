@@ -1,11 +1,12 @@
-"""A loaded network with where and how it runs: what sessions and nodes pass around."""
+"""A loaded network (XMem or Cutie) with where and how it runs: what sessions and nodes pass around."""
 import hashlib
 from dataclasses import dataclass, field
 
 import torch
 
-from .engine import PRECISIONS
+from .families import FAMILY_NAMES, family_of
 from .network import load_network
+from .precision import PRECISIONS
 
 
 @dataclass(frozen=True, eq=False)
@@ -18,7 +19,8 @@ class MemVOSModel:
 
     @property
     def family(self):
-        return getattr(self.network, "family", "xmem")
+        """``"xmem"`` or ``"cutie"``: what the checkpoint's keys said it is."""
+        return family_of(self.network)
 
     def to(self, device=None, precision=None):
         device = device or self.device
@@ -47,6 +49,7 @@ def weights_fingerprint(network):
 def load_model(source, device="cpu", precision="fp32", name=None):
     """Load a checkpoint (path or state dict) onto ``device``; see :func:`load_network`."""
     network = load_network(source)
-    display = name or (str(source).rsplit("/", 1)[-1] if isinstance(source, str) else "XMem")
+    display = name or (str(source).rsplit("/", 1)[-1] if isinstance(source, str)
+                       else FAMILY_NAMES.get(family_of(network), "model"))
     model = MemVOSModel(network, display, "cpu", "fp32", weights_fingerprint(network))
     return model.to(device, precision)

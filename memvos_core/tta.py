@@ -26,6 +26,10 @@ class TTAEngine:
     def memory(self):
         return self.engines[0].memory
 
+    @property
+    def has_memory(self):
+        return self.engines[0].has_memory
+
     def set_num_objects(self, n):
         for e in self.engines:
             e.set_num_objects(n)

@@ -41,14 +41,25 @@ class KnownCheckpoint:
     # download (``sha256sum XMem.pth``); until then a download is verified by a strict load.
     sha256: str | None
     description: str
+    # An md5 the official project publishes (Cutie's download script): checked as well; being
+    # weaker than a sha256, it does not replace the strict load.
+    md5: str | None = None
+    family: str = "xmem"
 
 
 _XMEM_RELEASE = "https://github.com/hkchengrex/XMem/releases/download/v1.0/"
+_CUTIE_RELEASE = "https://github.com/hkchengrex/Cutie/releases/download/v1.0/"
 KNOWN_CHECKPOINTS = {c.name: c for c in (
     KnownCheckpoint("XMem.pth", _XMEM_RELEASE + "XMem.pth", None,
                     "XMem, the default release model (static-image pretraining + video training)"),
     KnownCheckpoint("XMem-s012.pth", _XMEM_RELEASE + "XMem-s012.pth", None,
                     "XMem with BL30K synthetic-video pretraining"),
+    KnownCheckpoint("cutie-base-mega.pth", _CUTIE_RELEASE + "cutie-base-mega.pth", None,
+                    "Cutie base (ResNet-50), trained with MOSE, BURST and OVIS too: Cutie's default model",
+                    md5="a6071de6136982e396851903ab4c083a", family="cutie"),
+    KnownCheckpoint("cutie-small-mega.pth", _CUTIE_RELEASE + "cutie-small-mega.pth", None,
+                    "Cutie small (ResNet-18 image encoder), same training data: faster, a little less accurate",
+                    family="cutie"),
 )}
 
 SIDECAR_SUFFIX = ".sha256"
@@ -119,9 +130,13 @@ def read_tensors(path, fmt=None, label=None):
     return read_state_dict(path, fmt, label)
 
 
-def verify_xmem_checkpoint(path, fmt=None, label=None):
-    """Default verification: the file loads strictly into the XMem network."""
+def verify_checkpoint(path, fmt=None, label=None):
+    """Default verification: the file loads strictly into the network of its family (XMem or
+    Cutie, told apart by its keys)."""
     load_network(read_tensors(path, fmt, label), source_name=label or os.fspath(path))
+
+
+verify_xmem_checkpoint = verify_checkpoint  # the name before Cutie
 
 
 def _first_line(exc):
@@ -210,8 +225,8 @@ def ensure_weights(name, models_dir, *, url=None, sha256=None, search_dirs=None,
     chunks that raises to abort (the partial file is removed, the exception passes through).
     timeout: seconds the connection or any single read may stall before the download fails.
     verify: ``callable(temp_path)`` raising on a bad file, used when no sha256 is known;
-    default: strict XMem load. convert: also write a ``.safetensors`` copy (see
-    :func:`convert_to_safetensors`), used from then on.
+    default: strict load into the network of the file's family (XMem or Cutie). convert: also
+    write a ``.safetensors`` copy (see :func:`convert_to_safetensors`), used from then on.
     """
     name = os.fspath(name)
     if not name or os.path.isabs(name) or _safe_join(models_dir, name) is None:
@@ -222,6 +237,7 @@ def ensure_weights(name, models_dir, *, url=None, sha256=None, search_dirs=None,
     known = KNOWN_CHECKPOINTS.get(name)
     url = url or (known.url if known else None)
     sha256 = (sha256 or (known.sha256 if known else None) or "").lower() or None
+    md5 = known.md5 if known and url == known.url else None
     found = find_weights(name, dirs)
     if found is not None:
         official_name = os.path.basename(found) == os.path.basename(name)
@@ -236,11 +252,12 @@ def ensure_weights(name, models_dir, *, url=None, sha256=None, search_dirs=None,
             f"weights file {name!r} was not found in {where} and is not a known checkpoint "
             f"({', '.join(KNOWN_CHECKPOINTS)}): put the file in one of these folders or pick a known name")
     target = download_weights(url, os.path.join(models_dir, name), sha256=sha256, progress=progress,
-                              cancel=cancel, timeout=timeout, verify=verify)
+                              cancel=cancel, timeout=timeout, verify=verify, md5=md5)
     return convert_to_safetensors(target) if convert else target
 
 
-def download_weights(url, target, *, sha256=None, progress=None, cancel=None, timeout=60.0, verify=None):
+def download_weights(url, target, *, sha256=None, progress=None, cancel=None, timeout=60.0, verify=None,
+                     md5=None):
     """Download ``url`` to ``target`` through a verified temporary file; returns ``target``."""
     target = os.fspath(target)
     folder, name = os.path.split(os.path.abspath(target))
@@ -250,14 +267,19 @@ def download_weights(url, target, *, sha256=None, progress=None, cancel=None, ti
     fmt = "safetensors" if name.endswith(SAFETENSORS_EXTENSIONS) else "pth"
     if verify is None:
         def verify(path):
-            verify_xmem_checkpoint(path, fmt, label=url)
+            verify_checkpoint(path, fmt, label=url)
     manual = f"download it manually from {url} into {folder!r}"
     os.makedirs(folder, exist_ok=True)
     remove_stale_parts(folder, name)
     tmp = os.path.join(folder, f"{name}{PART_MARKER}{secrets.token_hex(6)}")
     sidecar_written = False
     try:
-        digest = _fetch_to(url, tmp, folder, progress, cancel, timeout, manual)
+        digest, md5_digest = _fetch_to(url, tmp, folder, progress, cancel, timeout, manual)
+        if md5 and md5_digest != md5.lower():
+            raise WeightsError(
+                f"the file downloaded from {url} was refused: its md5 {md5_digest} is not the one the "
+                f"official project publishes ({md5.lower()}): a changed or damaged file. Nothing was saved; "
+                f"try again later or {manual} and check it")
         if sha256 and digest != sha256:
             raise WeightsError(
                 f"the file downloaded from {url} was refused: its sha256 {digest[:16]}... is not the "
@@ -282,7 +304,7 @@ def download_weights(url, target, *, sha256=None, progress=None, cancel=None, ti
 
 def _fetch_to(url, tmp, folder, progress, cancel, timeout, manual):
     request = urllib.request.Request(url, headers={"User-Agent": "ComfyUI-MemVOS weights downloader"})
-    digest = hashlib.sha256()
+    digest, md5 = hashlib.sha256(), hashlib.md5()
     done = 0
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -301,6 +323,7 @@ def _fetch_to(url, tmp, folder, progress, cancel, timeout, manual):
                         break
                     out.write(chunk)
                     digest.update(chunk)
+                    md5.update(chunk)
                     done += len(chunk)
                     if progress is not None:
                         progress(done, total)
@@ -318,7 +341,7 @@ def _fetch_to(url, tmp, folder, progress, cancel, timeout, manual):
     if total is not None and done != total:
         raise WeightsError(f"the download of {url} broke off: {done} of {total} bytes arrived. Nothing "
                            f"was saved; try again, or {manual}")
-    return digest.hexdigest()
+    return digest.hexdigest(), md5.hexdigest()
 
 
 def _check_free_space(folder, total, url):

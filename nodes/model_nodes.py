@@ -1,4 +1,4 @@
-"""Load Model: XMem weights from ComfyUI's ``models/memvos`` folders, or a known official
+"""Load Model: XMem or Cutie weights from ComfyUI's ``models/memvos`` folders, or a known official
 checkpoint downloaded on first use; device and precision; VRAM handed to ComfyUI's manager."""
 import dataclasses
 import os
@@ -60,10 +60,12 @@ def _local_file_state(name):
 
 
 class MemVOSLoadModel:
-    DESCRIPTION = ("Loads XMem weights for MemVOS. Pick a file from models/memvos (folders from "
-                   "extra_model_paths.yaml included) or an official checkpoint (XMem.pth, XMem-s012.pth), "
-                   "which downloads from XMem's GitHub release on first use and is verified before use. "
-                   "ComfyUI's memory manager may move the model off the GPU between runs.")
+    DESCRIPTION = ("Loads an XMem or Cutie model for MemVOS (the family is read from the file). Pick a file "
+                   "from models/memvos (folders from extra_model_paths.yaml included) or an official checkpoint "
+                   "(XMem.pth, XMem-s012.pth, cutie-base-mega.pth, cutie-small-mega.pth), which downloads from "
+                   "its GitHub release on first use and is verified before use. Cutie is the newer model, "
+                   "better on cluttered shots; XMem the proven one. ComfyUI's memory manager may move the model "
+                   "off the GPU between runs.")
     CATEGORY = "MemVOS/loaders"
     FUNCTION = "load"
     RETURN_TYPES = (MODEL,)
@@ -75,8 +77,8 @@ class MemVOSLoadModel:
         choices = weight_choices()
         return {"required": {
             "weights": (choices, {"default": choices[0] if choices else None,
-                                  "tooltip": "Weights file from models/memvos, or an official XMem checkpoint "
-                                             "(downloaded there on first use)."}),
+                                  "tooltip": "Weights file from models/memvos, or an official XMem or Cutie "
+                                             "checkpoint (downloaded there on first use)."}),
             "device": (list(comfy_env.DEVICE_CHOICES), {
                 "default": "auto",
                 "tooltip": "auto: ComfyUI's device (honours --cpu). cpu / cuda / mps: force one."}),
@@ -98,7 +100,8 @@ class MemVOSLoadModel:
         # The network stays on the CPU here; the memory manager moves it right before each run.
         model = dataclasses.replace(base, device=str(target), precision=precision_name)
         _MANAGED[model] = comfy_env.free_memory_hook(model.network, target)
-        LOG.info("MemVOS: loaded %s (%s) for %s, %s", weights, model.model_id, target, precision_name)
+        LOG.info("MemVOS: loaded %s (%s, %s) for %s, %s", weights, model.family, model.model_id, target,
+                 precision_name)
         return (model,)
 
 

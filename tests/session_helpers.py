@@ -36,3 +36,12 @@ def session_with_keys(model, frames, labels, keys, mode="xmem++", **kw):
     for k in keys:
         s = s.add_label_map(k, frames[k], labels[k])
     return s
+
+
+def stored(result):
+    """A propagation's stored (quantised) probabilities at internal size, by frame."""
+    return {i: result.internal(i) for i in result.frame_indices}
+
+
+def same(a, b):
+    return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))

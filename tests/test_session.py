@@ -6,7 +6,7 @@ import xmem_fixture as fx
 from memvos_core.model import load_model
 from memvos_core.session import PropagationCancelled, Session, SessionFileError, combine
 from memvos_core.session.blend import blend_weight, object_weights
-from session_helpers import moving_discs, session_with_keys, small_config
+from session_helpers import moving_discs, same, session_with_keys, small_config, stored
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +25,6 @@ def all_tensors(session):
         if state is not None:
             out += list(state.tensors.values())
     return out
-
-
-def stored(result):
-    return {i: result.internal(i) for i in result.frame_indices}
-
-
-def same(a, b):
-    return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
 
 
 def test_operations_never_modify_the_session_they_are_given(model, shot):

@@ -68,9 +68,14 @@ def annotation_indices(run, t):
 @lru_cache(maxsize=None)
 def reference_probs(run):
     """Per frame, float32 ``[num_objects+1,H,W]`` with background first."""
-    data = np.load(run_dir(run) / "objects_u16.npz")
+    return probs_from_planes(run_dir(run) / "objects_u16.npz", NUM_FRAMES)
+
+
+def probs_from_planes(path, num_frames):
+    """The fixtures' uint16 object planes as float32 probabilities, background (1 - sum) first."""
+    data = np.load(path)
     out = []
-    for t in range(NUM_FRAMES):
+    for t in range(num_frames):
         objects = torch.from_numpy(data[f"t{t:02d}"].astype(np.float32) / 65535)
         out.append(torch.cat([1 - objects.sum(0, keepdim=True), objects], 0))
     return out

@@ -41,11 +41,13 @@ def broadcast_add(image_level, g):
 
 
 class GroupResBlock(nn.Module):
-    """Pre-activation residual block over objects; the skip sees the un-activated input."""
+    """Pre-activation residual block over objects; the skip sees the un-activated input.
+    ``skip_kernel``: the skip projection's size when the widths differ (XMem 3x3, Cutie 1x1)."""
 
-    def __init__(self, in_dim, out_dim):
+    def __init__(self, in_dim, out_dim, skip_kernel=3):
         super().__init__()
-        self.downsample = None if in_dim == out_dim else GConv2D(in_dim, out_dim, 3, padding=1)
+        self.downsample = (None if in_dim == out_dim
+                           else GConv2D(in_dim, out_dim, skip_kernel, padding=skip_kernel // 2))
         self.conv1 = GConv2D(in_dim, out_dim, 3, padding=1)
         self.conv2 = GConv2D(out_dim, out_dim, 3, padding=1)
 

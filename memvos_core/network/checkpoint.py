@@ -99,16 +99,45 @@ def adapt_state_dict(state, model):
     return state
 
 
+XMEM_PREFIXES = ("key_encoder.", "value_encoder.", "decoder.")
+CUTIE_PREFIXES = ("pixel_encoder.", "mask_encoder.", "mask_decoder.", "object_transformer.")
+KNOWN_FILES = "XMem.pth, XMem-s012.pth, cutie-base-mega.pth or cutie-small-mega.pth"
+
+
+def detect_family(state, source="<memory>"):
+    """``"xmem"`` or ``"cutie"``, from the module names the keys start with."""
+    xmem = any(k.startswith(XMEM_PREFIXES) for k in state)
+    cutie = any(k.startswith(CUTIE_PREFIXES) for k in state)
+    if xmem and cutie:
+        raise CheckpointError(
+            f"weights file {source!r} mixes XMem keys (key_encoder.*) and Cutie keys (pixel_encoder.*): "
+            f"it is no official checkpoint; use {KNOWN_FILES}")
+    if not (xmem or cutie):
+        raise CheckpointError(
+            f"weights file {source!r} is not an XMem checkpoint, nor a Cutie one (none of its keys starts "
+            f"with key_encoder. or pixel_encoder.); pick {KNOWN_FILES}")
+    return "cutie" if cutie else "xmem"
+
+
 def load_network(source, *, source_name=None):
-    """Build an :class:`XMemNetwork` from a path or a state dict, strictly; eval mode, CPU, fp32."""
+    """Build the network a checkpoint (path or state dict) describes, XMem or Cutie (told apart by
+    its keys), strictly; eval mode, CPU, fp32."""
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         state = read_state_dict(source)
     else:
         name = source_name or "<state dict>"
         state = unwrap_state_dict(source, name)
+    if detect_family(state, name) == "cutie":
+        from .cutie_checkpoint import build_cutie
+        return build_cutie(state, name)
     model = XMemNetwork(**infer_dims(state, name))
-    state = adapt_state_dict(state, model)
+    return strict_load(model, adapt_state_dict(state, model), name, "the XMem network",
+                       "Use an official XMem checkpoint (XMem.pth, XMem-s012.pth) or one trained with XMem's code")
+
+
+def strict_load(model, state, name, what, advice):
+    """Load ``state`` into ``model`` with every key and shape matching, or explain what differs."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -122,9 +151,7 @@ def load_network(source, *, source_name=None):
             parts.append(f"{len(unexpected)} unexpected keys ({_few(unexpected)})")
         if wrong:
             parts.append(f"{len(wrong)} wrong shapes ({_few(wrong)})")
-        raise CheckpointError(
-            f"weights file {name!r} does not match the XMem network: {'; '.join(parts)}. "
-            "Use an official XMem checkpoint (XMem.pth, XMem-s012.pth) or one trained with XMem's code")
+        raise CheckpointError(f"weights file {name!r} does not match {what}: {'; '.join(parts)}. {advice}")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
     return model.eval()
 

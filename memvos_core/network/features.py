@@ -1,14 +1,9 @@
-"""The seam between a network family and the memory engine.
+"""What a network's key encoder returns (the engine's side of it is ``memvos_core.families``).
 
-A network family (XMem today, Cutie later) provides:
-
-* ``encode_key(image, need_shrinkage, need_selection) -> KeyFeatures``
-* ``encode_value(image, features, hidden, masks, deep_update) -> (value, hidden)``
-* ``decode(features, readout, hidden, update_hidden) -> (hidden or None, logits)``
-* ``init_hidden(batch, num_objects, grid_hw, device)``, ``stride``, ``dims``, ``family``.
-
-The engine only ever touches keys, shrinkage, selection, values and the hidden state; the
-multi-scale ``features`` are opaque to it and handed back to the same network.
+Every family's network provides ``encode_key(image, need_shrinkage, need_selection) ->
+KeyFeatures``; the memory only ever touches keys, shrinkage and selection, and the multi-scale
+``features`` are opaque to it and handed back to the same network (XMem: ``(f16, f8, f4)``;
+Cutie: ``(f16, f8, f4, pix_feat)``).
 """
 from typing import Any, NamedTuple, Optional
 

@@ -115,9 +115,8 @@ class DirectionalPass:
             if cancel is not None and cancel():
                 raise PropagationCancelled("propagation cancelled")
             kf = keyframes.get(i)
-            has_memory = self.engine.memory.working.size + self.engine.memory.permanent.size > 0
-            if kf is None and not has_memory:
-                on_frame(i, None)  # XMem cannot segment before its first annotation
+            if kf is None and not self.engine.has_memory:
+                on_frame(i, None)  # nothing to segment from before the first annotation
                 continue
             image = prepare_image(frame_of(i), self.state.internal_hw, self.engine.device, s.antialias)
             mask = valid = None

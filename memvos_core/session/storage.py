@@ -88,7 +88,12 @@ def _load(path, model, config):
         raise SessionFileError(f"session file {path!r} has format {meta.get('format')} version "
                                f"{meta.get('version')}; this version reads {FORMAT} version {VERSION}")
     saved_model, ours = meta["model"], model.describe()
-    if saved_model.get("model_id") != ours["model_id"] or saved_model.get("family") != ours["family"]:
+    if saved_model.get("family", "xmem") != ours["family"]:
+        raise SessionFileError(
+            f"session file {path!r} belongs to the {saved_model.get('family', 'xmem')} model family "
+            f"({saved_model.get('name')}), but the loaded model is {ours['family']} ({ours['name']}): "
+            "load the weights it was made with")
+    if saved_model.get("model_id") != ours["model_id"]:
         raise SessionFileError(
             f"session file {path!r} was made with model {saved_model.get('name')} "
             f"(id {saved_model.get('model_id')}), not the loaded {ours['name']} (id {ours['model_id']}): "
