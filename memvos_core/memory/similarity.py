@@ -47,13 +47,15 @@ def topk_weights(sim, top_k, dim=1):
     """Softmax weights of the ``top_k`` best memory elements of each query (memory axis
     ``dim``) and their indices.
 
-    Like the reference, exponentiates without subtracting the maximum: similarities are <= 0,
-    and keeping the same arithmetic keeps results equal to the reference's to rounding.
+    The best similarity is subtracted before exponentiating. The reference does not: its
+    similarities are <= 0, but a query whose best ones are all below about -104 underflows
+    every exp to 0 in float32 and writes 0/0 = NaN into the readout (and from there into
+    memory). Where the reference's weights are finite both agree to rounding.
     ``top_k`` is capped at the memory size (the reference would fail there).
     """
     k = min(int(top_k), sim.shape[dim])
-    values, indices = torch.topk(sim, k=k, dim=dim)
-    weights = values.exp()
+    values, indices = torch.topk(sim, k=k, dim=dim)  # sorted: the best comes first
+    weights = (values - values.narrow(dim, 0, 1)).exp_()
     return weights / weights.sum(dim=dim, keepdim=True), indices
 
 
