@@ -12,7 +12,7 @@ import torch
 from .frames import aggregate, pad, unpad
 from .memory import MemoryManager
 from .network.features import KeyFeatures
-from .perf import EngineOptions, prepare_network
+from .perf import prepare_network, resolve_options
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -44,7 +44,7 @@ class InferenceEngine:
         self.config = config
         self.device = torch.device(device)
         self.precision = precision
-        self.options = EngineOptions.default_for(self.device) if options is None else options
+        self.options = resolve_options(self.device, options)
         self.calls = prepare_network(network, self.options)
         self.xmem_plus = config.memory_mode == "xmem++"
         self.memory = MemoryManager(config, self.options.sparse_readout, self.options.preallocate)

@@ -9,12 +9,14 @@ results agree with the plain engine to rounding (``bench/bench_propagation.py`` 
   of re-concatenating at every write; exported state is copied, never shared with a buffer.
 * ``channels_last``: NHWC layout for the convolutions. It is a property of the *network*
   (converted once, in place, values unchanged), so every engine on that network runs NHWC.
-* ``key_batch``: how many upcoming frames a caller should key-encode together with
-  :meth:`InferenceEngine.encode_keys` (the key encoder does not depend on memory).
+* ``key_batch``: how many upcoming frames :class:`FramesAhead` key-encodes together, ahead of
+  the sequential loop (the key encoder does not depend on memory).
 * ``compile``: ``""`` (eager), ``"default"`` (torch.compile) or ``"reduce-overhead"``
   (torch.compile with CUDA graphs; outputs are cloned because graph replays reuse them).
 """
+import threading
 import weakref
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -56,6 +58,87 @@ class EngineOptions:
 
     def to_dict(self):
         return asdict(self)
+
+
+_OVERRIDE = threading.local()
+
+
+@contextmanager
+def engine_options(options):
+    """Engines created inside this block, in this thread, use ``options`` instead of their
+    device's default: benchmarks compare variants through the very session code the CLI runs."""
+    before = getattr(_OVERRIDE, "options", None)
+    _OVERRIDE.options = options
+    try:
+        yield options
+    finally:
+        _OVERRIDE.options = before
+
+
+def resolve_options(device, options=None):
+    """The options an engine on ``device`` runs with: ``options``, else the :func:`engine_options`
+    override, else the device default; minus what the device cannot run."""
+    device = torch.device(device)
+    if options is None:
+        options = getattr(_OVERRIDE, "options", None) or EngineOptions.default_for(device)
+    if options.sparse_readout and not sparse_readout_supported(device):
+        options = options.replace(sparse_readout=False)
+    return options
+
+
+def sparse_readout_supported(device):
+    """Whether ``device`` has a kernel for the sparse readout's ``embedding_bag`` with per-sample
+    weights. MPS has none before torch 2.10, and ComfyUI does not turn on the CPU fallback, so
+    there the dense readout (plain matrix products) is used instead."""
+    if torch.device(device).type != "mps":
+        return True
+    return _torch_version() >= (2, 10)
+
+
+def _torch_version():
+    parts = []
+    for piece in torch.__version__.split("+")[0].split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+class FramesAhead:
+    """The propagation loop's frames, prepared, with their key features encoded ``key_batch``
+    frames at a time ahead of the loop when the engine's options ask for it.
+
+        ahead = FramesAhead(engine, prepare, order)   # prepare(i) -> normalised [3,h,w] image
+        for i in order:
+            image, feats = ahead.take(i)              # feats is None without batching
+            engine.step(image, ..., feats=feats)
+
+    ``order``: the frame indices in the order the loop steps them. A frame the loop skips is
+    never encoded: a batch starts at the frame asked for and covers the next ones in ``order``.
+    Engines without :meth:`~.engine.InferenceEngine.encode_keys` (test-time augmentation) get
+    one prepared image at a time.
+    """
+
+    def __init__(self, engine, prepare, order):
+        options = getattr(engine, "options", None)
+        batched = options is not None and hasattr(engine, "encode_keys")
+        self.batch = int(options.key_batch) if batched else 1
+        self.engine, self.prepare = engine, prepare
+        self.order = list(order)
+        self.position = {index: k for k, index in enumerate(self.order)}
+        self.ready = {}
+
+    def take(self, index):
+        if index in self.ready:
+            return self.ready.pop(index)
+        self.ready.clear()  # encoded for a different sequence of frames
+        image = self.prepare(index)
+        if self.batch <= 1:
+            return image, None
+        start = self.position[index]
+        upcoming = self.order[start:start + self.batch]
+        images = [image] + [self.prepare(i) for i in upcoming[1:]]
+        self.ready = {i: (im, f) for i, im, f in zip(upcoming, images, self.engine.encode_keys(images))}
+        return self.ready.pop(index)
 
 
 _PREPARED = weakref.WeakKeyDictionary()   # network -> {compile mode: NetworkCalls}

@@ -7,7 +7,8 @@ from memvos_core.config import MemoryConfig
 from memvos_core.engine import InferenceEngine
 from memvos_core.frames import normalize
 from memvos_core.memory.column import Column
-from memvos_core.perf import CompiledCalls, EngineOptions, prepare_network
+from memvos_core import perf
+from memvos_core.perf import CompiledCalls, EngineOptions, FramesAhead, engine_options, prepare_network
 from session_helpers import moving_discs
 
 PLAIN = EngineOptions.plain()
@@ -67,12 +68,11 @@ def run(net, mode, options, clip, start=0, stop=NUM_FRAMES, engine=None):
     images, masks = clip
     if engine is None:
         engine = InferenceEngine(net, tiny_config(mode), options=options)
-    probs, ahead = [], []
+    probs = []
+    ahead = FramesAhead(engine, images.__getitem__, range(start, stop))
     with torch.no_grad():
         for t in range(start, stop):
-            if options.key_batch > 1 and not ahead:
-                ahead = engine.encode_keys(images[t:min(t + options.key_batch, stop)])
-            feats = ahead.pop(0) if ahead else None
+            _, feats = ahead.take(t)
             if t == 0:
                 engine.set_num_objects(1)
                 if mode == "xmem++":
@@ -186,3 +186,61 @@ def test_options_are_checked_and_compile_wraps_the_network(net_for):
     calls = prepare_network(net, PLAIN.replace(compile="default"))  # compiles lazily, on first call
     assert isinstance(calls, CompiledCalls) and calls.stride == net.stride
     assert prepare_network(net, PLAIN.replace(compile="default")) is calls
+
+
+class RecordingEngine:
+    def __init__(self, key_batch):
+        self.options = EngineOptions(key_batch=key_batch)
+        self.batches = []
+
+    def encode_keys(self, images):
+        self.batches.append(list(images))
+        return [f"feats{i}" for i in images]
+
+
+def test_frames_ahead_encodes_each_stepped_frame_once_in_batches():
+    prepared = []
+
+    def prepare(i):
+        prepared.append(i)
+        return i
+    engine = RecordingEngine(key_batch=3)
+    ahead = FramesAhead(engine, prepare, [5, 6, 7, 8, 9, 10, 11])
+    assert ahead.take(5) == (5, "feats5")
+    assert [ahead.take(i) for i in (6, 7)] == [(6, "feats6"), (7, "feats7")]
+    assert ahead.take(9) == (9, "feats9")        # the loop skipped frame 8: never encoded
+    assert ahead.take(11) == (11, "feats11")
+    assert engine.batches == [[5, 6, 7], [9, 10, 11]]
+    assert prepared == [5, 6, 7, 9, 10, 11]
+
+
+def test_frames_ahead_without_batching_or_encode_keys_prepares_one_frame():
+    assert FramesAhead(RecordingEngine(key_batch=1), lambda i: i * 10, [0, 1]).take(1) == (10, None)
+
+    class TTALike:  # no options, no encode_keys
+        pass
+    assert FramesAhead(TTALike(), lambda i: i, [0, 1, 2]).take(0) == (0, None)
+
+
+def test_sparse_readout_falls_back_to_dense_where_the_device_has_no_kernel(net_for, clip, plain_runs, monkeypatch):
+    assert perf.sparse_readout_supported(torch.device("cpu"))
+    monkeypatch.setattr(perf, "_torch_version", lambda: (2, 9))
+    assert not perf.sparse_readout_supported(torch.device("mps"))
+    monkeypatch.setattr(perf, "_torch_version", lambda: (2, 10))
+    assert perf.sparse_readout_supported(torch.device("mps"))
+    # An engine on a device without the kernel reads memory densely, with the same results.
+    monkeypatch.setattr(perf, "sparse_readout_supported", lambda device: False)
+    options = VARIANTS["sparse"]
+    probs, engine = run(net_for(options), "xmem", options, clip)
+    assert engine.options == PLAIN and not engine.memory.sparse_readout
+    for p, q in zip(probs, plain_runs["xmem"][0]):
+        assert torch.equal(p, q)
+
+
+def test_engine_options_override_applies_to_engines_made_inside(net_for):
+    net = net_for(PLAIN)
+    chosen = PLAIN.replace(preallocate=True)
+    with engine_options(chosen):
+        assert InferenceEngine(net, tiny_config("xmem")).options == chosen
+        assert InferenceEngine(net, tiny_config("xmem"), options=PLAIN).options == PLAIN
+    assert InferenceEngine(net, tiny_config("xmem")).options == EngineOptions.default_for("cpu")
