@@ -8,7 +8,8 @@ from memvos_core.engine import InferenceEngine
 from memvos_core.frames import normalize
 from memvos_core.memory.column import Column
 from memvos_core import perf
-from memvos_core.perf import CompiledCalls, EngineOptions, FramesAhead, engine_options, prepare_network
+from memvos_core.perf import (CompiledCalls, EngineOptions, FramesAhead, ImageOnceFusion, engine_options,
+                              fused_network, prepare_network)
 from session_helpers import moving_discs
 
 PLAIN = EngineOptions.plain()
@@ -16,10 +17,11 @@ VARIANTS = {
     "sparse": PLAIN.replace(sparse_readout=True),
     "prealloc": PLAIN.replace(preallocate=True),
     "channels_last": PLAIN.replace(channels_last=True),
+    "fuse": PLAIN.replace(fuse=True),
     "key_batch": PLAIN.replace(key_batch=3),
     "cpu_default": EngineOptions.default_for("cpu"),
     "cuda_default": EngineOptions.default_for("cuda"),  # its options, run here on the CPU
-    "everything": EngineOptions(sparse_readout=True, preallocate=True, channels_last=True, key_batch=3),
+    "everything": EngineOptions(sparse_readout=True, preallocate=True, channels_last=True, fuse=True, key_batch=3),
 }
 NUM_FRAMES = 14
 
@@ -244,3 +246,35 @@ def test_engine_options_override_applies_to_engines_made_inside(net_for):
         assert InferenceEngine(net, tiny_config("xmem")).options == chosen
         assert InferenceEngine(net, tiny_config("xmem"), options=PLAIN).options == PLAIN
     assert InferenceEngine(net, tiny_config("xmem")).options == EngineOptions.default_for("cpu")
+
+
+def test_fused_network_shares_weights_and_leaves_the_original_alone(synthetic_weights):
+    from memvos_core.network import load_network
+    net = load_network(synthetic_weights)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fused = fused_network(net)
+    assert isinstance(fused.decoder.fuser, ImageOnceFusion) and isinstance(fused.value_encoder.fuser, ImageOnceFusion)
+    assert isinstance(fused.key_encoder.bn1, torch.nn.Identity)
+    assert isinstance(net.key_encoder.bn1, torch.nn.BatchNorm2d)
+    assert fused.decoder.up_8_4.skip_conv.weight is net.decoder.up_8_4.skip_conv.weight
+    originals = {id(p) for p in net.parameters()}
+    new = sum(p.numel() for p in fused.parameters() if id(p) not in originals)
+    folded = sum(m.weight.numel() + m.out_channels for m in fused.modules()
+                 if isinstance(m, torch.nn.Conv2d) and id(m.weight) not in originals)
+    assert new == folded > 0   # only the convolutions that took a BatchNorm in are new
+    image = torch.randn(1, 3, 64, 96)
+    masks = torch.rand(1, 2, 64, 96)
+    hidden = torch.randn(1, 2, 64, 4, 6)
+    with torch.no_grad():
+        ref_feats, feats = net.encode_key(image), fused.encode_key(image)
+        for a, b in zip(ref_feats.features + (ref_feats.key,), feats.features + (feats.key,)):
+            assert (a - b).abs().max() <= 1e-5 * a.abs().max()
+        ref_value, ref_hidden = net.encode_value(image, ref_feats.features, hidden, masks, True)
+        value, new_hidden = fused.encode_value(image, ref_feats.features, hidden, masks, True)
+        assert (value - ref_value).abs().max() <= 1e-5 * ref_value.abs().max()
+        assert (new_hidden - ref_hidden).abs().max() <= 1e-4
+        ref_out, out = (n.decode(ref_feats.features, ref_value, hidden, True) for n in (net, fused))
+        assert (out[1] - ref_out[1]).abs().max() <= 1e-4 and (out[0] - ref_out[0]).abs().max() <= 1e-4
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert prepare_network(net, PLAIN.replace(fuse=True)) is prepare_network(net, PLAIN.replace(fuse=True))

@@ -5,7 +5,7 @@ import torch
 
 from memvos_core.config import MemoryConfig
 from memvos_core.memory import MemoryManager
-from memvos_core.memory.similarity import topk_softmax, topk_weights
+from memvos_core.memory.similarity import query_major_similarity, similarity, topk_softmax, topk_weights
 
 
 def reference_weights(sim, top_k, dim):
@@ -66,3 +66,17 @@ def test_memory_read_far_from_every_key_is_finite(sparse):
     out = memory.read(torch.zeros(1, 64, 2, 2), torch.full((1, 64, 2, 2), 0.5))
     assert torch.isfinite(out).all()
     assert torch.allclose(out, torch.full_like(out, 1.5))  # equal similarities: mean of 0..3
+
+
+@pytest.mark.parametrize("with_shrinkage", [True, False])
+@pytest.mark.parametrize("with_selection", [True, False])
+def test_query_major_similarity_is_the_transposed_similarity(with_shrinkage, with_selection):
+    gen = torch.Generator().manual_seed(2)
+    mem_key = 6 * torch.randn(1, 64, 300, generator=gen)
+    shrinkage = 1 + 3 * torch.rand(1, 1, 300, generator=gen) if with_shrinkage else None
+    query_key = 6 * torch.randn(1, 64, 70, generator=gen)
+    selection = torch.rand(1, 64, 70, generator=gen) if with_selection else None
+    expected = similarity(mem_key, shrinkage, query_key, selection).transpose(1, 2)
+    got = query_major_similarity(mem_key, shrinkage, query_key, selection)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() <= 1e-6 * expected.abs().max()
