@@ -17,16 +17,14 @@ results agree with the plain engine to rounding (``bench/bench_propagation.py`` 
 * ``compile``: ``""`` (eager), ``"default"`` (torch.compile) or ``"reduce-overhead"``
   (torch.compile with CUDA graphs; outputs are cloned because graph replays reuse them).
 """
-import copy
-import itertools
 import threading
 import weakref
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+from .fused import fused_network
 
 COMPILE_MODES = ("", "default", "reduce-overhead")
 
@@ -63,7 +61,7 @@ class EngineOptions:
         network, with key batching (fewer, larger kernel launches); bench/gpu_all.sh measures
         every variant and is what this should be set from."""
         if torch.device(device).type == "cpu":
-            return cls(sparse_readout=True, preallocate=True, channels_last=True, fuse=True)
+            return cls(sparse_readout=True, preallocate=True, fuse=True)
         return cls(sparse_readout=True, preallocate=True, key_batch=4)
 
     def replace(self, **changes):
@@ -171,107 +169,9 @@ def prepare_network(network, options):
     key = (fuse, options.compile, first.device, first.dtype, getattr(network, "_memvos_channels_last", False))
     cache = _PREPARED.setdefault(network, {})
     if key not in cache:
-        calls = fused_network(network) if fuse else network
+        calls = fused_network(network, first.device) if fuse else network
         cache[key] = CompiledCalls(calls, options.compile) if options.compile else calls
     return cache[key]
-
-
-# --------------------------------------------------------------------------- rewrites
-# XMem's ResNet pieces, in which every ``convN`` is followed directly by ``bnN``.
-_CONV_THEN_BN = frozenset({"Bottleneck", "BasicBlock", "KeyEncoder", "ValueEncoder"})
-
-
-def fused_network(network):
-    """An inference copy of an XMem ``network``. It shares every parameter of the original
-    (nothing is copied) except where rewritten, and the original is left as it is:
-
-    * each BatchNorm (eval mode: a per-channel affine map) is folded into the convolution
-      before it, so the backbones skip one pass over every feature map;
-    * each :class:`FeatureFusionBlock` becomes an :class:`ImageOnceFusion`.
-
-    The results equal the original's to float rounding."""
-    shared = {id(t): t for t in itertools.chain(network.parameters(), network.buffers())}
-    fused = copy.deepcopy(network, shared)
-    with torch.no_grad():
-        for module in list(fused.modules()):
-            for conv_name, bn_name in _conv_bn_pairs(module):
-                _fold(module, conv_name, bn_name)
-            for name, child in list(module.named_children()):
-                if type(child).__name__ == "FeatureFusionBlock":
-                    setattr(module, name, ImageOnceFusion(child))
-    return fused
-
-
-def _conv_bn_pairs(module):
-    kids = list(module.named_children())
-    if isinstance(module, nn.Sequential):  # runs its children in order
-        return [(a, b) for (a, ca), (b, cb) in zip(kids, kids[1:])
-                if isinstance(ca, nn.Conv2d) and isinstance(cb, nn.BatchNorm2d)]
-    if type(module).__name__ not in _CONV_THEN_BN:
-        return []
-    names = dict(kids)
-    return [(name, "bn" + name[4:]) for name, child in kids
-            if name.startswith("conv") and isinstance(child, nn.Conv2d)
-            and isinstance(names.get("bn" + name[4:]), nn.BatchNorm2d)]
-
-
-def _fold(module, conv_name, bn_name):
-    conv, bn = getattr(module, conv_name), getattr(module, bn_name)
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    bias = bn.bias - bn.running_mean * scale
-    if conv.bias is not None:
-        bias = bias + conv.bias * scale
-    folded = copy.copy(conv)  # a new module: the original network keeps its convolution
-    folded._parameters = dict(conv._parameters)
-    folded.weight = nn.Parameter(conv.weight * scale.view(-1, 1, 1, 1), requires_grad=False)
-    folded.bias = nn.Parameter(bias, requires_grad=False)
-    setattr(module, conv_name, folded)
-    setattr(module, bn_name, nn.Identity())
-
-
-class ImageOnceFusion(nn.Module):
-    """XMem's FeatureFusionBlock with its image-level input convolved once per frame.
-
-    The block's first residual block applies two convolutions to ``[x ; g_o]`` for every
-    object ``o`` (``x`` the image's features, repeated per object). A convolution of a
-    concatenation is the sum of the convolutions of its parts, so the ``x`` part is computed
-    once and added to every object's ``g`` part: with N objects, N-1 fewer convolutions over
-    the (widest) image channels. With one object the block runs as it is."""
-
-    def __init__(self, block):
-        super().__init__()
-        self.block = block
-        self._split = {}  # x channels -> (conv1 x part, conv1 g part, skip x part, skip g part)
-
-    def _weights(self, cx):
-        if cx not in self._split:
-            b1 = self.block.block1
-            fmt = (torch.channels_last if b1.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-                   else torch.contiguous_format)
-            self._split[cx] = tuple(w[:, part].contiguous(memory_format=fmt)
-                                    for w in (b1.conv1.weight, b1.downsample.weight)
-                                    for part in (slice(None, cx), slice(cx, None)))
-        return self._split[cx]
-
-    def forward(self, x, g):
-        b1 = self.block.block1
-        if g.shape[1] == 1 or b1.downsample is None:
-            return self.block(x, g)
-        batch, objects = g.shape[:2]
-        w1x, w1g, wdx, wdg = self._weights(x.shape[1])
-        conv = dict(stride=b1.conv1.stride, padding=b1.conv1.padding, dilation=b1.conv1.dilation)
-        skip = dict(stride=b1.downsample.stride, padding=b1.downsample.padding, dilation=b1.downsample.dilation)
-        flat = g.flatten(0, 1)
-
-        def per_object(t):
-            return t.view(batch, objects, *t.shape[1:])
-        out = per_object(F.conv2d(F.relu(flat), w1g, None, **conv)) \
-            + F.conv2d(F.relu(x), w1x, b1.conv1.bias, **conv).unsqueeze(1)
-        res = per_object(F.conv2d(flat, wdg, None, **skip)) \
-            + F.conv2d(x, wdx, b1.downsample.bias, **skip).unsqueeze(1)
-        g = b1.conv2(F.relu(out)) + res
-        r = per_object(self.block.attention(g.flatten(0, 1)))
-        return self.block.block2(g + r)
 
 
 class CompiledCalls:
