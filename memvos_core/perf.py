@@ -9,9 +9,10 @@ results agree with the plain engine to rounding (``bench/bench_propagation.py`` 
   of re-concatenating at every write; exported state is copied, never shared with a buffer.
 * ``channels_last``: NHWC layout for the convolutions. It is a property of the *network*
   (converted once, in place, values unchanged), so every engine on that network runs NHWC.
-* ``fuse``: the engine runs an inference copy of the network (:func:`fused_network`) that
-  shares its parameters but folds each BatchNorm into the convolution before it and convolves
-  the image-level features of a fusion block once per frame instead of once per object.
+* ``fuse``: the engine runs an inference copy of the network (``memvos_core/fused.py``) that
+  shares its parameters but folds each BatchNorm into the convolution before it, convolves the
+  image-level features of a fusion block once per frame instead of once per object and, on
+  CPUs with oneDNN, runs the encoders' ResNet blocks as fused convolution+ReLU+add calls.
 * ``key_batch``: how many upcoming frames :class:`FramesAhead` key-encodes together, ahead of
   the sequential loop (the key encoder does not depend on memory).
 * ``compile``: ``""`` (eager), ``"default"`` (torch.compile) or ``"reduce-overhead"``
@@ -152,13 +153,12 @@ class FramesAhead:
         return self.ready.pop(index)
 
 
-_PREPARED = weakref.WeakKeyDictionary()   # network -> {(fuse, compile, placement): calls}
+_PREPARED = weakref.WeakKeyDictionary()   # network -> {(fuse, compile): (placement, calls)}
 
 
 def prepare_network(network, options):
     """The network calls the engine makes, with ``options``' layout, rewrites and compilation
-    applied. Prepared copies are kept per network (and per device/layout, so a network moved
-    to another device gets a new one)."""
+    applied."""
     if options.channels_last and not getattr(network, "_memvos_channels_last", False):
         network.to(memory_format=torch.channels_last)
         network._memvos_channels_last = True
@@ -166,12 +166,15 @@ def prepare_network(network, options):
     if not fuse and not options.compile:
         return network
     first = next(network.parameters())
-    key = (fuse, options.compile, first.device, first.dtype, getattr(network, "_memvos_channels_last", False))
+    placement = (first.device, first.dtype, getattr(network, "_memvos_channels_last", False))
     cache = _PREPARED.setdefault(network, {})
-    if key not in cache:
+    held = cache.get((fuse, options.compile))
+    if held is None or held[0] != placement:
+        # One copy per network and kind: a network moved to another device (ComfyUI offloading
+        # it) gets a new one, and the old one's tensors are let go with it.
         calls = fused_network(network, first.device) if fuse else network
-        cache[key] = CompiledCalls(calls, options.compile) if options.compile else calls
-    return cache[key]
+        held = cache[fuse, options.compile] = (placement, CompiledCalls(calls, options.compile) if options.compile else calls)
+    return held[1]
 
 
 class CompiledCalls:

@@ -284,7 +284,6 @@ def test_fused_network_shares_weights_and_leaves_the_original_alone(synthetic_we
             assert (out[1] - ref_out[1]).abs().max() <= 1e-4 and (out[0] - ref_out[0]).abs().max() <= 1e-4
     for k, v in net.state_dict().items():
         assert torch.equal(v, before[k]), k
-    assert prepare_network(net, PLAIN.replace(fuse=True)) is prepare_network(net, PLAIN.replace(fuse=True))
 
 
 def test_channels_last_maps_fold_back_with_a_fresh_batch_stride():
@@ -296,3 +295,16 @@ def test_channels_last_maps_fold_back_with_a_fresh_batch_stride():
     assert torch.equal(flat, x) and flat.stride() == x.stride()
     two = fold_objects(torch.randn(1, 2, 8, 6, 10))
     assert two.shape == (2, 8, 6, 10) and two.is_contiguous()
+
+
+def test_a_network_moved_elsewhere_gets_a_new_fused_copy_and_the_old_one_goes(synthetic_weights):
+    from memvos_core.network import load_network
+    net = load_network(synthetic_weights)
+    fuse = PLAIN.replace(fuse=True)
+    first = prepare_network(net, fuse)
+    assert prepare_network(net, fuse) is first
+    # Converting the network to channels-last stands in for a move to another device: its
+    # placement changes, and the copy made for the old one is replaced, not kept beside it.
+    second = prepare_network(net, fuse.replace(channels_last=True))
+    assert second is not first and net.decoder.pred.weight.is_contiguous(memory_format=torch.channels_last)
+    assert len(perf._PREPARED[net]) == 1
