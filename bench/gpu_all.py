@@ -45,7 +45,7 @@ FULL = {"size": [480, 854], "frames": 60, "objects": [1, 3], "agree_frames": 150
         "long": 10000, "long_small": [240, 432], "official_frames": 45}
 QUICK = {"size": [64, 112], "frames": 4, "objects": [1, 2], "agree_frames": 6, "fixture_side": 0,
          "long": 20, "long_small": [48, 80], "official_frames": 4, "variants": ["plain", "fuse", "default"]}
-SHARES = {"tests": 0.12, "variants": 0.45, "official": 0.13, "long": 0.30}   # of --budget
+SHARES = {"tests": 0.08, "variants": 0.42, "official": 0.12, "long": 0.38}   # of --budget
 
 
 def section(title, allowance):

@@ -2,4 +2,4 @@
 # Everything a lent GPU should measure, in under 8 minutes: see bench/gpu_all.py.
 #   bash bench/gpu_all.sh [--official PATH-TO-XMEM-CHECKOUT] [--json gpu.json]
 set -euo pipefail
-exec python "$(dirname "$0")/gpu_all.py" --device cuda "$@"
+PYTHONUNBUFFERED=1 exec python3 "$(dirname "$0")/gpu_all.py" --device cuda "$@"
