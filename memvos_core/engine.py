@@ -13,7 +13,7 @@ import torch
 from .families import Plan, family_model, family_of
 from .frames import aggregate, pad, unpad
 from .network.features import KeyFeatures
-from .perf import EngineOptions
+from .perf import resolve_options
 from .precision import PRECISIONS, autocast_context
 
 __all__ = ["InferenceEngine", "FrameWork", "PRECISIONS", "autocast_context", "merge_partial_annotation"]
@@ -34,7 +34,7 @@ class InferenceEngine:
         self.config = config
         self.device = torch.device(device)
         self.precision = precision
-        self.options = EngineOptions.default_for(self.device) if options is None else options
+        self.options = resolve_options(self.device, options)
         self.model = family_model(network, config, self.device, precision, self.options)
         self.num_objects = 0
         self.curr_ti = -1

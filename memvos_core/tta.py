@@ -60,7 +60,10 @@ class TTAEngine:
         for e, v in zip(self.engines, self.variants):
             e.add_permanent(self._image(image, v), self._mask(mask, v), slot)
 
-    def step(self, image, mask=None, valid_labels=None, end=False, write_memory=True, write_permanent=False):
+    def step(self, image, mask=None, valid_labels=None, end=False, write_memory=True, write_permanent=False,
+             feats=None):
+        # ``feats`` is accepted for the pass loop's sake and always None: this engine has no
+        # ``encode_keys`` (each variant encodes its own resized, flipped image)
         hw = tuple(image.shape[-2:])
         works = [e.begin(self._image(image, v), self._mask(mask, v), valid_labels, end)
                  for e, v in zip(self.engines, self.variants)]

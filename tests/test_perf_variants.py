@@ -7,7 +7,9 @@ from memvos_core.config import MemoryConfig
 from memvos_core.engine import InferenceEngine
 from memvos_core.frames import normalize
 from memvos_core.memory.column import Column
-from memvos_core.perf import CompiledCalls, EngineOptions, prepare_network
+from memvos_core import perf
+from memvos_core.fused import ImageOnceFusion, fused_network, pointwise_convolutions_work
+from memvos_core.perf import CompiledCalls, EngineOptions, FramesAhead, engine_options, prepare_network
 from session_helpers import moving_discs
 
 PLAIN = EngineOptions.plain()
@@ -15,10 +17,11 @@ VARIANTS = {
     "sparse": PLAIN.replace(sparse_readout=True),
     "prealloc": PLAIN.replace(preallocate=True),
     "channels_last": PLAIN.replace(channels_last=True),
+    "fuse": PLAIN.replace(fuse=True),
     "key_batch": PLAIN.replace(key_batch=3),
     "cpu_default": EngineOptions.default_for("cpu"),
     "cuda_default": EngineOptions.default_for("cuda"),  # its options, run here on the CPU
-    "everything": EngineOptions(sparse_readout=True, preallocate=True, channels_last=True, key_batch=3),
+    "everything": EngineOptions(sparse_readout=True, preallocate=True, channels_last=True, fuse=True, key_batch=3),
 }
 NUM_FRAMES = 14
 
@@ -67,12 +70,11 @@ def run(net, mode, options, clip, start=0, stop=NUM_FRAMES, engine=None):
     images, masks = clip
     if engine is None:
         engine = InferenceEngine(net, tiny_config(mode), options=options)
-    probs, ahead = [], []
+    probs = []
+    ahead = FramesAhead(engine, images.__getitem__, range(start, stop))
     with torch.no_grad():
         for t in range(start, stop):
-            if options.key_batch > 1 and not ahead:
-                ahead = engine.encode_keys(images[t:min(t + options.key_batch, stop)])
-            feats = ahead.pop(0) if ahead else None
+            _, feats = ahead.take(t)
             if t == 0:
                 engine.set_num_objects(1)
                 if mode == "xmem++":
@@ -186,3 +188,123 @@ def test_options_are_checked_and_compile_wraps_the_network(net_for):
     calls = prepare_network(net, PLAIN.replace(compile="default"))  # compiles lazily, on first call
     assert isinstance(calls, CompiledCalls) and calls.stride == net.stride
     assert prepare_network(net, PLAIN.replace(compile="default")) is calls
+
+
+class RecordingEngine:
+    def __init__(self, key_batch):
+        self.options = EngineOptions(key_batch=key_batch)
+        self.batches = []
+
+    def encode_keys(self, images):
+        self.batches.append(list(images))
+        return [f"feats{i}" for i in images]
+
+
+def test_frames_ahead_encodes_each_stepped_frame_once_in_batches():
+    prepared = []
+
+    def prepare(i):
+        prepared.append(i)
+        return i
+    engine = RecordingEngine(key_batch=3)
+    ahead = FramesAhead(engine, prepare, [5, 6, 7, 8, 9, 10, 11])
+    assert ahead.take(5) == (5, "feats5")
+    assert [ahead.take(i) for i in (6, 7)] == [(6, "feats6"), (7, "feats7")]
+    assert ahead.take(9) == (9, "feats9")        # the loop skipped frame 8: never encoded
+    assert ahead.take(11) == (11, "feats11")
+    assert engine.batches == [[5, 6, 7], [9, 10, 11]]
+    assert prepared == [5, 6, 7, 9, 10, 11]
+
+
+def test_frames_ahead_without_batching_or_encode_keys_prepares_one_frame():
+    assert FramesAhead(RecordingEngine(key_batch=1), lambda i: i * 10, [0, 1]).take(1) == (10, None)
+
+    class TTALike:  # no options, no encode_keys
+        pass
+    assert FramesAhead(TTALike(), lambda i: i, [0, 1, 2]).take(0) == (0, None)
+
+
+def test_sparse_readout_falls_back_to_dense_where_the_device_has_no_kernel(net_for, clip, plain_runs, monkeypatch):
+    assert perf.sparse_readout_supported(torch.device("cpu"))
+    monkeypatch.setattr(perf, "_torch_version", lambda: (2, 9))
+    assert not perf.sparse_readout_supported(torch.device("mps"))
+    monkeypatch.setattr(perf, "_torch_version", lambda: (2, 10))
+    assert perf.sparse_readout_supported(torch.device("mps"))
+    # An engine on a device without the kernel reads memory densely, with the same results.
+    monkeypatch.setattr(perf, "sparse_readout_supported", lambda device: False)
+    options = VARIANTS["sparse"]
+    probs, engine = run(net_for(options), "xmem", options, clip)
+    assert engine.options == PLAIN and not engine.memory.sparse_readout
+    for p, q in zip(probs, plain_runs["xmem"][0]):
+        assert torch.equal(p, q)
+
+
+def test_engine_options_override_applies_to_engines_made_inside(net_for):
+    net = net_for(PLAIN)
+    chosen = PLAIN.replace(preallocate=True)
+    with engine_options(chosen):
+        assert InferenceEngine(net, tiny_config("xmem")).options == chosen
+        assert InferenceEngine(net, tiny_config("xmem"), options=PLAIN).options == PLAIN
+    assert InferenceEngine(net, tiny_config("xmem")).options == EngineOptions.default_for("cpu")
+
+
+def test_fused_network_shares_weights_and_leaves_the_original_alone(synthetic_weights):
+    from memvos_core.network import load_network
+    net = load_network(synthetic_weights)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fused = fused_network(net)
+    assert pointwise_convolutions_work()  # the CI's x86 torch has oneDNN: the CPU rewrites are tested
+    decoder = fused.decoder.decoder
+    assert isinstance(decoder.fuser, ImageOnceFusion) and isinstance(fused.value_encoder.fuser, ImageOnceFusion)
+    assert type(fused.key_encoder.res2[0]).__name__ == "FusedBottleneck"
+    assert type(fused.value_encoder.layer1[0]).__name__ == "FusedBasicBlock"
+    assert isinstance(fused.key_encoder.bn1, torch.nn.Identity)
+    assert isinstance(net.key_encoder.bn1, torch.nn.BatchNorm2d)
+    assert decoder.up_8_4.skip_conv.weight is net.decoder.up_8_4.skip_conv.weight
+    originals = {id(p) for p in net.parameters()}
+    new = sum(p.numel() for p in fused.parameters() if id(p) not in originals)
+    # New: the convolutions that took a BatchNorm in, and a channels-last copy of key_proj.
+    folded = sum(m.weight.numel() + m.out_channels for m in fused.modules()
+                 if isinstance(m, torch.nn.Conv2d) and id(m.weight) not in originals)
+    assert new == folded and 11e6 < new < 13e6
+    image = torch.randn(1, 3, 64, 96)
+    masks = torch.rand(1, 2, 64, 96)
+    hidden = torch.randn(1, 2, 64, 4, 6)
+    with torch.no_grad():  # two objects: the split fusion path
+        ref_feats, feats = net.encode_key(image), fused.encode_key(image)
+        for a, b in zip(ref_feats.features + (ref_feats.key,), feats.features + (feats.key,)):
+            assert (a - b).abs().max() <= 1e-5 * a.abs().max()
+        ref_value, ref_hidden = net.encode_value(image, ref_feats.features, hidden, masks, True)
+        value, new_hidden = fused.encode_value(image, ref_feats.features, hidden, masks, True)
+        assert (value - ref_value).abs().max() <= 1e-5 * ref_value.abs().max()
+        assert (new_hidden - ref_hidden).abs().max() <= 1e-4
+        ref_out = net.decode(ref_feats.features, ref_value, hidden, True)
+        for out in (fused.decode(ref_feats.features, ref_value, hidden, True),
+                    fused.decode(feats.features, ref_value, hidden, True)):   # channels-last features
+            assert (out[1] - ref_out[1]).abs().max() <= 1e-4 and (out[0] - ref_out[0]).abs().max() <= 1e-4
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_channels_last_maps_fold_back_with_a_fresh_batch_stride():
+    """A stray stride on the size-1 batch axis sent NHWC resizes down a ~10x slower path."""
+    from memvos_core.network.blocks import fold_objects, unfold_objects
+    x = torch.randn(1, 8, 6, 10).contiguous(memory_format=torch.channels_last)
+    g = unfold_objects(x, 1, 1)
+    flat = fold_objects(g)
+    assert torch.equal(flat, x) and flat.stride() == x.stride()
+    two = fold_objects(torch.randn(1, 2, 8, 6, 10))
+    assert two.shape == (2, 8, 6, 10) and two.is_contiguous()
+
+
+def test_a_network_moved_elsewhere_gets_a_new_fused_copy_and_the_old_one_goes(synthetic_weights):
+    from memvos_core.network import load_network
+    net = load_network(synthetic_weights)
+    fuse = PLAIN.replace(fuse=True)
+    first = prepare_network(net, fuse)
+    assert prepare_network(net, fuse) is first
+    # Converting the network to channels-last stands in for a move to another device: its
+    # placement changes, and the copy made for the old one is replaced, not kept beside it.
+    second = prepare_network(net, fuse.replace(channels_last=True))
+    assert second is not first and net.decoder.pred.weight.is_contiguous(memory_format=torch.channels_last)
+    assert len(perf._PREPARED[net]) == 1

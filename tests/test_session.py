@@ -198,3 +198,20 @@ def test_run_d_parity_through_a_session(model):
     for t in range(fx.NUM_FRAMES):
         diff, flips = fx.compare(result.probabilities(t), refs[t])
         assert diff <= fx.PROB_TOL and flips == 0, (t, diff, flips)
+
+
+def test_key_batching_in_the_pass_loop_changes_no_mask(model, shot):
+    """The CUDA default encodes keys a few frames ahead (EngineOptions.key_batch): through the
+    session's own loop, both directions, the stored results equal frame-by-frame encoding up to
+    float rounding (a batched convolution may sum in another order)."""
+    from memvos_core.perf import EngineOptions, engine_options
+    frames, labels = shot
+    s = session_with_keys(model, frames, labels, [2, 7])
+    results = {}
+    for batch in (1, 3):
+        with engine_options(EngineOptions(sparse_readout=True, key_batch=batch)):
+            _, results[batch] = s.propagate(frames, direction="both")
+    a, b = stored(results[1]), stored(results[3])
+    assert a.keys() == b.keys() and [t for t in a if a[t] is None] == [t for t in b if b[t] is None]
+    worst = max((a[t].float() - b[t].float()).abs().max().item() / 65535 for t in a if a[t] is not None)
+    assert worst < 1e-3, worst

@@ -29,31 +29,37 @@ def similarity(mem_key, mem_shrinkage, query_key, query_selection):
 
 
 def query_major_similarity(mem_key, mem_shrinkage, query_key, query_selection):
-    """:func:`similarity` transposed, ``[B, M, N]``, rounded exactly as it is (the factors 2 and
-    1/sqrt(Ck) are powers of two, so moving them does not change a bit) with three passes over
-    the big matrix instead of six."""
-    mk = mem_key
+    """:func:`similarity` transposed, ``[B, M, N]``, as ONE matrix product with no pass over the
+    big matrix afterwards: every term of the expansion, the per-memory-element scale
+    ``s_i / sqrt(Ck)`` included, goes into the two factors,
+    ``sim = [2 q e ; -e ; -sum(e q^2)]^T [k s' ; k^2 s' ; s']``. Same value; the rounding differs
+    from the reference's order of operations at the 1e-7 relative level."""
+    b, ck, n = mem_key.shape
+    scale = mem_key.new_full((b, 1, n), 1 / math.sqrt(ck)) if mem_shrinkage is None \
+        else mem_shrinkage * (1 / math.sqrt(ck))
     if query_selection is not None:
-        sim = torch.bmm((2 * query_key * query_selection).transpose(1, 2), mk)
-        sim.sub_(torch.bmm(query_selection.transpose(1, 2), mk.pow(2)))
-        sim.sub_((query_selection * query_key.pow(2)).sum(1).unsqueeze(2))
-    else:
-        sim = torch.bmm((2 * query_key).transpose(1, 2), mk).sub_(mk.pow(2).sum(1).unsqueeze(1))
-    scale = 1 / math.sqrt(mk.shape[1])
-    return sim.mul_(scale if mem_shrinkage is None else mem_shrinkage * scale)
+        mem = torch.cat([mem_key * scale, mem_key.pow(2) * scale, scale], 1)
+        query = torch.cat([2 * query_key * query_selection, -query_selection,
+                           -(query_selection * query_key.pow(2)).sum(1, keepdim=True)], 1)
+    else:  # the query-norm term is constant per query: softmax ignores it, as in similarity()
+        mem = torch.cat([mem_key * scale, mem_key.pow(2).sum(1, keepdim=True) * scale], 1)
+        query = torch.cat([2 * query_key, query_key.new_full((query_key.shape[0], 1, query_key.shape[2]), -1.0)], 1)
+    return torch.bmm(query.transpose(1, 2), mem)
 
 
 def topk_weights(sim, top_k, dim=1):
     """Softmax weights of the ``top_k`` best memory elements of each query (memory axis
     ``dim``) and their indices.
 
-    Like the reference, exponentiates without subtracting the maximum: similarities are <= 0,
-    and keeping the same arithmetic keeps results equal to the reference's to rounding.
+    The best similarity is subtracted before exponentiating. The reference does not: its
+    similarities are <= 0, but a query whose best ones are all below about -104 underflows
+    every exp to 0 in float32 and writes 0/0 = NaN into the readout (and from there into
+    memory). Where the reference's weights are finite both agree to rounding.
     ``top_k`` is capped at the memory size (the reference would fail there).
     """
     k = min(int(top_k), sim.shape[dim])
-    values, indices = torch.topk(sim, k=k, dim=dim)
-    weights = values.exp()
+    values, indices = torch.topk(sim, k=k, dim=dim)  # sorted: the best comes first
+    weights = (values - values.narrow(dim, 0, 1)).exp_()
     return weights / weights.sum(dim=dim, keepdim=True), indices
 
 

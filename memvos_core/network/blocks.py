@@ -10,7 +10,13 @@ import torch.nn.functional as F
 
 
 def fold_objects(g):
-    return g.flatten(start_dim=0, end_dim=1)
+    flat = g.flatten(start_dim=0, end_dim=1)
+    if flat.shape[0] == 1 and flat.dim() > 1:
+        # A channels-last map viewed with an object axis and flattened back keeps a stray
+        # stride on its size-1 batch axis, which sends resizes and other kernels down a slow
+        # generic path (~0.3 s a 480p frame); give it the stride a fresh tensor would have.
+        flat = flat.as_strided(flat.shape, (flat.numel(),) + flat.stride()[1:])
+    return flat
 
 
 def unfold_objects(x, batch_size, num_objects):

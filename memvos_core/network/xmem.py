@@ -102,7 +102,8 @@ class Decoder(nn.Module):
         logits = self.pred(F.relu(fold_objects(g4)))
         new_hidden = None
         if update_hidden and self.hidden_update is not None:
-            g4 = torch.cat([g4, unfold_objects(logits, batch_size, num_objects)], 2)
+            # Joined as 4-D maps: a 5-D cat would copy channels-last features into NCHW.
+            g4 = unfold_objects(torch.cat([fold_objects(g4), logits], 1), batch_size, num_objects)
             new_hidden = self.hidden_update(g16, g8, g4, hidden)
         logits = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
         return new_hidden, logits.view(batch_size, num_objects, *logits.shape[-2:])

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..frames import internal_size, normalize, resize_image, resize_mask
+from ..perf import FramesAhead
 from ..tta import engine_from_state, make_engine
 
 
@@ -111,6 +112,10 @@ class DirectionalPass:
         s = self.session
         keyframes = {k.frame_index: k for k in s.keyframes}
         xmem_plus = s.config.memory_mode == "xmem++"
+        # key features of the next frames in one batch when the engine's options ask for it
+        # (key_batch); the key encoder does not read memory, so this changes no number
+        ahead = FramesAhead(self.engine, lambda j: prepare_image(
+            frame_of(j), self.state.internal_hw, self.engine.device, s.antialias), clip_indices)
         for i in clip_indices:
             if cancel is not None and cancel():
                 raise PropagationCancelled("propagation cancelled")
@@ -118,7 +123,7 @@ class DirectionalPass:
             if kf is None and not self.engine.has_memory:
                 on_frame(i, None)  # nothing to segment from before the first annotation
                 continue
-            image = prepare_image(frame_of(i), self.state.internal_hw, self.engine.device, s.antialias)
+            image, feats = ahead.take(i)
             mask = valid = None
             write, permanent = True, False
             if kf is not None and i not in self.state.reached:
@@ -131,7 +136,8 @@ class DirectionalPass:
                         self.state.preloaded.append(i)
                 self.state.reached.append(i)
             with torch.no_grad():
-                prob = self.engine.step(image, mask, valid, write_memory=write, write_permanent=permanent)
+                prob = self.engine.step(image, mask, valid, write_memory=write, write_permanent=permanent,
+                                        feats=feats)
             on_frame(i, prob)
         step = 1 if self.direction == "forward" else -1
         if clip_indices:
