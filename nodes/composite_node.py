@@ -111,7 +111,7 @@ class MemVOSComposite:
         keyframes = [{"frame": k["frame"], "objects": [o for o in k["objects"] if o in ids]} for k in masks.keyframes]
         ui = write_clip_preview(image[..., :3], torch.cat(labels), ids, fps=preview_fps,
                                 frame_offset=masks.clip_start, keyframes=keyframes,
-                                suggestions=tuple(suggestions or ()))
+                                suggestions=tuple(suggestions or ()), masks=masks)
         outputs = (to_output(image), to_output(mask), to_output(mask_to_image(mask)))
         return {"ui": {"memvos_preview": ui}, "result": outputs}
 

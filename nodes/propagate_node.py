@@ -8,6 +8,7 @@ from .common import (CHUNK_FRAMES, LOG, MASKS, MAX_FRAME_INDEX, SESSION, check_f
 from .mask_set import MaskSet, labels_of, union_of
 from .model_nodes import ready_network
 from .preview import write_preview
+from .routes import publish_masks
 from .session_nodes import check_session
 from ..memvos_core.session import DIRECTIONS
 
@@ -28,12 +29,14 @@ def frame_range(first, count, start_frame, end_frame):
     return start, end
 
 
-def write_clip_preview(frames, labels, ids, *, fps, frame_offset, keyframes=(), suggestions=()):
+def write_clip_preview(frames, labels, ids, *, fps, frame_offset, keyframes=(), suggestions=(), masks=None):
     """The player's UI entry, or an empty list if the preview could not be written (a warning;
-    the node's outputs are not lost over a preview)."""
+    the node's outputs are not lost over a preview). With ``masks`` the entry carries a token for
+    the source-size masks ("fix this frame" in the player, see routes.py)."""
     try:
-        return [write_preview(comfy_env.temp_directory(), frames, labels, fps=fps, object_ids=ids,
-                              frame_offset=frame_offset, keyframes=keyframes, suggestions=suggestions)]
+        entry = write_preview(comfy_env.temp_directory(), frames, labels, fps=fps, object_ids=ids,
+                              frame_offset=frame_offset, keyframes=keyframes, suggestions=suggestions)
+        return [entry if masks is None else {**entry, "masks_token": publish_masks(masks)}]
     except OSError as exc:
         LOG.warning("MemVOS: the preview could not be written (%s)", exc)
         return []
@@ -104,7 +107,7 @@ class MemVOSPropagate:
         union, labels = torch.cat(unions), torch.cat(labels)
         shown = frames[start - first:end - first + 1]
         ui = write_clip_preview(shown, labels, list(masks.object_ids), fps=preview_fps, frame_offset=start,
-                                keyframes=masks.keyframes)
+                                keyframes=masks.keyframes, masks=masks)
         new_session = new_session.to(comfy_env.intermediate_device())
         result_tuple = (new_session, masks, to_output(union), to_output(colour_labels(labels)))
         return {"ui": {"memvos_preview": ui}, "result": result_tuple}

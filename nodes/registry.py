@@ -1,8 +1,9 @@
 """Every node of the pack, by id, with its display name (what ComfyUI registers)."""
-from . import (composite_node, example_media, mask_nodes, model_nodes, propagate_node, session_files,
-               session_nodes, suggest_node)
+from . import (comfy_env, composite_node, example_media, keyframes_node, mask_nodes, model_nodes, propagate_node,
+               routes, session_files, session_nodes, suggest_node)
 
-_MODULES = (model_nodes, session_nodes, propagate_node, mask_nodes, composite_node, suggest_node, session_files)
+_MODULES = (model_nodes, session_nodes, keyframes_node, propagate_node, mask_nodes, composite_node, suggest_node,
+            session_files)
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}
@@ -11,3 +12,4 @@ for _module in _MODULES:
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
 
 example_media.install()
+comfy_env.add_get_routes(routes.ROUTES)  # the keyframe editor reads frames and masks
