@@ -157,14 +157,14 @@ def resolve(input_dir, relative):
 
 def read_label_png(path, shown_name):
     """An indexed keyframe PNG -> uint8 ``[H,W]`` object ids; errors name ``shown_name``."""
-    if not os.path.isfile(path):
-        raise KeyframeError(f"keyframe file {shown_name!r} is missing from ComfyUI's input folder: copy it "
-                            "back (with the workflow's other keyframe files), or paint that keyframe again")
     try:
         with Image.open(path) as img:
             img.load()
             mode = img.mode
             labels = np.array(img) if mode in ("P", "L") else None
+    except FileNotFoundError:
+        raise KeyframeError(f"keyframe file {shown_name!r} is missing from ComfyUI's input folder: copy it "
+                            "back (with the workflow's other keyframe files), or paint that keyframe again") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise KeyframeError(f"keyframe file {shown_name!r} could not be read as a PNG ({exc}): "
                             "paint that keyframe again, or replace the file") from None
@@ -172,6 +172,14 @@ def read_label_png(path, shown_name):
         raise KeyframeError(f"keyframe file {shown_name!r} is a {mode} image, not an indexed PNG "
                             "(pixel value = object id): save it as an 8-bit palette or greyscale PNG")
     return labels.astype(np.uint8)
+
+
+def check_files(spec, input_dir):
+    """Every file the list names is there (read later, when the node runs)."""
+    for entry in spec.keyframes:
+        if not os.path.isfile(resolve(input_dir, entry.file)):
+            raise KeyframeError(f"keyframe file {entry.file!r} is missing from ComfyUI's input folder: copy it "
+                                "back (with the workflow's other keyframe files), or paint that keyframe again")
 
 
 def png_bytes(labels):

@@ -1,7 +1,7 @@
 """Keyframes: every keyframe of a shot in one node, painted in its editor (web/) or fed from inputs."""
 from . import folders, routes
 from .common import LOG, SESSION, check_frames
-from .keyframe_files import fingerprint, parse_spec
+from .keyframe_files import KeyframeError, check_files, fingerprint, parse_spec
 from .keyframe_sources import (check_every_object_is_somewhere, label_map_layer, mask_layer, merge_layers,
                                painted_layer, session_layer)
 from .session_nodes import check_session
@@ -32,7 +32,7 @@ class MemVOSKeyframes:
                 "frames": ("IMAGE", {"tooltip": "The whole shot: keyframe numbers are positions in it "
                                                 "(0 = first frame)."}),
                 "keyframes": ("STRING", {
-                    "default": "", "multiline": True,
+                    "default": "", "multiline": True, "socketless": True,
                     "tooltip": "Written by the editor: the keyframe files (input/memvos/*.png) with their frame "
                                "numbers and objects, and each object's name and colour. No pixels."}),
             },
@@ -50,6 +50,17 @@ class MemVOSKeyframes:
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, keyframes=None):
+        # Before anything runs: a broken list or a missing file is reported on the node at once.
+        if keyframes is None:
+            return True
+        try:
+            check_files(parse_spec(keyframes), folders.input_directory())
+        except KeyframeError as exc:
+            return str(exc)
+        return True
 
     @classmethod
     def IS_CHANGED(cls, keyframes="", **_):

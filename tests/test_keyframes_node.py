@@ -363,3 +363,12 @@ def test_propagate_and_composite_hand_out_the_source_size_masks(comfy, session, 
     composite = NODES["MemVOSComposite"]().composite(frames, mask_set)
     token = composite["ui"]["memvos_preview"][0]["masks_token"]
     assert routes.labels_response({"token": token, "frame": "5"})[0] == 200
+
+
+def test_validation_reports_a_broken_list_or_a_missing_file_before_the_run(comfy, clip):
+    _, masks = clip
+    good = write_keyframe(comfy, "valid.png", labels_of(masks, 0))
+    assert KEYFRAMES.VALIDATE_INPUTS(spec((0, good, [1, 2]))) is True
+    assert KEYFRAMES.VALIDATE_INPUTS("") is True and KEYFRAMES.VALIDATE_INPUTS(None) is True
+    assert "missing from ComfyUI's input folder" in KEYFRAMES.VALIDATE_INPUTS(spec((0, "memvos/nowhere.png", [1])))
+    assert "not valid JSON" in KEYFRAMES.VALIDATE_INPUTS("{")

@@ -52,7 +52,8 @@ function attach(node) {
   const specWidget = node.widgets?.find((w) => w.name === SPEC_WIDGET);
   if (specWidget) {
     specWidget.hidden = true;
-    specWidget.options = { ...(specWidget.options ?? {}), hidden: true };
+    specWidget.options ??= {};
+    specWidget.options.hidden = true;
   }
   let panel = null;
   const host = {

@@ -26,12 +26,19 @@ export function createEditor(host) {
   const frameCache = new Map(); // frame -> Promise<ImageBitmap>, least recently used first
   const history = new History();
   const editor = { state, entries, history, element: null, open, openAt, close, save, goTo, setShot, isDirty,
-    settled: () => pending, act: run, current: () => current };
+    settled, act: run, current: () => current, sourceToClient };
   let spec = parseSpec("").spec;
   let specDirty = false;
   let parts = null, view = null, current = null, reference = null, fixToken = null;
   let serial = 0, pending = Promise.resolve(), drawQueued = false;
-  let pointer = null, cursor = null, lasso = null, spaceDown = false, savingPromise = null;
+  let pointer = null, cursor = null, lasso = null, spaceDown = false, savingPromise = null, closing = null;
+
+  // Resolves once the frame being loaded, a save and a close under way are done.
+  async function settled() {
+    await pending;
+    await savingPromise?.catch(() => {});
+    await closing;
+  }
 
   // ------------------------------------------------------------------ opening and closing
 
@@ -97,7 +104,12 @@ export function createEditor(host) {
     }
   }
 
-  async function close() {
+  function close() {
+    closing ??= closeNow().finally(() => { closing = null; });
+    return closing;
+  }
+
+  async function closeNow() {
     if (!state.open) return true;
     try {
       await save();
@@ -115,6 +127,12 @@ export function createEditor(host) {
 
   function isDirty() {
     return specDirty || [...entries.values()].some((e) => e.dirty);
+  }
+
+  // Where source pixel (x, y) is on the screen (for tests and tools driving the editor).
+  function sourceToClient(x, y) {
+    const box = parts.canvas.getBoundingClientRect();
+    return [box.left + view.ox + x * view.scale, box.top + view.oy + y * view.scale];
   }
 
   // ------------------------------------------------------------------ the shot and its frames

@@ -122,7 +122,7 @@ export function labelHash(labels, width, height) {
   const mix = (byte) => {
     a = Math.imul(a ^ byte, 0x01000193) >>> 0;
     b = Math.imul(b ^ byte, 0x5bd1e995) >>> 0;
-    b ^= b >>> 15;
+    b = (b ^ (b >>> 15)) >>> 0;
   };
   for (const v of [width, height]) for (let s = 0; s < 32; s += 8) mix((v >>> s) & 0xff);
   for (let i = 0; i < labels.length; i++) mix(labels[i]);
