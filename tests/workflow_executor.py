@@ -6,6 +6,7 @@
 * ``Executor``: validates and runs an API prompt: only what output nodes need, in dependency
   order, one node instance per id, outputs cached by input signature like ComfyUI's cache.
 """
+import inspect
 import json
 
 from comfy_stand_ins import CORE_NODES
@@ -245,6 +246,13 @@ class Executor:
                     problem = check_widget_value(info, name, kind, options, value)
                     if problem:
                         raise ValidationError(problem)
+            validate = getattr(info.cls, "VALIDATE_INPUTS", None)
+            if validate is not None:  # as ComfyUI: with the literal values it names, before anything runs
+                names = inspect.signature(validate).parameters
+                literal = {k: v for k, v in node["inputs"].items() if k in names and not isinstance(v, list)}
+                answer = validate(**literal)
+                if answer is not True:
+                    raise ValidationError(f"node {node_id} ({info.class_type}): {answer}")
 
     def _order(self, prompt):
         wanted, stack = [], [i for i, n in prompt.items() if node_info(n["class_type"], self.ours).output_node]
