@@ -341,9 +341,16 @@ def test_fix_this_frame_starts_from_the_propagated_mask_and_touches_no_other_key
     propagated = masks.labels(7, 8)[0].numpy()
     assert propagated.any() and np.array_equal(page.labels(7), propagated), "prefilled with the propagated mask"
     assert page.objects(7) == sorted(set(np.unique(propagated)) - {0})
+    page.key("Escape")  # looked, changed nothing: no keyframe is added
+    assert json.loads(page.js("stub.keyframes.widgets.find(w => w.name === 'keyframes').value")) == json.loads(spec)
+    player.locator("button.memvos-pick").click()
+    page.settle()
+    assert np.array_equal(page.labels(7), propagated)
+    page.key("n")  # a new object: whatever the propagation drew there, this changes the frame
     page.page.locator(".memvos-ed-size").fill("12")
     page.drag([(90, 45), (110, 45)])
     fixed = page.labels(7)
+    assert (fixed == 2).sum() > 200 and np.array_equal(fixed[fixed != 2], propagated[fixed != 2])
     page.key("Escape")  # saves and closes
     after = json.loads(page.js("stub.keyframes.widgets.find(w => w.name === 'keyframes').value"))
     assert [k["frame"] for k in after["keyframes"]] == [0, 7]

@@ -66,6 +66,9 @@ function attach(node) {
       if (specWidget.value !== text) specWidget.options?.setValue?.(text);
       node.setDirtyCanvas?.(true, true);
       (node.graph ?? app.graph)?.setDirtyCanvas?.(true, true);
+      // The frontend records a change (workflow modified, kept over a page reload) when it next
+      // compares the graph, normally after a click or a key; the editor's keys never reach it.
+      app.extensionManager?.workflow?.activeWorkflow?.changeTracker?.checkState?.();
       panel?.refresh();
     },
     shot: () => node.memvosShot ?? null,

@@ -14,7 +14,7 @@ What it does, for the classic canvas and then (unless --no-vue) for the Vue "Nod
 load examples_workflows/memvos_1_one_keyframe_overlay.json through ``app.loadGraphData``, check the
 player's empty state, queue the workflow (internal_size lowered to --internal-size so it is quick
 on a CPU), check the player got the preview, then drive it with real mouse clicks (play/pause,
-scrub, step, object toggle, timeline mark, "Use this frame") and take screenshots. Prints one
+scrub, step, object toggle, timeline mark, "Fix this frame") and take screenshots. Prints one
 line per check and exits 1 if any failed; --json writes the results.
 """
 import argparse
@@ -28,7 +28,7 @@ from comfy_server import EXTENSION_PATH, ROOT, check_server, post_json, start_se
 
 WORKFLOW = ROOT / "examples_workflows" / "memvos_1_one_keyframe_overlay.json"
 PLAYER_TYPES = ("MemVOSPropagate", "MemVOSComposite")
-GRAPH_SHOT_TYPES = ("LoadImageMask", "MemVOSAddAnnotation") + PLAYER_TYPES
+GRAPH_SHOT_TYPES = ("MemVOSKeyframes",) + PLAYER_TYPES
 HINT_START = "No preview yet"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -140,7 +140,7 @@ async def run_mode(p, report, url, args, vue):
                   extensions: window.app.extensions.map((e) => e.name).filter((n) => /memvos/i.test(n)),
                   vue: s.get('Comfy.VueNodes.Enabled')};
         }""", vue)
-        report.check(tag + "frontend and extension registered", app_info["extensions"] == ["memvos.player"]
+        report.check(tag + "frontend and extension registered", sorted(app_info["extensions"]) == ["memvos.keyframes", "memvos.player"]
                      and app_info["vue"] == vue, json.dumps(app_info))
         bad = [u for u, status in ours_loaded if status >= 400]
         report.check(tag + "extension modules served", ours_loaded and not bad,
@@ -260,19 +260,20 @@ async def drive_player(page, report, tag, node_id, args, vue):
     picked_frame = (await state())["frame"]
     await (await control(page, node_id, ".memvos-pick")).click()
     picked = await state()
-    widget = await page.evaluate("""() => window.app.graph._nodes.filter((n) => (n.comfyClass ?? n.type) === 'MemVOSAddAnnotation')
-        .map((n) => [n.id, n.widgets.find((w) => w.name === 'frame_index').value])""")
-    report.check(tag + "'Use this frame' sets an upstream frame_index", any(v == picked_frame for _, v in widget),
-                 f"{picked['status']!r}; frame_index values {widget}")
-    if vue:  # does the Vue node show the value set through widget.value?
-        shown_value = await page.evaluate("""() => {
-          const n = window.app.graph._nodes.find((n) => (n.comfyClass ?? n.type) === 'MemVOSAddAnnotation' &&
-            n.widgets.find((w) => w.name === 'frame_index').value !== 0);
-          const root = n && document.querySelector(`[data-node-id="${n.id}"]`);
-          return root ? [...root.querySelectorAll('input')].map((i) => i.value) : null;
-        }""")
-        report.check(tag + "Vue node displays the picked frame_index", shown_value and str(picked_frame) in shown_value,
-                     f"inputs of that node: {shown_value}")
+    editor = await page.evaluate("""async () => {
+      const n = window.app.graph._nodes.find((n) => (n.comfyClass ?? n.type) === 'MemVOSKeyframes');
+      const e = n?.memvosKeyframes?.editor; if (!e) return null; await e.settled();
+      return {open: e.state.open, frame: e.state.frame, keyframes: n.widgets.find((w) => w.name === 'keyframes').value};
+    }""")
+    report.check(tag + "'Fix this frame' opens the upstream Keyframes editor on that frame",
+                 editor and editor["open"] and editor["frame"] == picked_frame, f"{picked['status']!r}; editor {editor and {k: editor[k] for k in ('open', 'frame')}}")
+    await page.keyboard.press("Escape")
+    await settle(page, 500)
+    closed = await page.evaluate("""() => window.app.graph._nodes.find((n) => (n.comfyClass ?? n.type) === 'MemVOSKeyframes')
+      .memvosKeyframes.editor.state.open""")
+    report.check(tag + "Esc closes the editor; nothing painted, nothing saved", not closed
+                 and editor["keyframes"] == await page.evaluate("""() => window.app.graph._nodes.find((n) =>
+                   (n.comfyClass ?? n.type) === 'MemVOSKeyframes').widgets.find((w) => w.name === 'keyframes').value"""))
 
     await (await control(page, node_id, ".memvos-back")).click()
     box = await page.evaluate(JS_FRAME_NODES, [[node_id], 1.0])

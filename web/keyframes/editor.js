@@ -93,14 +93,20 @@ export function createEditor(host) {
   }
 
   // "Fix this frame" from a player: open at `frame`; when that frame has no painted keyframe
-  // yet, start one from the propagated masks (masksToken) without touching any other keyframe.
+  // yet, show the propagated masks (masksToken) ready to correct. They become a keyframe of that
+  // frame (and only of that frame) once the artist changes them; closing untouched adds nothing.
   async function openAt(frame, { masksToken = null, prefill = true } = {}) {
     fixToken = masksToken;
     await open(frame);
     const entry = entries.get(frame);
-    if (prefill && reference && current && state.frame === frame && !spec.keyframes.has(frame)
-        && entry && !entry.dirty && entry.objects.size === 0) {
+    if (prefill && reference && current === entry && state.frame === frame && !spec.keyframes.has(frame)
+        && !entry.dirty && entry.objects.size === 0) {
       run(["prefill"]);
+      entry.dirty = false;
+      entry.tentative = true;
+      updateSide();
+      setStatus(`Frame ${frame} shows the propagated masks: correct them and this frame becomes a keyframe ` +
+        "(P keeps them as they are; closing untouched adds nothing).");
     }
   }
 
@@ -297,6 +303,7 @@ export function createEditor(host) {
 
   function afterEdit(rect) {
     current.dirty = true;
+    current.tentative = false;
     for (const id of current.objects) if (!spec.objects.some((o) => o.id === id)) { ensureObject(spec, id); specDirty = true; }
     view.paintLabels(current.labels, colours(), rect);
     updateSide();
@@ -427,7 +434,9 @@ export function createEditor(host) {
 
   function keyframeFrames() {
     const frames = new Set([...spec.keyframes.keys()]);
-    for (const [frame, e] of entries) if (e.objects.size) frames.add(frame); else if (e.dirty) frames.delete(frame);
+    for (const [frame, e] of entries) {
+      if (e.objects.size && (e.dirty || !e.tentative)) frames.add(frame); else if (e.dirty) frames.delete(frame);
+    }
     for (const k of host.shot()?.keyframes ?? []) frames.add(k.frame);
     return [...frames];
   }
