@@ -7,6 +7,7 @@
   ``comfy.model_management`` (interrupt, devices) over a temp folder.
 * generated weights under an official file name, and a tiny synthetic shot for node tests.
 """
+import contextlib
 import os
 import sys
 
@@ -212,6 +213,20 @@ class ComfyStandIns:
         for name, module in self.modules.items():
             monkeypatch.setitem(sys.modules, name, module)
         return self
+
+
+@contextlib.contextmanager
+def stand_ins_with_weights(root, synthetic_weights, shared_dir):
+    """ComfyStandIns over ``root`` with generated weights as models/memvos/XMem.pth, installed in
+    ``sys.modules`` until the block ends (for module-scoped node-test fixtures)."""
+    stand_ins = ComfyStandIns(root)
+    folder = os.path.join(stand_ins.dirs["models"], "memvos")
+    os.makedirs(folder, exist_ok=True)
+    write_synthetic_weights(folder, lambda: synthetic_weights, shared_dir=str(shared_dir))
+    import pytest
+    with pytest.MonkeyPatch.context() as mp:
+        stand_ins.install(mp)
+        yield stand_ins
 
 
 def write_synthetic_weights(folder, synthetic_state_dict, name="XMem.pth", shared_dir=None):

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from pack_loader import pack_for_tests
-from comfy_stand_ins import ComfyStandIns, tiny_clip, write_synthetic_weights
+from comfy_stand_ins import stand_ins_with_weights, tiny_clip
 from workflow_executor import Executor, NodeInfo, outputs_of
 
 PACK = pack_for_tests()
@@ -26,12 +26,8 @@ H, W = 24, 40
 
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory, synthetic_weights):
-    stand_ins = ComfyStandIns(tmp_path_factory.mktemp("comfyui"))
-    folder = os.path.join(stand_ins.dirs["models"], "memvos")
-    os.makedirs(folder, exist_ok=True)
-    write_synthetic_weights(folder, lambda: synthetic_weights, shared_dir=str(tmp_path_factory.getbasetemp()))
-    with pytest.MonkeyPatch.context() as mp:
-        stand_ins.install(mp)
+    with stand_ins_with_weights(tmp_path_factory.mktemp("comfyui"), synthetic_weights,
+                                tmp_path_factory.getbasetemp()) as stand_ins:
         yield stand_ins
 
 

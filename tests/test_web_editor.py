@@ -3,7 +3,6 @@ against the stub frontend (tests/web_stub/) and a server playing ComfyUI (tests/
 whose /memvos/* routes are the pack's own handlers. The Keyframes and Propagate nodes run here in
 Python (ComfyUI stand-ins) on the folder the browser uploads into, as ComfyUI would run them.
 """
-import io
 import json
 import os
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 from PIL import Image
 
 from pack_loader import pack_for_tests
-from comfy_stand_ins import ComfyStandIns, write_synthetic_weights
+from comfy_stand_ins import stand_ins_with_weights
 from web_stub_server import StubServer
 from workflow_executor import outputs_of
 
@@ -37,12 +36,8 @@ def shot_frames():
 
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory, synthetic_weights):
-    stand_ins = ComfyStandIns(tmp_path_factory.mktemp("comfyui"))
-    folder = os.path.join(stand_ins.dirs["models"], "memvos")
-    os.makedirs(folder, exist_ok=True)
-    write_synthetic_weights(folder, lambda: synthetic_weights, shared_dir=str(tmp_path_factory.getbasetemp()))
-    with pytest.MonkeyPatch.context() as mp:
-        stand_ins.install(mp)
+    with stand_ins_with_weights(tmp_path_factory.mktemp("comfyui"), synthetic_weights,
+                                tmp_path_factory.getbasetemp()) as stand_ins:
         yield stand_ins
 
 

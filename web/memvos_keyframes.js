@@ -3,6 +3,7 @@
 // app.queuePrompt, api.fetchApi), ComfyUI's /view and /upload/image, and the pack's routes.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { chain } from "./player/dom.js";
 import { downstreamNodes } from "./player/graph.js";
 import { createEditor } from "./keyframes/editor.js";
 import { createPanel } from "./keyframes/panel.js";
@@ -14,14 +15,6 @@ const UI_KEY = "memvos_keyframes";
 const PANEL_WIDGET = "memvos_keyframes_panel";
 const MIN_WIDTH = 340;
 const openEditors = new Set();
-
-function chain(original, extra) {
-  return function (...args) {
-    const result = original?.apply(this, args);
-    extra.apply(this, args);
-    return result;
-  };
-}
 
 // Suggested frames and the propagated masks from the players downstream (nearest first).
 function downstreamContext(node) {

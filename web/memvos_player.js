@@ -4,6 +4,7 @@
 // the Vue ("Nodes 2.0") renderer honour. Preview files come from the nodes through /view.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
+import { chain } from "./player/dom.js";
 import { fixFrameUpstream } from "./player/graph.js";
 import { createPlayer } from "./player/widget.js";
 
@@ -20,14 +21,6 @@ function viewURL(entry, filename) {
     type: typeof entry.type === "string" ? entry.type : "temp",
   });
   return api.apiURL(`/view?${query}`);
-}
-
-function chain(original, extra) {
-  return function (...args) {
-    const result = original?.apply(this, args);
-    extra.apply(this, args);
-    return result;
-  };
 }
 
 function attachPlayer(node) {

@@ -15,8 +15,6 @@ workflow and read Propagate's masks back at source size (the keyframes come back
 this frame" in the player on frame 9 (prefilled with the propagated mask; keyframes 0 and 5 kept);
 reload the page (the keyframes are found again). Prints one line per check; exits 1 on a failure.
 """
-import argparse
-import asyncio
 import io
 import json
 import sys
@@ -26,9 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from check_player_in_comfyui import (CHROMIUM, CHROMIUM_ARGS, JS_FRAME_NODES, JS_NODES_OF, VIEWPORT, Report,
-                                     screenshot, settle)
-from comfy_server import EXTENSION_PATH, ROOT, check_server, post_json, start_server
+from check_player_in_comfyui import CHROMIUM, CHROMIUM_ARGS, JS_FRAME_NODES, JS_NODES_OF, VIEWPORT, screenshot, settle
+from comfy_server import EXTENSION_PATH, ROOT, get_json, post_json, run_check
 
 WORKFLOW = ROOT / "examples_workflows" / "memvos_1_one_keyframe_overlay.json"
 MEDIA = ROOT / "examples_workflows" / "media"
@@ -278,42 +275,14 @@ async def run_browser(report, url, args):
                 report.check(f"[{'vue' if vue else 'classic'}] ran to the end", False, f"{type(exc).__name__}: {str(exc)[:800]}")
 
 
+def server_checks(report, url):
+    listed = get_json(url, "/extensions")
+    report.check("/extensions lists the editor's modules", f"{EXTENSION_PATH}memvos_keyframes.js" in listed
+                 and f"{EXTENSION_PATH}keyframes/editor.js" in listed, f"{len(listed)} modules in all")
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="a running ComfyUI, e.g. http://127.0.0.1:8188")
-    parser.add_argument("--server-log", help="that ComfyUI's log, to check the pack imported cleanly")
-    parser.add_argument("--comfyui", help="ComfyUI folder to start (instead of --url)")
-    parser.add_argument("--python", default=sys.executable, help="Python with ComfyUI's requirements")
-    parser.add_argument("--base-dir", default="/tmp/memvos_kf/base", help="ComfyUI's --base-directory (input/ is read)")
-    parser.add_argument("--shots", default=str(ROOT / "docs"), help="folder for the screenshots")
-    parser.add_argument("--internal-size", type=int, default=64, help="New Session internal_size for the runs")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds to wait for one run")
-    parser.add_argument("--no-vue", action="store_true", help="skip the Vue (Nodes 2.0) pass")
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
-    if not (args.url or args.comfyui):
-        parser.error("give --url of a running ComfyUI or --comfyui to start one")
-    Path(args.shots).mkdir(parents=True, exist_ok=True)
-    report, proc = Report(), None
-    try:
-        if args.comfyui:
-            proc, url, log_path = start_server(args.comfyui, args.python, args.base_dir)
-        else:
-            url, log_path = args.url.rstrip("/"), args.server_log
-        check_server(report, url, log_path)
-        from comfy_server import get_json
-        listed = get_json(url, "/extensions")
-        report.check("/extensions lists the editor's modules", f"{EXTENSION_PATH}memvos_keyframes.js" in listed
-                     and f"{EXTENSION_PATH}keyframes/editor.js" in listed, f"{len(listed)} modules in all")
-        asyncio.run(run_browser(report, url, args))
-    finally:
-        if proc:
-            proc.terminate()
-            proc.wait(timeout=30)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.rows, indent=1))
-    print(f"{len(report.rows) - len(report.failed)}/{len(report.rows)} checks passed")
-    return 1 if report.failed else 0
+    return run_check(__doc__, run_browser, "/tmp/memvos_kf/base", server_checks)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,12 @@ on a CPU), check the player got the preview, then drive it with real mouse click
 scrub, step, object toggle, timeline mark, "Fix this frame") and take screenshots. Prints one
 line per check and exits 1 if any failed; --json writes the results.
 """
-import argparse
-import asyncio
 import json
 import sys
 import time
 from pathlib import Path
 
-from comfy_server import EXTENSION_PATH, ROOT, check_server, post_json, start_server
+from comfy_server import EXTENSION_PATH, ROOT, post_json, run_check
 
 WORKFLOW = ROOT / "examples_workflows" / "memvos_1_one_keyframe_overlay.json"
 PLAYER_TYPES = ("MemVOSPropagate", "MemVOSComposite")
@@ -34,20 +32,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
-
-
-class Report:
-    def __init__(self):
-        self.rows = []
-
-    def check(self, name, ok, detail=""):
-        self.rows.append({"check": name, "ok": bool(ok), "detail": detail})
-        print(f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  -- {detail}" if detail else ""), flush=True)
-        return ok
-
-    @property
-    def failed(self):
-        return [r for r in self.rows if not r["ok"]]
 
 
 # ----------------------------------------------------------------------------- browser
@@ -322,37 +306,7 @@ async def run_browser(report, url, args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="a running ComfyUI, e.g. http://127.0.0.1:8188")
-    parser.add_argument("--server-log", help="that ComfyUI's log, to check the pack imported cleanly")
-    parser.add_argument("--comfyui", help="ComfyUI folder to start (instead of --url)")
-    parser.add_argument("--python", default=sys.executable, help="Python with ComfyUI's requirements")
-    parser.add_argument("--base-dir", default="/tmp/memvos_fe/base", help="--base-directory for the started ComfyUI")
-    parser.add_argument("--shots", default=str(ROOT / "docs"), help="folder for the screenshots")
-    parser.add_argument("--internal-size", type=int, default=64, help="New Session internal_size for the run")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds to wait for one workflow run")
-    parser.add_argument("--no-vue", action="store_true", help="skip the Vue (Nodes 2.0) pass")
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
-    if not (args.url or args.comfyui):
-        parser.error("give --url of a running ComfyUI or --comfyui to start one")
-    Path(args.shots).mkdir(parents=True, exist_ok=True)
-    report, proc = Report(), None
-    try:
-        if args.comfyui:
-            proc, url, log_path = start_server(args.comfyui, args.python, args.base_dir)
-        else:
-            url, log_path = args.url.rstrip("/"), args.server_log
-        check_server(report, url, log_path)
-        asyncio.run(run_browser(report, url, args))
-    finally:
-        if proc:
-            proc.terminate()
-            proc.wait(timeout=30)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.rows, indent=1))
-    print(f"{len(report.rows) - len(report.failed)}/{len(report.rows)} checks passed")
-    return 1 if report.failed else 0
+    return run_check(__doc__, run_browser, "/tmp/memvos_fe/base")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 // The editor window's elements and stylesheet. Behaviour lives in editor.js; this file only
 // builds the DOM (text through textContent only) and names the parts editor.js wires up.
-import { el } from "../player/dom.js";
+import { addStyleOnce, el } from "../player/dom.js";
 import { createTimeline } from "../player/timeline.js";
 import { SHORTCUTS } from "./keys.js";
 
@@ -57,20 +57,13 @@ const CSS = `
 .memvos-editor [hidden] { display: none !important; }
 `;
 
-export function ensureEditorStyles(doc = document) {
-  if (doc.getElementById(STYLE_ID)) return;
-  const style = doc.createElement("style");
-  style.id = STYLE_ID;
-  style.textContent = CSS;
-  doc.head.append(style);
-}
 
 const TOOL_TITLES = { brush: "Brush (B)", eraser: "Eraser (E)", fill: "Fill a closed outline (F)", lasso: "Lasso (L)" };
 const TOOL_TEXT = { brush: "Brush", eraser: "Eraser", fill: "Fill", lasso: "Lasso" };
 
 // Builds the window; `on` maps control names to handlers. Returns {element, parts}.
 export function buildEditorDom(on) {
-  ensureEditorStyles();
+  addStyleOnce(STYLE_ID, CSS);
   const button = (name, text, title) => el("button", { className: `memvos-ed-${name}`, text, title, on: { click: on[name] } });
   const tools = Object.keys(TOOL_TEXT).map((tool) => el("button", {
     className: `memvos-ed-tool`, text: TOOL_TEXT[tool], title: TOOL_TITLES[tool],

@@ -1,7 +1,7 @@
 // The part of the editor that lives inside the Keyframes node (both renderers): what the node
 // holds (keyframes, objects, the shot), buttons to open the editor and to load the shot's frames.
 // Painting happens in the editor window, which is not tied to either renderer.
-import { el, rgbCss } from "../player/dom.js";
+import { addStyleOnce, el, rgbCss } from "../player/dom.js";
 import { objectColor, parseSpec } from "./spec.js";
 
 const STYLE_ID = "memvos-panel-style";
@@ -20,16 +20,8 @@ const CSS = `
 .memvos-kf-panel [hidden] { display: none !important; }
 `;
 
-function ensureStyles() {
-  if (document.getElementById(STYLE_ID)) return;
-  const style = document.createElement("style");
-  style.id = STYLE_ID;
-  style.textContent = CSS;
-  document.head.append(style);
-}
-
 export function createPanel({ host, editor }) {
-  ensureStyles();
+  addStyleOnce(STYLE_ID, CSS);
   const openButton = el("button", { className: "memvos-kf-open", text: "Open editor", title: "Paint keyframes (opens over the page)",
     on: { click: () => editor.open() } });
   const loadButton = el("button", { className: "memvos-kf-load", text: "Load frames", title: "Run this node (and what feeds it) so the editor shows the shot",

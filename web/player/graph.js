@@ -16,53 +16,36 @@ function linkById(graph, id) {
   return typeof links.get === "function" ? links.get(id) : links[id];
 }
 
-// Breadth-first walk against the links: the first match is the nearest (fewest links away);
-// between equally near ones, the earlier input wins.
-export function findNearestUpstream(node, graph, wanted = KEYFRAMES_NODE) {
-  if (!node || !graph) return null;
+// The nodes linked to `node`, nearest first (fewest links away; between equally near ones, the
+// earlier slot first), walking input links (upstream) or output links (downstream).
+function* breadthFirst(node, graph, upstream) {
+  if (!node || !graph) return;
   const seen = new Set([node.id]);
   let frontier = [node];
   while (frontier.length) {
     const next = [];
     for (const current of frontier) {
-      for (const input of current.inputs ?? []) {
-        if (input?.link == null) continue;
-        const link = linkById(graph, input.link);
-        const origin = link ? graph.getNodeById(link.origin_id) : null;
-        if (!origin || seen.has(origin.id)) continue;
-        seen.add(origin.id);
-        if (nodeClass(origin) === wanted) return origin;
-        next.push(origin);
+      const ids = upstream ? (current.inputs ?? []).map((i) => i?.link) : (current.outputs ?? []).flatMap((o) => o?.links ?? []);
+      for (const id of ids) {
+        const link = id == null ? null : linkById(graph, id);
+        const other = link ? graph.getNodeById(upstream ? link.origin_id : link.target_id) : null;
+        if (!other || seen.has(other.id)) continue;
+        seen.add(other.id);
+        yield other;
+        next.push(other);
       }
     }
     frontier = next;
   }
+}
+
+export function findNearestUpstream(node, graph, wanted = KEYFRAMES_NODE) {
+  for (const other of breadthFirst(node, graph, true)) if (nodeClass(other) === wanted) return other;
   return null;
 }
 
-// Breadth-first walk along output links: every node downstream of `node`, nearest first.
 export function downstreamNodes(node, graph) {
-  const found = [];
-  if (!node || !graph) return found;
-  const seen = new Set([node.id]);
-  let frontier = [node];
-  while (frontier.length) {
-    const next = [];
-    for (const current of frontier) {
-      for (const output of current.outputs ?? []) {
-        for (const id of output?.links ?? []) {
-          const link = linkById(graph, id);
-          const target = link ? graph.getNodeById(link.target_id) : null;
-          if (!target || seen.has(target.id)) continue;
-          seen.add(target.id);
-          found.push(target);
-          next.push(target);
-        }
-      }
-    }
-    frontier = next;
-  }
-  return found;
+  return [...breadthFirst(node, graph, false)];
 }
 
 function nodeName(node) {
