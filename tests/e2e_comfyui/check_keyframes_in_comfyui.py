@@ -51,8 +51,8 @@ def as_array(got):
 
 
 async def dismiss_dialogs(page):
-    """Close what the frontend may pop up over the canvas (templates, release notes)."""
-    for _ in range(4):
+    """Close what the frontend may pop up over the canvas (Escape, a few tries at most)."""
+    for _ in range(5):
         if not await page.locator(".p-dialog-mask").count():
             return
         await page.keyboard.press("Escape")
@@ -110,7 +110,7 @@ async def run_mode(p, report, url, args, vue):
     try:
         await page.goto(url + "/", wait_until="networkidle")
         await page.wait_for_function("() => window.app?.graph && window.app.extensionManager?.setting", timeout=60000)
-        await page.keyboard.press("Escape")
+        await dismiss_dialogs(page)
         info = await page.evaluate("""async (vue) => {
           const s = window.app.extensionManager.setting;
           await s.set('Comfy.VueNodes.Enabled', vue); await s.set('Comfy.Minimap.Visible', false);

@@ -142,6 +142,9 @@ def run_check(description, run_browser, base_default, server_checks=None):
         else:
             url, log_path = args.url.rstrip("/"), args.server_log
         check_server(report, url, log_path)
+        # A first start of a base directory opens the template browser over the canvas (the
+        # frontend's tutorial); mark it seen, as for a returning user.
+        post_json(url, "/settings/Comfy.TutorialCompleted", True)
         if server_checks:
             server_checks(report, url)
         asyncio.run(run_browser(report, url, args))
