@@ -16,19 +16,22 @@ const PANEL_WIDGET = "memvos_keyframes_panel";
 const MIN_WIDTH = 340;
 const openEditors = new Set();
 
-// Suggested frames and the propagated masks from the players downstream (nearest first).
+// Suggested frames and the propagated masks from the players downstream: masksToken(frame) is
+// the nearest player's whose run covers that frame (chunks of a long shot each cover their own).
 function downstreamContext(node) {
   const suggestions = [];
-  let masksToken = null;
+  const runs = [];
   for (const other of downstreamNodes(node, node.graph ?? app.graph)) {
     const player = other.memvosPlayer;
     if (!player?.manifest) continue;
-    masksToken ??= player.entry?.masks_token ?? null;
+    const { frameOffset, numFrames } = player.manifest;
+    if (player.entry?.masks_token) runs.push({ token: player.entry.masks_token, first: frameOffset, end: frameOffset + numFrames });
     for (const s of player.manifest.suggestions) {
       const reason = [s.reason, s.detail].filter(Boolean).join(": ");
       suggestions.push({ frame: s.frame + player.manifest.frameOffset, lines: [`suggested: ${reason}`] });
     }
   }
+  const masksToken = (frame) => runs.find((r) => frame >= r.first && frame < r.end)?.token ?? null;
   return { suggestions, masksToken };
 }
 

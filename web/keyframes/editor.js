@@ -13,12 +13,13 @@ import { createView } from "./view.js";
 const FRAME_CACHE = 6; // decoded source frames kept in the browser
 const CLEAN_ENTRIES = 8; // unedited label maps kept (edited ones stay until saved)
 const TOOLS = ["brush", "eraser", "fill", "lasso"];
+const SCRUB_PAUSE_MS = 40;
 
 const errorText = (err) => err?.message ?? String(err);
 
 // host: {server, title(), readSpec(), writeSpec(text), shot(), loadFrames(), context()}
 //   shot(): {token, numFrames, width, height, keyframes: [{frame, objects, sources}]} or null
-//   context(): {suggestions: [{frame, lines}], masksToken} from the players downstream
+//   context(): {suggestions: [{frame, lines}], masksToken(frame)} from the players downstream
 export function createEditor(host) {
   const state = { open: false, frame: 0, activeId: 1, tool: "brush", size: 20, overlay: true, opacity: 0.55,
     reference: true, help: false, saving: false };
@@ -124,6 +125,7 @@ export function createEditor(host) {
     }
     state.open = false;
     pointer = null;
+    fixToken = null;
     window.removeEventListener("keydown", onKey, true);
     window.removeEventListener("keyup", onKey, true);
     editor.element.remove();
@@ -234,6 +236,9 @@ export function createEditor(host) {
     view.setSize(shot.width, shot.height);
     const frameNow = state.frame;
     pending = (async () => {
+      // Scrubbing a long shot asks for many frames in a row: only the one it stops on is fetched.
+      await new Promise((resolve) => setTimeout(resolve, SCRUB_PAUSE_MS));
+      if (mine !== serial) return;
       let entry;
       try {
         entry = await entryFor(frameNow);
@@ -266,7 +271,7 @@ export function createEditor(host) {
   async function loadReference(frame, mine) {
     const shot = host.shot();
     const fromInputs = shot.keyframes?.find((k) => k.frame === frame && Object.values(k.sources ?? {}).some((s) => s !== "painted"));
-    const token = fromInputs ? shot.token : fixToken ?? host.context().masksToken;
+    const token = fromInputs ? shot.token : host.context().masksToken(frame) ?? fixToken;
     if (!token) return;
     try {
       const got = await host.server.labels(token, frame);
