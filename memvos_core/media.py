@@ -285,11 +285,17 @@ def write_atomic(image, path):
         raise
 
 
+def label_image(labels):
+    """uint8 ``[H,W]`` (tensor or array) -> an indexed PIL image with the DAVIS palette."""
+    array = labels.cpu().numpy() if torch.is_tensor(labels) else np.asarray(labels)
+    img = Image.fromarray(array.astype(np.uint8), mode="P")
+    img.putpalette(palette_bytes())
+    return img
+
+
 def save_label_png(labels, path):
     """uint8 ``[H,W]`` -> indexed PNG with the DAVIS palette."""
-    img = Image.fromarray(labels.cpu().numpy().astype(np.uint8), mode="P")
-    img.putpalette(palette_bytes())
-    write_atomic(img, path)
+    write_atomic(label_image(labels), path)
 
 
 def save_soft_png(prob, path):

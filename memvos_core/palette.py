@@ -54,3 +54,33 @@ def object_colors(object_ids, device=None, colors=None):
         else:
             rows.append(tuple(c / 255.0 for c in _DAVIS[palette_index(object_id)]))
     return torch.tensor(rows, dtype=torch.float32, device=device).reshape(-1, 3)
+
+
+def labels_from_colours(rgb):
+    """A DAVIS-coloured label map -> uint8 object ids ``[...]``, or a ValueError.
+
+    ``rgb``: uint8 ``[..., 3]``. The DAVIS colour of index i spreads i's bits over the top bits of
+    R, G and B (3, 3 and 2 bits), so every palette channel value is a multiple of 32 (B: 64) and
+    the index is read back from those bits. Up to 8 levels off per channel are accepted (8-bit
+    conversions, mild compression); any other colour is not a label and is refused."""
+    rgb = torch.as_tensor(rgb)
+    if rgb.dtype != torch.uint8 or rgb.shape[-1] != 3:
+        raise ValueError(f"label map must be uint8 RGB [..., 3] (got {rgb.dtype} {tuple(rgb.shape)})")
+    wide = rgb.to(torch.int32)
+    steps = torch.tensor([32, 32, 64], dtype=torch.int32)
+    levels = torch.div(wide + steps // 2, steps, rounding_mode="floor")
+    off = (wide - levels * steps).abs().amax(-1)
+    bad = (off > 8) | (levels[..., 0] > 7) | (levels[..., 1] > 7) | (levels[..., 2] > 3)
+    if bool(bad.any()):
+        where = bad.nonzero()[0].tolist()
+        colour = tuple(rgb[tuple(where)].tolist())
+        raise ValueError(f"{int(bad.sum())} pixels are not DAVIS palette colours (e.g. {colour} at {where}): "
+                         "connect a label map drawn in the DAVIS palette (like Propagate's label_map), "
+                         "with no smoothing or resampling of its colours")
+    index = torch.zeros(rgb.shape[:-1], dtype=torch.int32)
+    # Palette bit k of a channel (from the top) holds index bit 3k (R), 3k+1 (G), 3k+2 (B).
+    for channel, bits in ((0, 3), (1, 3), (2, 2)):
+        level = levels[..., channel]
+        for k in range(bits):
+            index |= ((level >> (bits - 1 - k)) & 1) << (3 * k + channel)
+    return index.to(torch.uint8)

@@ -310,3 +310,29 @@ class ManagedNetwork:
 def free_memory_hook(network, load_device, offload_to=None):
     """Wrap a loaded network so ComfyUI can release its VRAM when asked (see :class:`ManagedNetwork`)."""
     return ManagedNetwork(network, load_device, offload_to)
+
+
+# ---------------------------------------------------------------- HTTP routes
+
+def add_get_routes(handlers):
+    """Serve ``{path: handler(query dict) -> (status, content type, bytes)}`` from ComfyUI's web
+    server (PromptServer also mirrors them under /api). Handlers run in a worker thread, so
+    encoding an image never stalls the server. Returns the paths added (none outside ComfyUI)."""
+    server = sys.modules.get("server")  # ComfyUI's, imported before any pack; never import one here
+    instance = getattr(getattr(server, "PromptServer", None), "instance", None)
+    if instance is None:
+        return []
+    from aiohttp import web
+    import asyncio
+
+    def wrap(handler):
+        async def handle(request):
+            status, content_type, body = await asyncio.get_running_loop().run_in_executor(
+                None, handler, dict(request.rel_url.query))
+            return web.Response(status=status, body=body, content_type=content_type,
+                                headers={"Cache-Control": "no-store"})
+        return handle
+
+    for path, handler in handlers.items():
+        instance.routes.get(path)(wrap(handler))
+    return list(handlers)

@@ -132,7 +132,7 @@ class MemVOSComposite:
                                 frame_offset=masks.clip_start, keyframes=keyframes,
                                 suggestions=tuple(suggestions or ()), device=compute.device,
                                 budget_bytes=compute.budget_bytes, progress=preview_progress,
-                                cancel=preview_cancel)
+                                cancel=preview_cancel, masks=masks)
         outputs = (to_output(image), to_output(mask), to_output(mask_to_image(mask)))
         return {"ui": {"memvos_preview": ui}, "result": outputs}
 

@@ -12,6 +12,7 @@ from .linked_outputs import HIDDEN, wanted
 from .mask_set import MaskSet, labels_of, union_of
 from .model_nodes import ready_network
 from .preview import write_preview
+from .routes import publish_masks
 from .session_nodes import check_session
 from ..memvos_core.session import DIRECTIONS
 
@@ -33,13 +34,16 @@ def frame_range(first, count, start_frame, end_frame, what=None):
     return start, end
 
 
-def write_clip_preview(frames, labels, ids, *, fps, frame_offset, keyframes=(), suggestions=(), **options):
+def write_clip_preview(frames, labels, ids, *, fps, frame_offset, keyframes=(), suggestions=(), masks=None,
+                       **options):
     """The player's UI entry, or an empty list if the preview could not be written (a warning;
-    the node's outputs are not lost over a preview). ``options``: device, budget, progress... of
-    :func:`write_preview`."""
+    the node's outputs are not lost over a preview). With ``masks`` the entry carries a token for
+    the source-size masks ("fix this frame" in the player, see routes.py). ``options``: device,
+    budget, progress... of :func:`write_preview`."""
     try:
-        return [write_preview(comfy_env.temp_directory(), frames, labels, fps=fps, object_ids=ids,
-                              frame_offset=frame_offset, keyframes=keyframes, suggestions=suggestions, **options)]
+        entry = write_preview(comfy_env.temp_directory(), frames, labels, fps=fps, object_ids=ids,
+                              frame_offset=frame_offset, keyframes=keyframes, suggestions=suggestions, **options)
+        return [entry if masks is None else {**entry, "masks_token": publish_masks(masks)}]
     except OSError as exc:
         LOG.warning("MemVOS: the preview could not be written (%s)", exc)
         return []
@@ -121,7 +125,8 @@ class MemVOSPropagate:
         labels = torch.cat(parts) if parts else None
         shown = masks.aligned_frames(clip)
         ui = write_clip_preview(shown, labels if labels is not None else masks.label_view(),
-                                list(masks.object_ids), fps=fps, frame_offset=start, keyframes=masks.keyframes)
+                                list(masks.object_ids), fps=fps, frame_offset=start, keyframes=masks.keyframes,
+                                masks=masks)
         close_clip(clip)
         union = to_output(torch.cat(unions)) if unions else None
         label_map = to_output(colour_labels(labels)) if want_labels else None

@@ -1,8 +1,8 @@
 """Every node of the pack, by id, with its display name (what ComfyUI registers)."""
-from . import (composite_node, example_media, frames_nodes, linked_outputs, mask_nodes, mask_output_nodes,
-               model_nodes, propagate_node, session_files, session_nodes, suggest_node)
+from . import (comfy_env, composite_node, example_media, frames_nodes, keyframes_node, linked_outputs, mask_nodes,
+               mask_output_nodes, model_nodes, propagate_node, routes, session_files, session_nodes, suggest_node)
 
-_MODULES = (model_nodes, session_nodes, frames_nodes, propagate_node, mask_nodes, mask_output_nodes,
+_MODULES = (model_nodes, session_nodes, keyframes_node, frames_nodes, propagate_node, mask_nodes, mask_output_nodes,
             composite_node, suggest_node, session_files)
 
 NODE_CLASS_MAPPINGS = {}
@@ -13,3 +13,4 @@ for _module in _MODULES:
 
 example_media.install()
 linked_outputs.install()
+comfy_env.add_get_routes(routes.ROUTES)  # the keyframe editor reads frames and masks

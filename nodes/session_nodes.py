@@ -173,15 +173,15 @@ def pick_mask(mask, frame_index, num_frames):
                      "mask, or one mask per frame (then the one at frame_index is used)")
 
 
-def fit_mask(mask, frame_hw):
+def fit_mask(mask, frame_hw, name="mask"):
     """The mask at the frame's size: equal, or resized (with a warning) when only the scale differs."""
     (mh, mw), (h, w) = tuple(mask.shape), tuple(frame_hw)
     if (mh, mw) == (h, w):
         return mask
     if not same_aspect((mh, mw), (h, w)):
-        raise ValueError(f"mask is {mh}x{mw} but the frame is {h}x{w} (a different aspect ratio): draw the "
+        raise ValueError(f"{name} is {mh}x{mw} but the frame is {h}x{w} (a different aspect ratio): draw the "
                          "mask on this shot's frame, or resize/crop it to the frames")
-    LOG.warning("MemVOS Add Annotation: mask %dx%d resized to the frame size %dx%d", mh, mw, h, w)
+    LOG.warning("MemVOS: %s %dx%d resized to the frame size %dx%d", name, mh, mw, h, w)
     resized = torch.nn.functional.interpolate(mask[None, None].float(), size=(h, w), mode="nearest")
     return resized[0, 0]
 

@@ -9,8 +9,8 @@ from pack_loader import pack_for_tests, run_in_fresh_python
 WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 OUR_TYPES = {"MEMVOS_MODEL", "MEMVOS_SESSION", "MEMVOS_MASKS", "MEMVOS_SUGGESTIONS", "MEMVOS_FRAMES"}
 CORE_TYPES = {"IMAGE", "MASK", "VIDEO"}
-OUTPUT_NODES = {"MemVOSPropagate", "MemVOSComposite", "MemVOSSaveSession", "MemVOSSaveMasks"}
-EXPECTED = {"MemVOSLoadModel", "MemVOSNewSession", "MemVOSAddAnnotation", "MemVOSPropagate",
+OUTPUT_NODES = {"MemVOSPropagate", "MemVOSComposite", "MemVOSSaveSession", "MemVOSSaveMasks", "MemVOSKeyframes"}
+EXPECTED = {"MemVOSLoadModel", "MemVOSNewSession", "MemVOSAddAnnotation", "MemVOSKeyframes", "MemVOSPropagate",
             "MemVOSSelectObjects", "MemVOSRefine", "MemVOSComposite", "MemVOSSuggestFrames",
             "MemVOSSaveSession", "MemVOSLoadSession", "MemVOSLoadFrames", "MemVOSGetFrames",
             "MemVOSGetMasks", "MemVOSSaveMasks"}
@@ -98,10 +98,10 @@ def test_link_types_are_produced_and_consumed():
     assert OUR_TYPES <= produced and OUR_TYPES <= consumed
 
 
-def test_what_the_web_player_relies_on():
+def test_what_the_web_player_and_the_keyframe_editor_rely_on():
     assert {"MemVOSPropagate", "MemVOSComposite"} <= set(NODES)
-    frame_index = NODES["MemVOSAddAnnotation"].INPUT_TYPES()["required"]["frame_index"]
-    assert frame_index[0] == "INT" and frame_index[1]["min"] == 0
+    kind, options = NODES["MemVOSKeyframes"].INPUT_TYPES()["required"]["keyframes"]
+    assert kind == "STRING" and options["default"] == "" and options["multiline"] and options["socketless"]
     for node_id, cls in NODES.items():
         for _, name, entry in _inputs(cls):
             if entry[0] == "MEMVOS_SESSION":

@@ -1,14 +1,13 @@
 """The preview player (web/) in a real headless Chromium, against a stub ComfyUI frontend.
 
-A small HTTP server on 127.0.0.1 serves the stub from tests/web_stub/ (`scripts/app.js`,
-`scripts/api.js`, a harness that builds a graph), web/ under /extensions/ComfyUI-MemVOS/, and
-/api/view from a temp folder holding a preview that nodes/preview.py wrote for a synthetic clip.
+A small HTTP server on 127.0.0.1 (tests/web_stub_server.py) serves the stub from tests/web_stub/
+(`scripts/app.js`, `scripts/api.js`, a harness that builds a graph), web/ under
+/extensions/ComfyUI-MemVOS/, and /api/view from a temp folder holding a preview that
+nodes/preview.py wrote for a synthetic clip. The browser comes from the `browser` fixture
+(tests/conftest.py).
 """
-import functools
-import http.server
 import importlib.util
 import json
-import threading
 import urllib.parse
 from pathlib import Path
 
@@ -17,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
+from web_stub_server import StubServer
+
 ROOT = Path(__file__).resolve().parents[1]
-STUB = ROOT / "tests" / "web_stub"
-WEB = ROOT / "web"
 FRAME_OFFSET = 100
 OBJECT_IDS = [1, 3]  # id 3 sits in label slot 2: checks that ids and slots are not confused
 TEXT_WITH_MARKUP = '<img src=x onerror="window.pwned=1">'
@@ -53,57 +52,6 @@ def synthetic_clip(num_frames=24, height=120, width=200):
 
 # ----------------------------------------------------------------------------- server
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    TYPES = {".js": "text/javascript", ".html": "text/html", ".json": "application/json",
-             ".png": "image/png", ".jpg": "image/jpeg", ".css": "text/css"}
-
-    def __init__(self, *args, temp_dir, requests, **kwargs):
-        self.temp_dir = temp_dir
-        self.requests_seen = requests
-        super().__init__(*args, **kwargs)
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        url = urllib.parse.urlsplit(self.path)
-        path = urllib.parse.unquote(url.path)
-        self.requests_seen.append(self.path)
-        if path in ("/", "/index.html"):
-            return self._file(STUB, "index.html")
-        if path in ("/api/extensions", "/extensions"):
-            scripts = sorted(f"/extensions/ComfyUI-MemVOS/{p.relative_to(WEB).as_posix()}" for p in WEB.rglob("*.js"))
-            return self._send(200, "application/json", json.dumps(scripts).encode())
-        if path.startswith("/scripts/"):
-            return self._file(STUB / "scripts", path[len("/scripts/"):])
-        if path.startswith("/stub/"):
-            return self._file(STUB / "stub", path[len("/stub/"):])
-        if path.startswith("/extensions/ComfyUI-MemVOS/"):
-            return self._file(WEB, path[len("/extensions/ComfyUI-MemVOS/"):])
-        if path in ("/api/view", "/view"):
-            query = urllib.parse.parse_qs(url.query)
-            if query.get("type") != ["temp"]:
-                return self._send(400, "text/plain", b"only type=temp here")
-            base = self.temp_dir / query.get("subfolder", [""])[0]
-            return self._file(base, query.get("filename", [""])[0])
-        return self._send(404, "text/plain", b"not found")
-
-    def _file(self, base, relative):
-        base = Path(base).resolve()
-        target = (base / relative).resolve()
-        if not relative or base not in target.parents or not target.is_file():
-            return self._send(404, "text/plain", b"not found")
-        self._send(200, self.TYPES.get(target.suffix, "application/octet-stream"), target.read_bytes())
-
-    def _send(self, status, content_type, body):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     temp_dir = tmp_path_factory.mktemp("comfy_temp")
@@ -121,15 +69,8 @@ def served(tmp_path_factory):
     (folder / "broken.json").write_text("{not json")
     manifest = preview.read_manifest(temp_dir, entry)
     (folder / "future.json").write_text(json.dumps({**manifest, "version": 99}))
-    requests = []
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, temp_dir=temp_dir, requests=requests))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield {"url": f"http://127.0.0.1:{server.server_address[1]}/", "entry": entry, "manifest": manifest,
-           "folder": folder, "requests": requests}
-    server.shutdown()
-    server.server_close()
+    with StubServer(dirs={"temp": temp_dir}) as server:
+        yield {"url": server.url, "entry": entry, "manifest": manifest, "folder": folder, "requests": server.requests}
 
 
 class Stub:
@@ -216,8 +157,8 @@ def test_without_a_preview_the_player_shows_a_hint(stub):
     stub.deliver("lonely", {"memvos_preview": []})
     assert "No preview yet" in stub.player("lonely").locator(".memvos-hint").text_content()
     assert stub.js("stub.lonely.memvosPlayer.manifest") is None
-    # Only the entry module registers an extension; the player/ modules have no import side effects.
-    assert stub.js("stub.app.extensions.map(e => e.name)") == ["memvos.player"]
+    # Only the entry modules register extensions; player/ and keyframes/ have no import side effects.
+    assert stub.js("stub.app.extensions.map(e => e.name)") == ["memvos.keyframes", "memvos.player"]
     # The DOM widget is not serialised into the workflow or the prompt.
     assert stub.js("stub.propagate.widgets.find(w => w.name === 'memvos_player').serialize") is False
     assert stub.js("stub.propagate.widgets.find(w => w.name === 'memvos_player').options.serialize") is False
@@ -238,7 +179,7 @@ def test_broken_or_missing_manifests_show_an_error_line(stub):
 
 def test_outputs_restored_from_history_reach_the_player(stub, served):
     # The frontend hands outputs of a reopened job to extensions, keyed by execution (node) id.
-    stub.js("""(entry) => stub.app.extensions[0].onNodeOutputsUpdated(
+    stub.js("""(entry) => stub.app.extensions.find(e => e.name === "memvos.player").onNodeOutputsUpdated(
         {[String(stub.lonely.id)]: {memvos_preview: [entry]}, "999": {memvos_preview: [entry]}})""", served["entry"])
     stub.js("async () => { await stub.lonely.memvosPlayer.loading; await stub.lonely.memvosPlayer.settled(); }")
     assert stub.js("stub.lonely.memvosPlayer.drawnFrame") == 0
@@ -357,22 +298,26 @@ def test_marks_on_the_timeline_jump_and_explain(stub):
     assert player.locator("img, b").count() == 0 and stub.js("window.pwned === undefined")
 
 
-def test_use_this_frame_sets_the_nearest_upstream_annotation(stub, served, artifacts_dir):
+def test_fix_this_frame_opens_the_upstream_keyframes_editor_there(stub, served, artifacts_dir):
     stub.show_preview()
     stub.show_preview("lonely")
     player = stub.player()
     player.locator('.memvos-marker[data-frame="17"]').click()
     player.locator("button.memvos-pick").click()
-    frame_index = "stub.{}.widgets.find(w => w.name === 'frame_index').value"
-    assert stub.js(frame_index.format("second")) == FRAME_OFFSET + 17
-    assert stub.js("stub.second.callbackValue") == FRAME_OFFSET + 17
-    assert stub.js(frame_index.format("first")) == 0, "only the nearest Add Annotation node changes"
+    editor = "stub.keyframes.memvosKeyframes.editor"
+    stub.js(f"{editor}.settled()")
+    assert stub.js(f"{editor}.state.open") is True
+    assert stub.js(f"{editor}.state.frame") == FRAME_OFFSET + 17, "the clip frame, not the preview index"
     assert "117" in player.locator(".memvos-status").text_content()
+    assert "not loaded yet" in stub.page.locator(".memvos-editor .memvos-ed-message").text_content()
+    stub.page.keyboard.press("Escape")
+    assert stub.js(f"{editor}.state.open") is False
+    assert stub.js("stub.keyframes.widgets.find(w => w.name === 'keyframes').value") == "", "nothing painted, nothing saved"
 
     lonely = stub.player("lonely")
     lonely.locator("button.memvos-pick").click()
-    assert "No MemVOSAddAnnotation node is connected upstream" in lonely.locator(".memvos-status").text_content()
-    assert stub.js(frame_index.format("second")) == FRAME_OFFSET + 17
+    assert "No MemVOS Keyframes node is connected upstream" in lonely.locator(".memvos-status").text_content()
+    assert stub.js(f"{editor}.state.open") is False
 
     stub.settle()
     node = stub.page.locator(f'.stub-node[data-node-id="{stub.js("stub.propagate.id")}"]')

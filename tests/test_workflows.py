@@ -1,6 +1,7 @@
 """The example workflows: valid for the frontend, shipped where the template browser finds them,
 and executed end to end (API form, our nodes + core stand-ins, generated weights)."""
 import importlib.util
+import json
 import os
 
 import numpy as np
@@ -85,7 +86,7 @@ def test_workflow_is_valid_for_the_frontend(name, ours):
 
 def test_the_checks_catch_broken_workflows(ours):
     workflow = load_workflow(os.path.join(CARD_DIR, NAMES[0]))
-    add = next(n for n in workflow["nodes"] if n["type"] == "MemVOSAddAnnotation")
+    add = next(n for n in workflow["nodes"] if n["type"] == "MemVOSPropagate")
     add["widgets_values"] = add["widgets_values"][::-1] + [3]
     workflow["links"][0][5] = "MASK"
     workflow["nodes"].append({**add, "id": 999, "type": "SomeoneElsesNode"})
@@ -107,6 +108,9 @@ def test_examples_use_only_shipped_media():
         for node in load_workflow(os.path.join(CARD_DIR, name))["nodes"]:
             if node["type"] in ("LoadVideo", "LoadImage", "LoadImageMask"):
                 assert node["widgets_values"][0] in media, (name, node["widgets_values"][0])
+            if node["type"] == "MemVOSKeyframes":
+                files = [k["file"] for k in json.loads(node["widgets_values"][0])["keyframes"]]
+                assert files and set(files) <= media, (name, files)
 
 
 def test_media_is_copied_into_the_input_folder_without_overwriting(pack, tmp_path):
@@ -135,6 +139,7 @@ def test_example_clip_decodes_to_the_frames_the_stand_in_uses():
 def comfy(comfy):
     """The shared stand-ins, with the pack hooked into the server as ComfyUI's start does."""
     assert pack_for_tests().nodes.linked_outputs.install(), "as in ComfyUI, the pack hooks into the server"
+    pack_for_tests().nodes.example_media.install(comfy.dirs["input"])  # as the pack does when ComfyUI loads it
     return comfy
 
 
@@ -361,11 +366,21 @@ def _session_file(comfy, relative):
         return Snapshot.of((f.metadata(), {k: f.get_tensor(k) for k in f.keys()}))
 
 
+def _keyframes_moved(frame, file=None):
+    spec = json.loads(next(n for n in load_workflow(os.path.join(CARD_DIR, NAMES[0]))["nodes"]
+                           if n["type"] == "MemVOSKeyframes")["widgets_values"][0])
+    spec["keyframes"][0].update(frame=frame, **({"file": file} if file else {}))
+    return json.dumps(spec)
+
+
 def test_bad_widget_values_are_refused(comfy, ours):
     name = NAMES[0]
-    prompt = api_prompt(name, ours, {("MemVOSAddAnnotation", "object_id"): 0})
-    with pytest.raises(ValidationError, match="object_id"):
+    prompt = api_prompt(name, ours, {("MemVOSPropagate", "start_frame"): -1})
+    with pytest.raises(ValidationError, match="start_frame"):
         Executor(ours).run(prompt)
-    prompt = api_prompt(name, ours, {("MemVOSAddAnnotation", "frame_index"): 99})
-    with pytest.raises(ValueError, match=r"frame_index 99 is outside frames \(16 frames"):
+    prompt = api_prompt(name, ours, {("MemVOSKeyframes", "keyframes"): _keyframes_moved(0, "memvos/lost.png")})
+    with pytest.raises(ValidationError, match="keyframe file 'memvos/lost.png' is missing"):
+        Executor(ours).run(prompt)
+    prompt = api_prompt(name, ours, {("MemVOSKeyframes", "keyframes"): _keyframes_moved(99)})
+    with pytest.raises(ValueError, match=r"frame 99 is past the shot \(16 frames: 0..15\)"):
         Executor(ours).run(prompt)

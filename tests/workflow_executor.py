@@ -7,6 +7,7 @@
   order, one node instance per id, outputs cached by input signature like ComfyUI's cache.
 """
 import copy
+import inspect
 import json
 import sys
 
@@ -255,6 +256,13 @@ class Executor:
                     problem = check_widget_value(info, name, kind, options, value)
                     if problem:
                         raise ValidationError(problem)
+            validate = getattr(info.cls, "VALIDATE_INPUTS", None)
+            if validate is not None:  # as ComfyUI: with the literal values it names, before anything runs
+                names = inspect.signature(validate).parameters
+                literal = {k: v for k, v in node["inputs"].items() if k in names and not isinstance(v, list)}
+                answer = validate(**literal)
+                if answer is not True:
+                    raise ValidationError(f"node {node_id} ({info.class_type}): {answer}")
 
     def _order(self, prompt):
         wanted, stack = [], [i for i, n in prompt.items() if node_info(n["class_type"], self.ours).output_node]

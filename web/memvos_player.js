@@ -4,7 +4,8 @@
 // the Vue ("Nodes 2.0") renderer honour. Preview files come from the nodes through /view.
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
-import { pickFrameUpstream } from "./player/graph.js";
+import { chain } from "./player/dom.js";
+import { fixFrameUpstream } from "./player/graph.js";
 import { createPlayer } from "./player/widget.js";
 
 const PLAYER_NODES = new Set(["MemVOSPropagate", "MemVOSComposite"]);
@@ -22,18 +23,10 @@ function viewURL(entry, filename) {
   return api.apiURL(`/view?${query}`);
 }
 
-function chain(original, extra) {
-  return function (...args) {
-    const result = original?.apply(this, args);
-    extra.apply(this, args);
-    return result;
-  };
-}
-
 function attachPlayer(node) {
   const player = createPlayer({
     resolveURL: viewURL,
-    pickFrame: (clipFrame) => pickFrameUpstream(node, node.graph ?? app.graph, clipFrame),
+    fixFrame: (clipFrame, masksToken) => fixFrameUpstream(node, node.graph ?? app.graph, clipFrame, masksToken),
   });
   // Not serialised: nothing of the preview goes into the workflow or the prompt.
   const widget = node.addDOMWidget(WIDGET_NAME, "memvos.player", player.element, {

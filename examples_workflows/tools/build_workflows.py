@@ -116,17 +116,19 @@ def _shot(g, y=0):
 
 
 def _annotate(g, session, frames, x, y, keyframes):
-    """One LoadImageMask + Add Annotation Frame per (frame, object), chained; ``frames`` is the
-    (node, output) the frames come from."""
-    for n, (frame, object_id) in enumerate(keyframes):
-        mask = g.add("LoadImageMask", (x, y + n * 400), size=[300, 340],
-                     image=f"memvos_example_mask_f{frame:02d}_obj{object_id}.png", channel="red")
-        add = g.add("MemVOSAddAnnotation", (x + 330, y + n * 400), frame_index=frame, object_id=object_id)
-        g.connect(session, "session", add, "session")
-        g.connect(*frames, add, "frames")
-        g.connect(mask, "MASK", add, "mask")
-        session = add
-    return session
+    """One Keyframes node naming the bundled keyframe PNGs (both objects on each frame given);
+    ``frames`` is the (node, output) the frames come from."""
+    frame_numbers = sorted({frame for frame, _ in keyframes})
+    if any({o for f, o in keyframes if f == frame} != {1, 2} for frame in frame_numbers):
+        raise ValueError("the bundled keyframe files hold objects 1 and 2: list both for each frame")
+    spec = {"format": "memvos-keyframes", "version": 1,
+            "objects": [{"id": 1, "name": "orange ellipse"}, {"id": 2, "name": "blue square"}],
+            "keyframes": [{"frame": f, "file": f"memvos_example_keyframe_f{f:02d}.png", "objects": [1, 2]}
+                          for f in frame_numbers]}
+    node = g.add("MemVOSKeyframes", (x, y), size=[400, 330], keyframes=json.dumps(spec))
+    g.connect(session, "session", node, "session")
+    g.connect(*frames, node, "frames")
+    return node
 
 
 def _propagate(g, session, frames, fps, pos, **widgets):
@@ -153,12 +155,12 @@ def one_keyframe():
     save = g.add("SaveVideo", (5 * COLUMN, 160), size=[340, 420], filename_prefix="memvos/overlay")
     g.connect(video, "VIDEO", save, "video")
     g.note((0, -260), [760, 220],
-           "MemVOS, one keyframe: the two objects are painted on frame 0 (one mask per object), propagated "
-           "forward, and shown as a coloured overlay video.\n\nThe example clip and masks are copied into "
+           "MemVOS, one keyframe: the two objects are painted on frame 0 in the Keyframes node, propagated "
+           "forward, and shown as a coloured overlay video.\n\nThe example clip and keyframe are copied into "
            "ComfyUI's input folder when the pack loads (examples_workflows/media). For your own shot: load "
-           "your video, paint each object on one frame (right-click Load Image (as Mask) > Open in MaskEditor), "
-           "set frame_index to that frame and give each object its own object_id.\n\nXMem.pth downloads into "
-           "models/memvos on first run.")
+           "your video, press Load frames on the Keyframes node, then Open editor and paint each object on a "
+           "frame (N = new object). A bad frame in the player? Fix this frame opens it in the editor.\n\n"
+           "XMem.pth downloads into models/memvos on first run.")
     return g.to_json()
 
 
@@ -191,8 +193,8 @@ def keyframes_both_directions():
            "(xmem++ keeps every keyframe in permanent memory). Refine smooths flicker, fills holes and "
            "softens edges; Composite exports the matte as RGBA PNGs (straight colour, alpha = object) and "
            "as a grey alpha sequence (white = object) in output/memvos/matte.\n\nSuggest Frames marks the "
-           "frames worth annotating next on the preview's timeline. Add a keyframe anywhere: one more Load "
-           "Image (as Mask) + Add Annotation Frame in the chain.")
+           "frames worth annotating next on the preview's timeline; in the Keyframes editor S jumps to them. "
+           "Add a keyframe anywhere: paint it in the editor, or press Fix this frame in a player.")
     return g.to_json()
 
 
@@ -293,9 +295,9 @@ def long_shot_from_video():
            "one frame at a time, so a shot of any length never sits in memory as an IMAGE batch. Propagate keeps "
            "the masks compact (and builds its full-size mask / label_map outputs only when they are connected); "
            "Save Masks streams every frame to output/memvos/long_shot: a 16-bit PNG matte per frame, named like "
-           "the frames, plus an mp4, and indexed label maps.\n\nPaint a keyframe: set Get Frames' start_frame "
-           "to that frame, run, right-click the preview > Open in MaskEditor, save, and load the mask with Load "
-           "Image (as Mask). A folder of frames works the same through MemVOS Load Frames.")
+           "the frames, plus an mp4, and indexed label maps.\n\nPaint a keyframe: open the Keyframes node's "
+           "editor, go to the frame, paint each object and save; the editor reads only the frames it shows. A "
+           "folder of frames works the same through MemVOS Load Frames.")
     return g.to_json()
 
 

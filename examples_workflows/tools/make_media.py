@@ -3,7 +3,8 @@
 The clip is the 16-frame synthetic shot of tests/fixtures/xmem_parity (two moving objects on a
 textured background), cropped by one row and one column to 108x186 because H.264 in yuv420p
 needs even sizes. The masks are the two objects of annotation frames 0 and 10, one grayscale
-PNG per object and frame (white = object), read by ComfyUI's LoadImageMask with channel "red".
+PNG per object and frame (white = object), read by ComfyUI's LoadImageMask with channel "red",
+and the same annotations as one indexed PNG per frame for the Keyframes node.
 Needs PyAV (``pip install av``), which ComfyUI itself depends on; the pack does not.
 """
 import os
@@ -26,6 +27,7 @@ MASKS = {  # (frame, object id) -> file name
     (10, 1): "memvos_example_mask_f10_obj1.png",
     (10, 2): "memvos_example_mask_f10_obj2.png",
 }
+KEYFRAMES = {0: "memvos_example_keyframe_f00.png", 10: "memvos_example_keyframe_f10.png"}  # objects 1 and 2
 
 
 def clip_frames():
@@ -54,6 +56,16 @@ def write_masks():
         Image.fromarray(mask, "L").save(os.path.join(MEDIA, name), optimize=True)
 
 
+def write_keyframes():
+    """The same annotations as one indexed PNG per frame (pixel value = object id, DAVIS palette):
+    the files the examples' Keyframes node names, as its editor would have saved them."""
+    sys.path.insert(0, REPO)
+    from memvos_core.media import label_image
+    for frame, name in KEYFRAMES.items():
+        labels = np.array(Image.open(os.path.join(FIXTURE, "run_D", "annotations", f"{frame:05d}.png")))
+        label_image(labels[:HEIGHT, :WIDTH].astype(np.uint8)).save(os.path.join(MEDIA, name), optimize=True)
+
+
 def main():
     os.makedirs(MEDIA, exist_ok=True)
     frames = clip_frames()
@@ -61,6 +73,7 @@ def main():
         sys.exit(f"expected 16 fixture frames, found {len(frames)}")
     write_clip(frames, os.path.join(MEDIA, CLIP_NAME))
     write_masks()
+    write_keyframes()
     print("written", sorted(os.listdir(MEDIA)))
 
 

@@ -27,7 +27,9 @@ def check_frames(frames, name="frames", hint=None):
                          f"(divide 8-bit images by 255){fix}")
     if 0 in frames.shape[:3]:
         raise ValueError(f"{name} is empty (shape {tuple(frames.shape)}){fix or ': give at least one frame'}")
-    return frames[..., :3]
+    # the caller's own tensor when it is RGB already: nodes hand it on by reference (the keyframe
+    # editor's routes hold it weakly, as ComfyUI's cache holds it)
+    return frames if frames.shape[-1] == 3 else frames[..., :3]
 
 
 def check_mask(mask, name="mask"):

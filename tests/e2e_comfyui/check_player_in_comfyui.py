@@ -14,40 +14,24 @@ What it does, for the classic canvas and then (unless --no-vue) for the Vue "Nod
 load examples_workflows/memvos_1_one_keyframe_overlay.json through ``app.loadGraphData``, check the
 player's empty state, queue the workflow (internal_size lowered to --internal-size so it is quick
 on a CPU), check the player got the preview, then drive it with real mouse clicks (play/pause,
-scrub, step, object toggle, timeline mark, "Use this frame") and take screenshots. Prints one
+scrub, step, object toggle, timeline mark, "Fix this frame") and take screenshots. Prints one
 line per check and exits 1 if any failed; --json writes the results.
 """
-import argparse
-import asyncio
 import json
 import sys
 import time
 from pathlib import Path
 
-from comfy_server import EXTENSION_PATH, ROOT, check_server, post_json, start_server
+from comfy_server import EXTENSION_PATH, ROOT, post_json, run_check
 
 WORKFLOW = ROOT / "examples_workflows" / "memvos_1_one_keyframe_overlay.json"
 PLAYER_TYPES = ("MemVOSPropagate", "MemVOSComposite")
-GRAPH_SHOT_TYPES = ("LoadImageMask", "MemVOSAddAnnotation") + PLAYER_TYPES
+GRAPH_SHOT_TYPES = ("MemVOSKeyframes",) + PLAYER_TYPES
 HINT_START = "No preview yet"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORT = {"width": 1280, "height": 800}
-
-
-class Report:
-    def __init__(self):
-        self.rows = []
-
-    def check(self, name, ok, detail=""):
-        self.rows.append({"check": name, "ok": bool(ok), "detail": detail})
-        print(f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  -- {detail}" if detail else ""), flush=True)
-        return ok
-
-    @property
-    def failed(self):
-        return [r for r in self.rows if not r["ok"]]
 
 
 # ----------------------------------------------------------------------------- browser
@@ -140,7 +124,7 @@ async def run_mode(p, report, url, args, vue):
                   extensions: window.app.extensions.map((e) => e.name).filter((n) => /memvos/i.test(n)),
                   vue: s.get('Comfy.VueNodes.Enabled')};
         }""", vue)
-        report.check(tag + "frontend and extension registered", app_info["extensions"] == ["memvos.player"]
+        report.check(tag + "frontend and extension registered", sorted(app_info["extensions"]) == ["memvos.keyframes", "memvos.player"]
                      and app_info["vue"] == vue, json.dumps(app_info))
         bad = [u for u, status in ours_loaded if status >= 400]
         report.check(tag + "extension modules served", ours_loaded and not bad,
@@ -260,19 +244,20 @@ async def drive_player(page, report, tag, node_id, args, vue):
     picked_frame = (await state())["frame"]
     await (await control(page, node_id, ".memvos-pick")).click()
     picked = await state()
-    widget = await page.evaluate("""() => window.app.graph._nodes.filter((n) => (n.comfyClass ?? n.type) === 'MemVOSAddAnnotation')
-        .map((n) => [n.id, n.widgets.find((w) => w.name === 'frame_index').value])""")
-    report.check(tag + "'Use this frame' sets an upstream frame_index", any(v == picked_frame for _, v in widget),
-                 f"{picked['status']!r}; frame_index values {widget}")
-    if vue:  # does the Vue node show the value set through widget.value?
-        shown_value = await page.evaluate("""() => {
-          const n = window.app.graph._nodes.find((n) => (n.comfyClass ?? n.type) === 'MemVOSAddAnnotation' &&
-            n.widgets.find((w) => w.name === 'frame_index').value !== 0);
-          const root = n && document.querySelector(`[data-node-id="${n.id}"]`);
-          return root ? [...root.querySelectorAll('input')].map((i) => i.value) : null;
-        }""")
-        report.check(tag + "Vue node displays the picked frame_index", shown_value and str(picked_frame) in shown_value,
-                     f"inputs of that node: {shown_value}")
+    editor = await page.evaluate("""async () => {
+      const n = window.app.graph._nodes.find((n) => (n.comfyClass ?? n.type) === 'MemVOSKeyframes');
+      const e = n?.memvosKeyframes?.editor; if (!e) return null; await e.settled();
+      return {open: e.state.open, frame: e.state.frame, keyframes: n.widgets.find((w) => w.name === 'keyframes').value};
+    }""")
+    report.check(tag + "'Fix this frame' opens the upstream Keyframes editor on that frame",
+                 editor and editor["open"] and editor["frame"] == picked_frame, f"{picked['status']!r}; editor {editor and {k: editor[k] for k in ('open', 'frame')}}")
+    await page.keyboard.press("Escape")
+    await settle(page, 500)
+    closed = await page.evaluate("""() => window.app.graph._nodes.find((n) => (n.comfyClass ?? n.type) === 'MemVOSKeyframes')
+      .memvosKeyframes.editor.state.open""")
+    report.check(tag + "Esc closes the editor; nothing painted, nothing saved", not closed
+                 and editor["keyframes"] == await page.evaluate("""() => window.app.graph._nodes.find((n) =>
+                   (n.comfyClass ?? n.type) === 'MemVOSKeyframes').widgets.find((w) => w.name === 'keyframes').value"""))
 
     await (await control(page, node_id, ".memvos-back")).click()
     box = await page.evaluate(JS_FRAME_NODES, [[node_id], 1.0])
@@ -321,37 +306,7 @@ async def run_browser(report, url, args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="a running ComfyUI, e.g. http://127.0.0.1:8188")
-    parser.add_argument("--server-log", help="that ComfyUI's log, to check the pack imported cleanly")
-    parser.add_argument("--comfyui", help="ComfyUI folder to start (instead of --url)")
-    parser.add_argument("--python", default=sys.executable, help="Python with ComfyUI's requirements")
-    parser.add_argument("--base-dir", default="/tmp/memvos_fe/base", help="--base-directory for the started ComfyUI")
-    parser.add_argument("--shots", default=str(ROOT / "docs"), help="folder for the screenshots")
-    parser.add_argument("--internal-size", type=int, default=64, help="New Session internal_size for the run")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds to wait for one workflow run")
-    parser.add_argument("--no-vue", action="store_true", help="skip the Vue (Nodes 2.0) pass")
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
-    if not (args.url or args.comfyui):
-        parser.error("give --url of a running ComfyUI or --comfyui to start one")
-    Path(args.shots).mkdir(parents=True, exist_ok=True)
-    report, proc = Report(), None
-    try:
-        if args.comfyui:
-            proc, url, log_path = start_server(args.comfyui, args.python, args.base_dir)
-        else:
-            url, log_path = args.url.rstrip("/"), args.server_log
-        check_server(report, url, log_path)
-        asyncio.run(run_browser(report, url, args))
-    finally:
-        if proc:
-            proc.terminate()
-            proc.wait(timeout=30)
-    if args.json:
-        Path(args.json).write_text(json.dumps(report.rows, indent=1))
-    print(f"{len(report.rows) - len(report.failed)}/{len(report.rows)} checks passed")
-    return 1 if report.failed else 0
+    return run_check(__doc__, run_browser, "/tmp/memvos_fe/base")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""ComfyUI server side of check_player_in_comfyui.py: start one on loopback, check the pack loaded."""
+"""ComfyUI server side of the check_*_in_comfyui.py scripts: start one on loopback, check the pack
+loaded, and the command line they share (run_check)."""
+import argparse
+import asyncio
 import importlib.util
 import json
 import socket
@@ -11,6 +14,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACK_PREFIX = "MemVOS"
 EXTENSION_PATH = "/extensions/ComfyUI-MemVOS/"
+
+
+class Report:
+    def __init__(self):
+        self.rows = []
+
+    def check(self, name, ok, detail=""):
+        self.rows.append({"check": name, "ok": bool(ok), "detail": detail})
+        print(f"{'PASS' if ok else 'FAIL'}  {name}" + (f"  -- {detail}" if detail else ""), flush=True)
+        return ok
+
+    @property
+    def failed(self):
+        return [r for r in self.rows if not r["ok"]]
 
 
 def get_json(url, path):
@@ -98,3 +115,44 @@ def _pack_node_names():
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return list(module.NODE_CLASS_MAPPINGS)
+
+
+def run_check(description, run_browser, base_default, server_checks=None):
+    """The scripts' command line: start ComfyUI (--comfyui) or use one (--url), check the server,
+    run ``run_browser(report, url, args)`` (async), print the tally. Returns the exit status."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="a running ComfyUI, e.g. http://127.0.0.1:8188")
+    parser.add_argument("--server-log", help="that ComfyUI's log, to check the pack imported cleanly")
+    parser.add_argument("--comfyui", help="ComfyUI folder to start (instead of --url)")
+    parser.add_argument("--python", default=sys.executable, help="Python with ComfyUI's requirements")
+    parser.add_argument("--base-dir", default=base_default, help="ComfyUI's --base-directory")
+    parser.add_argument("--shots", default=str(ROOT / "docs"), help="folder for the screenshots")
+    parser.add_argument("--internal-size", type=int, default=64, help="New Session internal_size for the runs")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds to wait for one workflow run")
+    parser.add_argument("--no-vue", action="store_true", help="skip the Vue (Nodes 2.0) pass")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    if not (args.url or args.comfyui):
+        parser.error("give --url of a running ComfyUI or --comfyui to start one")
+    Path(args.shots).mkdir(parents=True, exist_ok=True)
+    report, proc = Report(), None
+    try:
+        if args.comfyui:
+            proc, url, log_path = start_server(args.comfyui, args.python, args.base_dir)
+        else:
+            url, log_path = args.url.rstrip("/"), args.server_log
+        check_server(report, url, log_path)
+        # A first start of a base directory opens the template browser over the canvas (the
+        # frontend's tutorial); mark it seen, as for a returning user.
+        post_json(url, "/settings/Comfy.TutorialCompleted", True)
+        if server_checks:
+            server_checks(report, url)
+        asyncio.run(run_browser(report, url, args))
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(timeout=30)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.rows, indent=1))
+    print(f"{len(report.rows) - len(report.failed)}/{len(report.rows)} checks passed")
+    return 1 if report.failed else 0

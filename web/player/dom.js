@@ -1,5 +1,5 @@
-// Tiny DOM helpers for the player. Text always goes in through textContent, never as markup,
-// so ids, reasons and details coming from a preview can never inject HTML.
+// Tiny DOM helpers for the player and the keyframe editor. Text always goes in through
+// textContent, never as markup, so ids, reasons and details from a preview never inject HTML.
 
 export function el(tag, { className, text, title, attrs, on } = {}, children = []) {
   const node = document.createElement(tag);
@@ -53,10 +53,25 @@ const CSS = `
 .memvos-player [hidden] { display: none !important; }
 `;
 
-export function ensureStyles(doc = document) {
-  if (doc.getElementById(STYLE_ID)) return;
+// A stylesheet added once per page (by id), when the first widget needs it, not at import time.
+export function addStyleOnce(id, css, doc = document) {
+  if (doc.getElementById(id)) return;
   const style = doc.createElement("style");
-  style.id = STYLE_ID;
-  style.textContent = CSS;
+  style.id = id;
+  style.textContent = css;
   doc.head.append(style);
+}
+
+export function ensureStyles(doc = document) {
+  addStyleOnce(STYLE_ID, CSS, doc);
+}
+
+// `original` (may be undefined) followed by `extra`, with the same arguments: chaining the
+// frontend's node callbacks (onNodeCreated, onExecuted, ...) without losing anyone else's.
+export function chain(original, extra) {
+  return function (...args) {
+    const result = original?.apply(this, args);
+    extra.apply(this, args);
+    return result;
+  };
 }

@@ -1,9 +1,9 @@
-// Finding the Add Annotation node that feeds a player node, and setting its frame index.
+// Walking the graph from a player: the Keyframes node that feeds it ("fix this frame"), and the
+// nodes downstream of a Keyframes node (the players whose previews the editor uses).
 // Works on LiteGraph graphs whether `graph.links` is a plain object (classic) or a Map behind
 // a proxy (current frontend), and on stand-ins that only have `links[id]` and `getNodeById`.
 
-export const ANNOTATION_NODE = "MemVOSAddAnnotation";
-export const FRAME_WIDGET = "frame_index";
+export const KEYFRAMES_NODE = "MemVOSKeyframes";
 
 export function nodeClass(node) {
   return node?.comfyClass ?? node?.type;
@@ -16,58 +16,55 @@ function linkById(graph, id) {
   return typeof links.get === "function" ? links.get(id) : links[id];
 }
 
-// Breadth-first walk against the links: the first match is the nearest (fewest links away);
-// between equally near ones, the earlier input wins.
-export function findNearestUpstream(node, graph, wanted = ANNOTATION_NODE) {
-  if (!node || !graph) return null;
+// The nodes linked to `node`, nearest first (fewest links away; between equally near ones, the
+// earlier slot first), walking input links (upstream) or output links (downstream).
+function* breadthFirst(node, graph, upstream) {
+  if (!node || !graph) return;
   const seen = new Set([node.id]);
   let frontier = [node];
   while (frontier.length) {
     const next = [];
     for (const current of frontier) {
-      for (const input of current.inputs ?? []) {
-        if (input?.link == null) continue;
-        const link = linkById(graph, input.link);
-        const origin = link ? graph.getNodeById(link.origin_id) : null;
-        if (!origin || seen.has(origin.id)) continue;
-        seen.add(origin.id);
-        if (nodeClass(origin) === wanted) return origin;
-        next.push(origin);
+      const ids = upstream ? (current.inputs ?? []).map((i) => i?.link) : (current.outputs ?? []).flatMap((o) => o?.links ?? []);
+      for (const id of ids) {
+        const link = id == null ? null : linkById(graph, id);
+        const other = link ? graph.getNodeById(upstream ? link.origin_id : link.target_id) : null;
+        if (!other || seen.has(other.id)) continue;
+        seen.add(other.id);
+        yield other;
+        next.push(other);
       }
     }
     frontier = next;
   }
+}
+
+export function findNearestUpstream(node, graph, wanted = KEYFRAMES_NODE) {
+  for (const other of breadthFirst(node, graph, true)) if (nodeClass(other) === wanted) return other;
   return null;
+}
+
+export function downstreamNodes(node, graph) {
+  return [...breadthFirst(node, graph, false)];
 }
 
 function nodeName(node) {
   return `"${node.title ?? nodeClass(node)}" (#${node.id})`;
 }
 
-// Sets the frame index of the nearest upstream Add Annotation node. Returns {ok, message}.
-export function pickFrameUpstream(node, graph, clipFrame) {
-  const target = findNearestUpstream(node, graph);
+// "Fix this frame": open the editor of the nearest upstream Keyframes node at `clipFrame`, starting
+// from the propagated masks of the run (`masksToken`) when that frame has no keyframe yet. Adds or
+// updates a keyframe on that frame only. Returns {ok, message}.
+export function fixFrameUpstream(node, graph, clipFrame, masksToken = null) {
+  const target = findNearestUpstream(node, graph, KEYFRAMES_NODE);
   if (!target) {
     return {
       ok: false,
-      message: `No ${ANNOTATION_NODE} node is connected upstream of this node: ` +
-        "connect the Add Annotation Frame node's session to use this frame.",
+      message: `No MemVOS Keyframes node is connected upstream of this node: put one between New Session and ` +
+        "Propagate (it holds every keyframe of the shot) to fix frames from here.",
     };
   }
-  const widget = target.widgets?.find((w) => w.name === FRAME_WIDGET);
-  if (!widget) return { ok: false, message: `${nodeName(target)} has no ${FRAME_WIDGET} widget.` };
-  const linkedInput = target.inputs?.find((i) => (i.widget?.name ?? i.name) === FRAME_WIDGET && i.link != null);
-  if (linkedInput) {
-    return { ok: false, message: `${FRAME_WIDGET} of ${nodeName(target)} comes from a link; set frame ${clipFrame} there.` };
-  }
-  let value = clipFrame;
-  const { min, max } = widget.options ?? {};
-  if (Number.isFinite(max) && value > max) value = max;
-  if (Number.isFinite(min) && value < min) value = min;
-  widget.value = value;
-  widget.callback?.(widget.value, undefined, target);
-  target.setDirtyCanvas?.(true, true);
-  graph.setDirtyCanvas?.(true, true);
-  graph.change?.();
-  return { ok: true, target, value, message: `${FRAME_WIDGET} of ${nodeName(target)} set to ${value}.` };
+  if (!target.memvosKeyframes) return { ok: false, message: `${nodeName(target)} has no editor (its extension did not load).` };
+  target.memvosKeyframes.openAt(clipFrame, { masksToken });
+  return { ok: true, target, message: `Frame ${clipFrame} opened in the editor of ${nodeName(target)}.` };
 }

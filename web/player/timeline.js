@@ -51,7 +51,7 @@ export function createTimeline({ onSeek, onMark }) {
       numFrames = frames;
       for (const button of markButtons) button.remove();
       markButtons = marks.map((mark) => {
-        const kinds = [mark.keyframe ? "key" : "", mark.suggestion ? "suggest" : ""].filter(Boolean);
+        const kinds = [mark.keyframe ? "key" : "", mark.suggestion ? "suggest" : "", ...(mark.classes ?? [])].filter(Boolean);
         const button = el("button", {
           className: `memvos-marker ${kinds.join(" ")}`,
           title: mark.lines.join("\n"),

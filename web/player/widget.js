@@ -1,5 +1,5 @@
 // The player element: canvas, transport controls, timeline, per-object toggles and the
-// "use this frame" action. State lives in one plain object (`player.state`) so that tests and
+// "fix this frame" action. State lives in one plain object (`player.state`) so that tests and
 // other extensions can read it; the element carries the player as `element.memvosPlayer`.
 import { Atlas, PreviewError, fetchManifest } from "./atlas.js";
 import { el, ensureStyles, rgbCss } from "./dom.js";
@@ -15,19 +15,19 @@ function sameEntry(a, b) {
   return a.filename === b.filename && a.subfolder === b.subfolder && a.type === b.type;
 }
 
-export function createPlayer({ resolveURL, pickFrame }) {
+export function createPlayer({ resolveURL, fixFrame }) {
   ensureStyles();
   const state = { frame: 0, playing: false, objects: {} };
   const player = {
     state,
     manifest: null, // the checked manifest being shown, or null
-    entry: null, // the {filename, subfolder, type} it came from
+    entry: null, // the {filename, subfolder, type, masks_token} it came from
     drawnFrame: -1, // the frame now on the canvas
     renders: 0,
     loading: null, // the promise of the last show()
     element: null,
     show, clear, play, pause, toggle, seek, step, setVisible, setOpacity, readLabels, destroy,
-    pickFrame: pickCurrent,
+    fixFrame: fixCurrent,
     settled: () => renderPromise,
   };
   let atlas = null;
@@ -61,9 +61,9 @@ export function createPlayer({ resolveURL, pickFrame }) {
   });
   const objectsRow = el("div", { className: "memvos-row memvos-objects" });
   const pickButton = el("button", {
-    className: "memvos-pick", text: "Use this frame",
-    title: "Set frame_index of the Add Annotation Frame node upstream to this frame",
-    on: { click: pickCurrent },
+    className: "memvos-pick", text: "Fix this frame",
+    title: "Open this frame in the editor of the Keyframes node upstream, starting from these masks",
+    on: { click: fixCurrent },
   });
   const status = el("div", { className: "memvos-status" });
   const info = el("div", { className: "memvos-info" });
@@ -118,7 +118,8 @@ export function createPlayer({ resolveURL, pickFrame }) {
     // ComfyUI re-sends a cached node's output; the same files need no reload.
     if (player.manifest && player.entry && sameEntry(entry, player.entry)) return player.loading;
     clear({ hintText: "Loading preview\u2026" });
-    player.entry = { filename: entry.filename, subfolder: entry.subfolder, type: entry.type };
+    player.entry = { filename: entry.filename, subfolder: entry.subfolder, type: entry.type,
+      masks_token: typeof entry.masks_token === "string" ? entry.masks_token : null };
     const mine = generation;
     const load = (async () => {
       try {
@@ -265,10 +266,11 @@ export function createPlayer({ resolveURL, pickFrame }) {
     requestRender();
   }
 
-  function pickCurrent() {
+  function fixCurrent() {
     if (!player.manifest) return null;
+    pause();
     const clipFrame = state.frame + player.manifest.frameOffset;
-    const result = pickFrame(clipFrame) ?? { ok: false, message: "Nothing to set." };
+    const result = fixFrame(clipFrame, player.entry?.masks_token ?? null) ?? { ok: false, message: "Nothing to open." };
     setMessage(status, result.message);
     status.classList.toggle("memvos-error", !result.ok);
     return result;

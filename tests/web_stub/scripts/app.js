@@ -25,6 +25,8 @@ class StubNode {
       if (type === "INT" || type === "FLOAT") {
         this.addWidget("number", name, options.default ?? 0, null, options);
         this.inputs.push({ name, type, link: null, widget: { name } });
+      } else if (type === "STRING") {
+        this.addWidget(options.multiline ? "customtext" : "text", name, options.default ?? "", null, options);
       } else {
         this.inputs.push({ name, type, link: null });
       }
@@ -107,10 +109,13 @@ class StubGraph {
 }
 
 class StubApp {
+  static maskeditor_is_opended = null;
+
   constructor() {
     this.extensions = [];
     this.graph = new StubGraph();
     this.nodeTypes = {};
+    this.queued = [];
   }
 
   registerExtension(extension) {
@@ -141,6 +146,38 @@ class StubApp {
     const node = this.graph.getNodeById(nodeId);
     node?.onExecuted?.(output);
   }
+
+  // The frontend's app.queuePrompt(number, batchCount, queueNodeIds): recorded for the test,
+  // which plays the server and delivers the outputs.
+  async queuePrompt(number, batchCount = 1, queueNodeIds = undefined) {
+    this.queued.push({ number, batchCount, queueNodeIds: queueNodeIds ?? null });
+    return true;
+  }
+
+  // The frontend keeps the open workflow across a page reload (in the browser's storage); the
+  // stub keeps the values of the plain (non-DOM) widgets, and gives them back on boot.
+  saveWorkflow() {
+    const values = {};
+    for (const node of this.graph.nodes) {
+      values[node.id] = Object.fromEntries(node.widgets.filter((w) => !w.element).map((w) => [w.name, w.value]));
+    }
+    localStorage.setItem(WORKFLOW_KEY, JSON.stringify(values));
+  }
+
+  restoreWorkflow() {
+    const values = JSON.parse(localStorage.getItem(WORKFLOW_KEY) ?? "null");
+    if (!values) return false;
+    for (const node of this.graph.nodes) {
+      for (const [name, value] of Object.entries(values[node.id] ?? {})) {
+        const widget = node.widgets.find((w) => w.name === name);
+        if (widget) widget.value = value;
+      }
+      node.onConfigure?.({});
+    }
+    return true;
+  }
 }
+
+const WORKFLOW_KEY = "memvos-stub-workflow";
 
 export const app = new StubApp();
