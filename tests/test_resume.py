@@ -84,6 +84,41 @@ def test_cancel_then_resume_writes_the_same_masks(model, tmp_path, mode, stop):
     assert not (out / CACHE_NAME).exists()
 
 
+class LateCopies:
+    """Device events that finish only when waited for: every result reaches the session
+    ``depth`` frames after its frame was computed, as on a busy GPU."""
+
+    def __init__(self, device):
+        self.done = False
+
+    def record(self):
+        pass
+
+    def query(self):
+        return self.done
+
+    def synchronize(self):
+        self.done = True
+
+
+def test_results_handed_over_late_still_checkpoint_and_resume_exactly(model, tmp_path, monkeypatch):
+    """With the copies to the host running behind the engine (CUDA), checkpoints and a cancel
+    wait for them: the resumed run writes the masks of an uninterrupted one."""
+    from memvos_core.session import directional
+    from memvos_core.transfer import HostCopies
+    frames, labels = moving_discs(num_frames=16)
+    shot = Shot(frames)
+    s = session_with_keys(model, frames, labels, [4, 10], internal_size=32)
+    kw = dict(direction="both", checkpoint_every=2)
+    propagate_to_folder(s, shot, tmp_path / "whole", **kw)
+    monkeypatch.setattr(directional, "HostCopies",
+                        lambda: HostCopies(depth=3, asynchronous=True, make_event=LateCopies))
+    with pytest.raises(PropagationCancelled):
+        propagate_to_folder(s, shot, tmp_path / "out", cancel=stop_after(14), **kw)
+    propagate_to_folder(s, shot, tmp_path / "out", resume=True, **kw)
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "whole")
+
+
 def test_a_crash_resumes_from_the_last_periodic_checkpoint(model, tmp_path):
     """A failure outside a frame boundary saves nothing: the resume recomputes from the last
     periodic checkpoint, and the backward results it needs are still there."""

@@ -12,6 +12,7 @@ import torch
 
 from ..frames import internal_size, normalize, resize_image, resize_mask
 from ..perf import FramesAhead
+from ..transfer import HostCopies
 from ..tta import engine_from_state, make_engine
 
 
@@ -105,10 +106,17 @@ class DirectionalPass:
             self.state.preloaded.append(kf.frame_index)
 
     # ------------------------------------------------------------------- run
-    def run(self, frames, clip_indices, frame_of, on_frame, cancel=None):
+    def run(self, frames, clip_indices, frame_of, on_frame, cancel=None, sync=None):
         """Step through ``clip_indices`` (in this pass's order). ``frame_of(i)`` returns the frame
-        ``[H,W,3]``; ``on_frame(i, prob)`` receives probabilities ``[K+1,h,w]`` over
-        ``state.object_order`` (K may grow), or ``prob=None`` for frames the pass cannot reach yet."""
+        ``[H,W,3]``; ``on_frame(i, prob)`` receives probabilities ``[K+1,h,w]`` on the host over
+        ``state.object_order`` (K may grow), or ``prob=None`` for frames the pass cannot reach yet.
+
+        On CUDA a frame's result reaches ``on_frame`` a few frames later (the copy to the host
+        runs while the next frames are computed, :class:`~memvos_core.transfer.HostCopies`), so
+        the engine may be ahead of the results handed over. ``sync``: ``(wanted, at_sync)``;
+        between two frames, when ``wanted()`` is true, every result is handed over first and then
+        ``at_sync()`` is called: the engine's state then matches the frames handed over (where a
+        checkpoint may be taken). A cancel hands over every result before it stops too."""
         s = self.session
         keyframes = {k.frame_index: k for k in s.keyframes}
         xmem_plus = s.config.memory_mode == "xmem++"
@@ -116,12 +124,29 @@ class DirectionalPass:
         # (key_batch); the key encoder does not read memory, so this changes no number
         ahead = FramesAhead(self.engine, lambda j: prepare_image(
             frame_of(j), self.state.internal_hw, self.engine.device, s.antialias), clip_indices)
+        copies = HostCopies()
+
+        def hand_over(finished):
+            for j, host in finished:
+                on_frame(j, host)
+
+        def cancelled():
+            try:
+                stop = cancel is not None and cancel()
+            except BaseException:
+                hand_over(copies.flush())
+                raise
+            if stop:
+                hand_over(copies.flush())
+            return stop
+
+        last = clip_indices[-1] if clip_indices else None
         for i in clip_indices:
-            if cancel is not None and cancel():
+            if cancelled():
                 raise PropagationCancelled("propagation cancelled")
             kf = keyframes.get(i)
             if kf is None and not self.engine.has_memory:
-                on_frame(i, None)  # nothing to segment from before the first annotation
+                hand_over(copies.put(i, None))  # nothing to segment from before the first annotation
                 continue
             image, feats = ahead.take(i)
             mask = valid = None
@@ -138,7 +163,11 @@ class DirectionalPass:
             with torch.no_grad():
                 prob = self.engine.step(image, mask, valid, write_memory=write, write_permanent=permanent,
                                         feats=feats)
-            on_frame(i, prob)
+            hand_over(copies.put(i, prob))
+            if sync is not None and i != last and sync[0]():
+                hand_over(copies.flush())
+                sync[1]()
+        hand_over(copies.flush())
         step = 1 if self.direction == "forward" else -1
         if clip_indices:
             self.state.next_frame = clip_indices[-1] + step

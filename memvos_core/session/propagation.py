@@ -186,10 +186,15 @@ class Propagation:
                 progress(self._done, self.total)
             since[0] += 1
             if checkpoint is not None and i != todo[-1] and checkpoint.due(since[0], time.monotonic() - since[1]):
-                self._save(checkpoint, name)
-                since[:] = [0, time.monotonic()]
+                wanted[0] = True
 
-        p.run(self.frames, todo, frame_of, on_frame, cancel)
+        def save_now():  # the pass has handed over every result: its state matches self.next
+            wanted[0] = False
+            self._save(checkpoint, name)
+            since[:] = [0, time.monotonic()]
+
+        wanted = [False]
+        p.run(self.frames, todo, frame_of, on_frame, cancel, sync=(lambda: wanted[0], save_now))
         self.states[name] = p.finish()
         self.phase[name] = "done"
         self._pass = None
