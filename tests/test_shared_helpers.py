@@ -67,9 +67,13 @@ def test_one_frame_check_with_the_callers_hint(bad, words):
         core_inputs.check_frames(bad)
     with pytest.raises(ValueError, match=words) as node_error:
         common.check_frames(bad)
-    assert "Get Video Components" in str(node_error.value) and "Get Video Components" not in str(core_error.value)
+    # a tensor gets the IMAGE hint; anything else is not a frames source the node knows
+    hint = "Get Video Components" if torch.is_tensor(bad) else "Load Video"
+    assert hint in str(node_error.value) and hint not in str(core_error.value)
     rgba = torch.rand(2, 4, 5, 4)
     assert torch.equal(common.check_frames(rgba), rgba[..., :3])
+    rgb = torch.rand(2, 4, 5, 3)
+    assert common.check_frames(rgb) is rgb  # the caller's own tensor: the editor's routes hold it weakly
 
 
 def test_frame_chunks_are_the_one_chunker():
