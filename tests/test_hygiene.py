@@ -82,7 +82,7 @@ def _run_player_tests(env_changes):
     env = dict(os.environ, **env_changes)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/test_web_player.py", "-k", "use_this_frame", "--basetemp", env["TMPDIR"] + "/inner"],
+         "tests/test_web_player.py", "-k", "fix_this_frame", "--basetemp", env["TMPDIR"] + "/inner"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
