@@ -34,6 +34,11 @@ PREFERENCE = {
 # at a time.
 _TORCH_LABEL_BYTES = 176
 _LIBRARY_BYTES = 16
+# OpenCV's grey-level disc costs grow with the disc's area, the torch kernel's with log(radius):
+# at 1080p (bench/bench_ops.py) a soft mask grown by 5 px takes 11 ms either way, by 20 px 54 ms in
+# OpenCV and 31 ms in torch. Beyond this radius soft masks take the torch kernel; 0/1 masks stay
+# with OpenCV, whose uint8 path is ~4x faster than its float one.
+_SOFT_DISC_LIBRARY_MAX_RADIUS = 8
 
 _modules = {}
 _forced = None
@@ -90,7 +95,7 @@ def backend_for(device, op="label"):
 
 def bytes_per_pixel(op, device, radius=0):
     """Working bytes per pixel of one plane for ``op`` on ``device`` (for ``run_chunked``)."""
-    if backend_for(device, op) != "torch":
+    if backend_for(device, op) != "torch" and not (op == "dilate" and int(radius) > _SOFT_DISC_LIBRARY_MAX_RADIUS):
         return _LIBRARY_BYTES
     if op == "dilate":  # the padded plane, its doubling table and the row windows
         levels = max(1, (2 * int(radius) + 1).bit_length())
@@ -234,15 +239,25 @@ def _scipy_disc(plane, r, dilate, outside):
     return out
 
 
-def _library_disc(x, radius, dilate):
+def _is_binary(x):
+    return bool(((x == 0) | (x == 1)).all())
+
+
+def _disc_backend(x, radius):
+    """Where a disc dilation/erosion of ``x`` runs: the measured faster path (see above)."""
     backend = backend_for(x.device, "dilate")
+    if _forced is None and backend != "torch" and int(radius) > _SOFT_DISC_LIBRARY_MAX_RADIUS and not _is_binary(x):
+        return "torch"
+    return backend
+
+
+def _library_disc(x, radius, dilate, backend):
     outside = 0.0 if dilate else 1.0
     if backend == "opencv":
         cv2 = _library("opencv")
         kernel = disc(radius)
         # 0/1 masks (thresholded ones, outlines) are exact in uint8, where OpenCV is ~4x faster.
-        binary = bool(((x == 0) | (x == 1)).all())
-        array = _planes(x.to(torch.uint8) if binary else x.float())
+        array = _planes(x.to(torch.uint8) if _is_binary(x) else x.float())
         fn = cv2.dilate if dilate else cv2.erode
         out = [fn(p, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=outside) for p in array]
     else:
@@ -254,9 +269,10 @@ def disc_dilate(x, radius):
     """Flat grey-level dilation of float ``x [B,H,W]`` by a disc; outside the image counts as 0."""
     if int(radius) <= 0:
         return x
-    if backend_for(x.device, "dilate") == "torch":
+    backend = _disc_backend(x, radius)
+    if backend == "torch":
         return morphology.disc_dilate(x, radius)
-    return _library_disc(x, radius, dilate=True)
+    return _library_disc(x, radius, True, backend)
 
 
 def disc_erode(x, radius):
@@ -264,6 +280,7 @@ def disc_erode(x, radius):
     frame edge is not eaten from the edge)."""
     if int(radius) <= 0:
         return x
-    if backend_for(x.device, "dilate") == "torch":
+    backend = _disc_backend(x, radius)
+    if backend == "torch":
         return morphology.disc_erode(x, radius)
-    return _library_disc(x, radius, dilate=False)
+    return _library_disc(x, radius, False, backend)
