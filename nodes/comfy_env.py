@@ -320,9 +320,12 @@ def add_get_routes(handlers):
     encoding an image never stalls the server. Returns the paths added (none outside ComfyUI)."""
     server = sys.modules.get("server")  # ComfyUI's, imported before any pack; never import one here
     instance = getattr(getattr(server, "PromptServer", None), "instance", None)
-    if instance is None:
+    if instance is None or not hasattr(instance, "routes"):
         return []
-    from aiohttp import web
+    try:
+        from aiohttp import web  # ComfyUI's web framework: always there in a real ComfyUI
+    except ImportError:
+        return []  # a stand-in server (the benchmarks' executor)
     import asyncio
 
     def wrap(handler):
