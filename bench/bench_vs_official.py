@@ -60,6 +60,7 @@ def our_variants(names):
         "sparse": ("fp32", plain.replace(sparse_readout=True, preallocate=True)),
         "+cl": ("fp32", plain.replace(sparse_readout=True, preallocate=True, channels_last=True)),
         "+fuse": ("fp32", plain.replace(sparse_readout=True, preallocate=True, fuse=True)),
+        "+fuse+cl": ("fp32", plain.replace(sparse_readout=True, preallocate=True, fuse=True, channels_last=True)),
         "default": ("fp32", None),
         "bf16": ("bf16", None),
     }

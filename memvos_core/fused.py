@@ -13,8 +13,9 @@ On the CPU, with oneDNN (measured on an AVX-512 CPU, one thread, 854x480):
 * the encoders' ResNet blocks run as oneDNN convolutions with their ReLU and residual add
   fused in, one pass over each feature map instead of three, in the channels-last layout
   (key encoder 620 -> 445 ms a frame);
-* the decoder keeps the original's layout (NCHW ran ~90 ms a frame faster than channels-last
-  there); its features are converted once at its entry (~35 ms).
+* the decoder runs in the layout of its weights: NCHW unless the ``channels_last`` option
+  converted the network (the CPU default: with it the whole clip ran 7 % faster on 2 threads,
+  bench/bench_vs_official.py); its features are converted once at its entry when they differ.
 
 The copy shares every parameter of the original except those it rewrites (the folded
 convolutions, ~45 MB for XMem, and the split fusion weights, made on first use); the original
