@@ -61,13 +61,16 @@ class MemVOSGetMasks:
         size = scaled_size(masks.frame_hw, short_side)
         unions, labels = [], []
         first, last = start - masks.clip_start, end - masks.clip_start + 1
+        progress, cancel = progress_and_cancel(last - first)
         for t0 in range(first, last, SAVE_CHUNK):
+            cancel()
             part = masks.chunk(t0, min(t0 + SAVE_CHUNK, last), ids)
             part = resize_masks(part, size)
             if wanted(linked, "mask") or wanted(linked, "mask_image"):
                 unions.append(union_of(part))
             if wanted(linked, "label_map"):
                 labels.append(labels_of(part, ids))
+            progress(min(t0 + SAVE_CHUNK, last) - first, last - first)
         union = torch.cat(unions) if unions else None
         return (None if union is None or not wanted(linked, "mask") else to_output(union),
                 None if union is None or not wanted(linked, "mask_image") else to_output(mask_to_image(union)),

@@ -244,6 +244,23 @@ def test_get_masks_range_and_size(by_video):
         NODES["MemVOSGetMasks"]().get(masks, "", 9, -1, 0)
 
 
+def test_get_masks_moves_the_bar_and_stops_on_cancel(comfy, by_video, monkeypatch):
+    masks = by_video[1]
+    output_nodes = PACK.nodes.mask_output_nodes
+    monkeypatch.setattr(output_nodes, "SAVE_CHUNK", 2)
+    comfy.progress.clear()
+    NODES["MemVOSGetMasks"]().get(masks, "", 0, -1, 0)
+    assert comfy.progress[-3:] == [(2, NUM_FRAMES), (4, NUM_FRAMES), (6, NUM_FRAMES)]
+    comfy.progress.clear()
+    comfy.interrupt_after = comfy.checks + 2  # cancelled before the second chunk
+    try:
+        with pytest.raises(Interrupted):
+            NODES["MemVOSGetMasks"]().get(masks, "", 0, -1, 0)
+    finally:
+        comfy.interrupt_after = None
+    assert [done for done, _ in comfy.progress] == [2]
+
+
 # ------------------------------------------------------------------ Save Masks
 
 def save(masks, **widgets):
