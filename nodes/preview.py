@@ -41,6 +41,10 @@ SUBFOLDER = "memvos"
 MAX_PAGE_PX = 4096  # browsers decode larger images, but canvases past 4096 px fail on some devices
 MAX_OBJECTS = 255  # label pages are 8-bit: slot 0 is the background
 MAX_TEXT = 400  # reasons and details are shown in a one-line info bar
+# The tiles are small and the work light, so bigger chunks gain nothing: with the ops' 1 GiB CPU
+# budget a 2000-frame Propagate held ~200 source-size frames at once while writing its preview
+# (bench/bench_long_shot_nodes.py: RSS peak 2.0 GiB against 1.0 GiB while propagating).
+PREVIEW_BUDGET = 256 * 2 ** 20
 # Working bytes per source pixel of a frame while a chunk is downsized: the frame as read (float32
 # RGB), its channels-first copy, the antialiased resize's intermediate, and the labels (int64).
 _BYTES_PER_PIXEL = 12 + 12 + 12 + 8
@@ -98,7 +102,9 @@ def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, ke
     suggestions = _normalize_suggestions(suggestions, frame_offset, num_frames)
 
     slot_of = _SlotMap(ids)
-    compute = Compute(device, "cpu", budget_bytes, progress, cancel)
+    work_device, _ = Compute(device).on(frames.device)
+    budget = min(Compute(budget_bytes=budget_bytes).budget(work_device), PREVIEW_BUDGET)
+    compute = Compute(device, "cpu", budget, progress, cancel)
     pages = []
     try:
         for page_index, first in enumerate(range(0, num_frames, cols * rows)):
