@@ -243,23 +243,30 @@ def _is_binary(x):
     return bool(((x == 0) | (x == 1)).all())
 
 
-def _disc_backend(x, radius):
-    """Where a disc dilation/erosion of ``x`` runs: the measured faster path (see above)."""
+def _disc_backend(x, radius, binary=None):
+    """Where a disc dilation/erosion of ``x`` runs: the measured faster path (see above).
+    ``binary``: whether ``x`` holds only 0 and 1, if the caller knows."""
     backend = backend_for(x.device, "dilate")
-    if _forced is None and backend != "torch" and int(radius) > _SOFT_DISC_LIBRARY_MAX_RADIUS and not _is_binary(x):
-        return "torch"
+    if _forced is None and backend != "torch" and int(radius) > _SOFT_DISC_LIBRARY_MAX_RADIUS:
+        if not (_is_binary(x) if binary is None else binary):
+            return "torch"
     return backend
 
 
-def _library_disc(x, radius, dilate, backend):
+def _disc(x, radius, dilate):
+    if int(radius) <= 0:
+        return x
+    binary = None if backend_for(x.device, "dilate") == "torch" else _is_binary(x)
+    backend = _disc_backend(x, radius, binary)
+    if backend == "torch":
+        return (morphology.disc_dilate if dilate else morphology.disc_erode)(x, radius)
     outside = 0.0 if dilate else 1.0
     if backend == "opencv":
         cv2 = _library("opencv")
-        kernel = disc(radius)
         # 0/1 masks (thresholded ones, outlines) are exact in uint8, where OpenCV is ~4x faster.
-        array = _planes(x.to(torch.uint8) if _is_binary(x) else x.float())
+        array = _planes(x.to(torch.uint8) if binary else x.float())
         fn = cv2.dilate if dilate else cv2.erode
-        out = [fn(p, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=outside) for p in array]
+        out = [fn(p, disc(radius), borderType=cv2.BORDER_CONSTANT, borderValue=outside) for p in array]
     else:
         out = [_scipy_disc(p, int(radius), dilate, outside) for p in _planes(x.float())]
     return torch.from_numpy(np.stack(out)).to(torch.float32)
@@ -267,20 +274,10 @@ def _library_disc(x, radius, dilate, backend):
 
 def disc_dilate(x, radius):
     """Flat grey-level dilation of float ``x [B,H,W]`` by a disc; outside the image counts as 0."""
-    if int(radius) <= 0:
-        return x
-    backend = _disc_backend(x, radius)
-    if backend == "torch":
-        return morphology.disc_dilate(x, radius)
-    return _library_disc(x, radius, True, backend)
+    return _disc(x, radius, dilate=True)
 
 
 def disc_erode(x, radius):
     """Flat grey-level erosion by a disc; outside the image counts as 1 (a mask touching the
     frame edge is not eaten from the edge)."""
-    if int(radius) <= 0:
-        return x
-    backend = _disc_backend(x, radius)
-    if backend == "torch":
-        return morphology.disc_erode(x, radius)
-    return _library_disc(x, radius, False, backend)
+    return _disc(x, radius, dilate=False)
