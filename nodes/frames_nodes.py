@@ -80,8 +80,8 @@ class MemVOSLoadFrames:
 
 class MemVOSGetFrames:
     DESCRIPTION = ("A range of frames as a plain IMAGE batch, at the source size or smaller, decoded from a long "
-                   "shot without loading the rest: e.g. the frame to paint a keyframe on (right-click the "
-                   "Preview Image > Open in MaskEditor), or a few seconds for another pack.")
+                   "shot without loading the rest: e.g. a frame for a segmenter from another pack (its masks go to "
+                   "the Keyframes node's mask input), or a few seconds for another node.")
     CATEGORY = "MemVOS/frames"
     FUNCTION = "get"
     RETURN_TYPES = ("IMAGE", "INT", "FLOAT")
