@@ -1,22 +1,30 @@
 """Long shots from disk to disk: host memory over a whole run, backward vs forward time, and
 chunk / resume equality. Prints tables.
 
-    python bench/bench_long_shot.py [--frames 10000] [--size 64] [--device cpu] [--only memory,direction,equality]
+    python bench/bench_long_shot.py [--frames 5000] [--pipeline-frames 1200] [--videos small,1080p]
+                                    [--runs reader,pipeline] [--size 64] [--device cpu]
+                                    [--only memory,direction,equality] [--work FOLDER]
 
 Every run is what the command line does (``memvos_core.streaming.propagate_to_folder``): a
-synthetic 854x480 H.264 video with 2 moving discs (x264's default keyframe interval, 250) is
-decoded frame by frame, masks are written as indexed PNGs as frames become final. ``--size`` is
-the internal size (480 is XMem's; on a CPU use a small one and say so). Generated weights.
+synthetic H.264 video with 2 moving discs (x264's default keyframe interval, 250) is decoded
+frame by frame, masks are written as indexed PNGs as frames become final. ``--size`` is the
+internal size (480 is XMem's; on a CPU use a small one and say so). Generated weights. Videos
+are kept in ``--work`` (give the same folder to compare two versions on the same files).
 
-1. memory: one run over ``--frames`` frames (``both``, one keyframe at frame 0), host RSS (and
-   device memory on CUDA) at frames 1k, 2k, 5k, 10k; growth after the first 1k must stay under
-   64 MiB.
+1. memory: per video of ``--videos`` (small 176x96, 480p 854x480, 1080p 1920x1080), host RSS
+   (and device memory on CUDA) from the start on, at frames 100, 300, 1.2k, 5k (10k, 20k), the
+   growth between marks (per frame too) and what the video reader holds; growth from frame 300
+   to the last mark must stay under 64 MiB. Two runs: ``reader``, the video read in order over
+   ``--frames`` frames with nothing else, then backwards over its last 300 (the reader's own
+   share, fast); ``pipeline``, the CLI's run (``both``, one keyframe at frame 0) over
+   ``--pipeline-frames`` frames (the network at ``--size``: slow on a CPU).
 2. direction: 600 frames forward from a keyframe at 0 vs backward from a keyframe at 599 (decode,
    network, PNGs): time ratio (target <= 1.6x) and frames decoded.
 3. equality: ``both`` over 240 frames with keyframes at 0 and 160: the masks of an uninterrupted
    run vs runs cancelled at several frames and resumed, and vs forward chunks through sessions.
 """
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -40,56 +48,61 @@ from memvos_core.streaming import propagate_to_folder  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_session_memory import rss_mib  # noqa: E402
 
-WIDTH, HEIGHT = 854, 480
+WIDTH, HEIGHT = 854, 480   # the direction and equality benchmarks' video
 MIB = 1024 * 1024
+VIDEOS = {"small": (176, 96), "480p": (854, 480), "1080p": (1920, 1080)}  # width, height
+MARKS = (100, 300, 1200, 5000, 10000, 20000)
 
 
-_BACKGROUND = {}
-DISCS = (((230, 60, 40), 3.0, 170), ((40, 200, 230), -2.0, 320))  # colour, px per frame, row
+_BACKGROUNDS = {}
+DISCS = (((230, 60, 40), 3.0, 170), ((40, 200, 230), -2.0, 320))  # colour, px per frame, row (at 480 rows)
 RADIUS = 60
 
 
-def scene(t):
-    """Frame ``t`` (uint8 [H,W,3]) and its labels (uint8 [H,W], discs 1 and 2)."""
-    if "img" not in _BACKGROUND:
-        yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
-        base = np.empty((HEIGHT, WIDTH, 3), np.uint8)
-        base[..., 0] = (80 + 40 * np.sin(xx / 37.0)).astype(np.uint8)
-        base[..., 1] = (90 + 40 * np.cos(yy / 23.0)).astype(np.uint8)
+def scene(t, width=WIDTH, height=HEIGHT):
+    """Frame ``t`` (uint8 [H,W,3]) and its labels (uint8 [H,W], discs 1 and 2); the discs'
+    geometry scales with the height (854x480 is the reference)."""
+    s = height / 480
+    radius = max(2, round(RADIUS * s))
+    if (width, height) not in _BACKGROUNDS:
+        yy, xx = np.mgrid[0:height, 0:width]
+        base = np.empty((height, width, 3), np.uint8)
+        base[..., 0] = (80 + 40 * np.sin(xx / (37.0 * s))).astype(np.uint8)
+        base[..., 1] = (90 + 40 * np.cos(yy / (23.0 * s))).astype(np.uint8)
         base[..., 2] = 110
-        _BACKGROUND["img"] = base
-        r = np.arange(-RADIUS, RADIUS + 1)
-        _BACKGROUND["disc"] = r[:, None] ** 2 + r[None, :] ** 2 < RADIUS ** 2
-    img = np.roll(_BACKGROUND["img"], t % WIDTH, axis=1)  # the background pans
-    labels = np.zeros((HEIGHT, WIDTH), np.uint8)
-    disc = _BACKGROUND["disc"]
+        r = np.arange(-radius, radius + 1)
+        _BACKGROUNDS[width, height] = base, r[:, None] ** 2 + r[None, :] ** 2 < radius ** 2
+    base, disc = _BACKGROUNDS[width, height]
+    img = np.roll(base, t % width, axis=1)  # the background pans
+    labels = np.zeros((height, width), np.uint8)
     for o, (colour, speed, cy) in enumerate(DISCS):
-        cx = int(RADIUS + (WIDTH * (0.3 + 0.4 * o) + speed * t) % (WIDTH - 2 * RADIUS))
-        box = (slice(cy - RADIUS, cy + RADIUS + 1), slice(cx - RADIUS, cx + RADIUS + 1))
+        cy = round(cy * s)
+        cx = radius + math.floor(width * (0.3 + 0.4 * o) + speed * s * t) % (width - 2 * radius)
+        box = (slice(cy - radius, cy + radius + 1), slice(cx - radius, cx + radius + 1))
         img[box][disc] = colour
         labels[box][disc] = o + 1
     return img, labels
 
 
-def make_video(path, num_frames):
+def make_video(path, num_frames, width=WIDTH, height=HEIGHT):
     import av
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "20", "preset": "veryfast"}
         for t in range(num_frames):
-            img, _ = scene(t)
+            img, _ = scene(t, width, height)
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
 
 
-def session_for(model, frames, size, keys):
+def session_for(model, frames, size, keys, width=WIDTH, height=HEIGHT):
     config = MemoryConfig()  # XMem's defaults (long-term memory on, 10,000 elements)
     s = Session(model, config, internal_size=size)
     for k in keys:
-        s = s.add_label_map(k, frames[k], torch.from_numpy(scene(k)[1]))
+        s = s.add_label_map(k, frames[k], torch.from_numpy(scene(k, width, height)[1]))
     return s
 
 
@@ -100,34 +113,77 @@ def cuda_mib(device):
 
 
 # ------------------------------------------------------------------ 1. memory
-def bench_memory(model, args, work):
-    video = work / f"shot_{args.frames}.mp4"
+def held_by_reader(frames):
+    """Frames the video reader holds and their pixel bytes (decoded planes or arrays; a held
+    ``av.VideoFrame`` also keeps decoder buffers these do not count)."""
+    held = list(getattr(frames, "_held", {}).values())
+
+    def nbytes(f):
+        return sum(p.buffer_size for p in f.planes) if hasattr(f, "planes") else np.asarray(f).nbytes
+    return len(held), sum(nbytes(f) for f in held)
+
+
+def bench_memory(model, args, work, name, run):
+    """``run`` "pipeline": the CLI's disk-to-disk run; "reader": the same frames read in the same
+    order with nothing else (the reader's own share, fast enough for long videos)."""
+    width, height = VIDEOS[name]
+    video = work / f"shot_{name}_{args.frames}.mp4"
     if not video.exists():
-        print(f"encoding a {args.frames}-frame {WIDTH}x{HEIGHT} video ...", flush=True)
-        make_video(video, args.frames)
-    marks = [m for m in (1000, 2000, 5000, 10000, 20000) if m <= args.frames]
+        print(f"encoding a {args.frames}-frame {width}x{height} video ...", flush=True)
+        make_video(video, args.frames, width, height)
+    frames_n = args.frames if run == "reader" else min(args.frames, args.pipeline_frames)
+    marks = [m for m in MARKS if m <= frames_n]
     rows, start = [], time.perf_counter()
+
+    def measure(done):
+        rows.append((done, rss_mib(), *held_by_reader(frames), cuda_mib(args.device), time.perf_counter() - start))
 
     def progress(done, total):
         if done in marks:
-            rows.append((done, rss_mib(), cuda_mib(args.device), time.perf_counter() - start))
+            measure(done)
             print(f"  frame {done}: RSS {rows[-1][1]:.1f} MiB", flush=True)
 
+    backward = None
     with media.open_frames(video) as frames:
-        s = session_for(model, frames, args.size, [0])
-        with torch.inference_mode():
-            propagate_to_folder(s, frames, work / "memory_out", direction="both", progress=progress)
-    print(f"\n1. Host memory, one run over {args.frames} frames ({WIDTH}x{HEIGHT} video, internal size "
-          f"{args.size}, both, keyframe at 0, {args.device})")
-    print("| frame | RSS MiB | growth since 1k | device MiB (peak) | s/1k frames |")
-    print("|---|---|---|---|---|")
-    previous_t, previous_n = 0.0, 0
-    for n, rss, dev, t in rows:
-        rate = (t - previous_t) / (n - previous_n) * 1000
-        previous_t, previous_n = t, n
-        print(f"| {n} | {rss:.1f} | {rss - rows[0][1]:+.1f} | {'-' if dev is None else f'{dev:.0f}'} | {rate:.0f} |")
-    growth = rows[-1][1] - rows[0][1]
-    print(f"RSS growth after the first 1k frames: {growth:+.1f} MiB -> {'PASS' if growth <= 64 else 'FAIL'} (<= 64)")
+        if run == "pipeline":
+            s = session_for(model, frames, args.size, [0], width, height)
+            measure(0)
+            with torch.inference_mode():
+                propagate_to_folder(s, frames, work / "memory_out", direction="both", end=frames_n,
+                                    progress=progress)
+            what = f"the CLI's run (internal size {args.size}, both, keyframe at 0, {args.device})"
+        else:
+            frames[0]
+            measure(0)
+            for t in range(1, frames_n):
+                frames[t]
+                progress(t + 1, frames_n)
+            # A backward pass over the last 300 frames: the reader holds its windows.
+            most = 0
+            for t in range(frames_n - 1, max(-1, frames_n - 301), -1):
+                frames[t]
+                most = max(most, held_by_reader(frames)[1])
+            backward = (rss_mib(), most, frames.window)
+            what = "the video read frame by frame in order, nothing else"
+    print(f"\n1. Host memory over {frames_n} frames of a {width}x{height} H.264 video: {what}")
+    print("| frame | RSS MiB | since previous | since frame 0 | KiB/frame since previous | frames held by the reader "
+          "| held MiB | device MiB (peak) | s/1k frames |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    previous = rows[0]
+    for n, rss, held, held_bytes, dev, t in rows:
+        step = rss - previous[1]
+        per_frame = f"{step * 1024 / (n - previous[0]):+.1f}" if n > previous[0] else "-"
+        rate = f"{(t - previous[5]) / (n - previous[0]) * 1000:.1f}" if n > previous[0] else "-"
+        print(f"| {n} | {rss:.1f} | {step:+.1f} | {rss - rows[0][1]:+.1f} | {per_frame} | {held} | "
+              f"{held_bytes / MIB:.1f} | {'-' if dev is None else f'{dev:.0f}'} | {rate} |")
+        previous = (n, rss, held, held_bytes, dev, t)
+    if backward:
+        print(f"then backward over the last 300 frames (window {backward[2]} frames): RSS {backward[0]:.1f} MiB, "
+              f"the reader held at most {backward[1] / MIB:.1f} MiB")
+    first = next((r for r in rows if r[0] >= 300), rows[0])
+    growth = rows[-1][1] - first[1]
+    print(f"RSS growth from frame {first[0]} to frame {rows[-1][0]}: {growth:+.1f} MiB -> "
+          f"{'PASS' if growth <= 64 else 'FAIL'} (<= 64)")
     shutil.rmtree(work / "memory_out", ignore_errors=True)
 
 
@@ -215,7 +271,10 @@ def bench_equality(model, args, work, n=240, keys=(0, 160)):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=int, default=10000)
+    ap.add_argument("--frames", type=int, default=5000, help="memory: frames the reader alone reads")
+    ap.add_argument("--pipeline-frames", type=int, default=1200, help="memory: frames of the CLI's run")
+    ap.add_argument("--runs", default="reader,pipeline", help="memory: reader (decoding only), pipeline (the CLI's run)")
+    ap.add_argument("--videos", default="small,1080p", help=f"memory run: some of {','.join(VIDEOS)}")
     ap.add_argument("--size", type=int, default=64, help="internal size (XMem: 480)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
@@ -231,7 +290,9 @@ def main(argv=None):
           f"work folder {work}")
     only = args.only.split(",")
     if "memory" in only:
-        bench_memory(model, args, work)
+        for run in args.runs.split(","):
+            for name in args.videos.split(","):
+                bench_memory(model, args, work, name, run)
     if "direction" in only:
         bench_direction(model, args, work)
     if "equality" in only:
