@@ -58,12 +58,15 @@ class VideoFrames:
     ``[H,W,3]``; never the whole shot in memory.
 
     Opening scans the packets (no decoding) for every frame's timestamp and the keyframes.
-    Reading in order decodes each frame once. Reading backwards (the backward pass) decodes a
-    window of frames ending at the one asked for and hands them out from memory: the window
-    starts at the earliest keyframe within ``window_bytes`` of decoded frames, so every frame is
-    still decoded once; when the keyframes are further apart than that, it seeks to the keyframe
-    before the window (extra decodes: about half a GOP per window). ``decoded`` and ``seeks``
-    count the work (benchmarks, tests). Close it (``close()`` or ``with``) to release the file."""
+    Reading in order decodes each frame once and holds only the frame asked for. Reading
+    backwards (the backward pass) decodes a window of frames ending at the one asked for and
+    hands them out from memory: the window starts at the earliest keyframe within
+    ``window_bytes`` of decoded frames, so every frame is still decoded once; when the keyframes
+    are further apart than that, it seeks to the keyframe before the window (extra decodes: about
+    half a GOP per window). Held frames are compact RGB arrays, so ``held_bytes`` is what the
+    window really costs (a decoded ``av.VideoFrame`` keeps decoder buffers several times that).
+    ``decoded`` and ``seeks`` count the work (benchmarks, tests). Close it (``close()`` or
+    ``with``) to release the file."""
 
     def __init__(self, path, window_bytes=DEFAULT_WINDOW_BYTES):
         try:
@@ -93,7 +96,7 @@ class VideoFrames:
         self.fps = float(rate) if rate else None
         h, w = stream.codec_context.height, stream.codec_context.width
         self.window = int(max(2, min(len(self._pts), window_bytes // max(1, h * w * 3))))
-        self._held = {}          # frame index -> decoded av.VideoFrame (the window)
+        self._held = {}          # frame index -> uint8 [H,W,3] array of its own (the window)
         self._decoder, self._next = None, None   # next frame index the decoder will give
         self._last = None                        # the frame asked for last
         self.decoded = 0
@@ -171,7 +174,8 @@ class VideoFrames:
                 return True
 
     def _hold(self, index, frame):
-        self._held[index] = frame
+        # A copy: PyAV's array is a view of a padded plane that keeps the converted frame alive.
+        self._held[index] = np.array(frame.to_ndarray(format="rgb24"), order="C")
         while len(self._held) > self.window:
             del self._held[max(self._held, key=lambda k: abs(k - index))]
 
@@ -182,6 +186,7 @@ class VideoFrames:
         at_or_before = self._keyframe_at_or_before(i)
         if self._next is not None and self._next <= i and at_or_before <= self._next:
             # Reading on: decode from where the decoder is, holding only the frame asked for.
+            self._held.clear()
             if self._decode_until(i, i):
                 return
         if self._last is not None and i < self._last:
@@ -210,6 +215,11 @@ class VideoFrames:
             keyframe = self._keyframes[self._keyframes.index(keyframe) - 1]
 
     # ------------------------------------------------------------------ API
+    @property
+    def held_bytes(self):
+        """Bytes of the decoded frames held now (at most ``window`` frames)."""
+        return sum(a.nbytes for a in self._held.values())
+
     def __len__(self):
         return len(self._pts)
 
@@ -222,7 +232,7 @@ class VideoFrames:
         if i not in self._held:
             self._load(i)
         self._last = i
-        return torch.from_numpy(self._held[i].to_ndarray(format="rgb24"))
+        return torch.from_numpy(self._held[i].copy())  # the caller's to change; the window stays
 
     def close(self):
         self._held = {}

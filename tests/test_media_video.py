@@ -101,3 +101,35 @@ def test_undecodable_video_is_one_clear_line(tmp_path, content):
         media.open_frames(path)
     message = str(err.value)
     assert "shot.mp4" in message and "\n" not in message and ("re-encode" in message or "no video" in message)
+
+
+def test_the_reader_holds_one_frame_forwards_and_at_most_its_window_backwards(tmp_path):
+    # Small frames: a window of 256 MiB is thousands of them, so only what the reader really
+    # holds keeps it small (it used to keep every frame read in order, as decoded av frames).
+    path = make_video(tmp_path / "small.mp4", 300, 250, height=64, width=96)
+    expected = reference_frames(path)
+    frame_bytes = 64 * 96 * 3
+    with VideoFrames(path) as video:
+        for i in range(300):
+            assert torch.equal(video[i], expected[i]), i
+            assert video.held_bytes <= frame_bytes, i        # the frame asked for, nothing more
+        assert video.decoded == 300
+    with VideoFrames(path, window_bytes=40 * frame_bytes) as video:
+        most = 0
+        for i in range(299, -1, -1):
+            assert torch.equal(video[i], expected[i]), i
+            assert video.held_bytes <= 40 * frame_bytes, i
+            most = max(most, video.held_bytes)
+        assert most > 20 * frame_bytes                        # windows were used
+        for i in range(300):                                  # and forwards again: one frame
+            video[i]
+        assert video.held_bytes <= frame_bytes
+
+
+def test_a_frame_handed_out_is_the_callers_to_change(tmp_path):
+    path = make_video(tmp_path / "clip.mp4", 24, 8)
+    expected = reference_frames(path)
+    with VideoFrames(path) as video:
+        for i in (23, 22, 21):          # a backward window holds these
+            video[i].zero_()
+            assert torch.equal(video[i], expected[i]), i
