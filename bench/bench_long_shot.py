@@ -17,7 +17,8 @@ are kept in ``--work`` (give the same folder to compare two versions on the same
    to the last mark must stay under 64 MiB. Two runs: ``reader``, the video read in order over
    ``--frames`` frames with nothing else, then backwards over its last 300 (the reader's own
    share, fast); ``pipeline``, the CLI's run (``both``, one keyframe at frame 0) over
-   ``--pipeline-frames`` frames (the network at ``--size``: slow on a CPU).
+   ``--pipeline-frames`` frames (the network at ``--size``: slow on a CPU). Each run in a process
+   of its own.
 2. direction: 600 frames forward from a keyframe at 0 vs backward from a keyframe at 599 (decode,
    network, PNGs): time ratio (target <= 1.6x) and frames decoded.
 3. equality: ``both`` over 240 frames with keyframes at 0 and 160: the masks of an uninterrupted
@@ -27,6 +28,7 @@ import argparse
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -285,19 +287,28 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="memvos-long-"))
     work.mkdir(parents=True, exist_ok=True)
-    model = load_model(synthetic_state_dict(), device=args.device)
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; torch threads {args.threads}; "
-          f"work folder {work}")
+          f"work folder {work}", flush=True)
     only = args.only.split(",")
     if "memory" in only:
-        for run in args.runs.split(","):
-            for name in args.videos.split(","):
-                bench_memory(model, args, work, name, run)
+        pairs = [(run, name) for run in args.runs.split(",") for name in args.videos.split(",")]
+        if len(pairs) == 1:
+            run, name = pairs[0]
+            model = load_model(synthetic_state_dict(), device=args.device) if run == "pipeline" else None
+            bench_memory(model, args, work, name, run)
+        else:
+            # A process per run: memory one run freed stays resident and would hide the next one's growth.
+            for run, name in pairs:
+                subprocess.run([sys.executable, os.path.abspath(__file__), "--only", "memory", "--runs", run,
+                                "--videos", name, "--frames", str(args.frames), "--pipeline-frames",
+                                str(args.pipeline_frames), "--size", str(args.size), "--device", args.device,
+                                "--threads", str(args.threads), "--work", str(work)], check=True)
+    if "direction" in only or "equality" in only:
+        model = load_model(synthetic_state_dict(), device=args.device)
     if "direction" in only:
         bench_direction(model, args, work)
     if "equality" in only:
         bench_equality(model, args, work)
-
 
 if __name__ == "__main__":
     main()
