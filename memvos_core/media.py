@@ -174,8 +174,10 @@ class VideoFrames:
                 return True
 
     def _hold(self, index, frame):
-        # A copy: PyAV's array is a view of a padded plane that keeps the converted frame alive.
-        self._held[index] = np.array(frame.to_ndarray(format="rgb24"), order="C")
+        array = frame.to_ndarray(format="rgb24")  # a view of the converted frame's plane
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)    # padded rows: a compact copy (a 1080p frame has none)
+        self._held[index] = array
         while len(self._held) > self.window:
             del self._held[max(self._held, key=lambda k: abs(k - index))]
 
