@@ -175,3 +175,61 @@ def test_clean_foreground_removes_the_old_background_at_soft_edges():
     assert (estimate - image).abs()[inside].max() < 0.02, "opaque pixels keep the frame's colour"
     rgba = core.ops.foreground.foreground_rgba(estimate[None], alpha[None], "premultiplied")
     assert torch.allclose(rgba[0, ..., :3], estimate * alpha[..., None]) and torch.equal(rgba[0, ..., 3], alpha)
+
+
+def test_cli_writes_exr_and_prores_in_frame_order(synthetic_weights_file, tmp_path, capsys):
+    """One keyframe in the middle: the frames before it become final backwards, yet the ProRes
+    holds every frame in order, at the source's rate, with the same alpha as the EXRs."""
+    import av
+    import shutil
+    media = os.path.join(os.path.dirname(__file__), "..", "examples_workflows", "media")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    shutil.copy(os.path.join(media, "cli_masks", "00010.png"), masks / "00010.png")
+    out = tmp_path / "sh010"
+    from memvos_core.cli import main
+    rc = main(["--frames", os.path.join(media, "memvos_example_clip.mp4"), "--masks", str(masks),
+                        "--out", str(out), "--weights", str(synthetic_weights_file), "--size", "64", "--quiet",
+                        "--format", "png", "exr", "prores", "--exr-compression", "zip",
+                        "--foreground", "straight"])
+    said = capsys.readouterr().out
+    assert rc == 0 and "EXR frames in" in said and "sh010.mov" in said
+    exrs = sorted(os.listdir(out / "exr"))
+    assert exrs == [f"sh010.{t:04d}.exr" for t in range(16)]
+    with av.open(os.path.join(media, "memvos_example_clip.mp4")) as container:
+        source_rate = float(container.streams.video[0].average_rate)
+    formats, rate, tags, alphas, _ = _prores_alpha(str(out / "sh010.mov"))
+    assert formats == {"yuva444p12le"} and rate == source_rate and len(alphas) == 16
+    assert tags == (1, 1), "BT.709 where the source leaves its tags unspecified"
+    for t in (0, 9, 10, 15):
+        back = core.exr_writer.read_exr(out / "exr" / exrs[t])
+        assert sorted(back) == ["A", "B", "G", "R", "obj1.A", "obj2.A"]
+        assert np.abs(alphas[t] - back["A"]).max() <= 1 / 1023 + 2 ** -11 + 1 / 65535, f"frame {t} in order"
+    assert alphas[0].max() > 0.5 and not (out / ".memvos-cache").exists(), "the waiting mattes are gone"
+
+
+class _Result:
+    """What MaskWriter reads of a propagation result."""
+
+    def __init__(self, mattes):
+        self.mattes, self.object_ids = mattes, [1, 2]
+
+    def probabilities(self, index):
+        objects = self.mattes[index] * 0.5
+        return torch.cat([1 - objects.sum(0, keepdim=True), objects])
+
+
+def test_mask_writer_encodes_prores_in_order_from_mattes_that_came_backwards(tmp_path, mattes, frames):
+    from memvos_core.streaming import MaskWriter
+    (tmp_path / "out").mkdir()
+    writer = MaskWriter(tmp_path / "out", [f"{t:05d}" for t in range(T)],
+                        prores_cache=tmp_path / "cache", frames=(frames * 255).to(torch.uint8),
+                        foreground="premultiplied")
+    result = _Result(mattes)
+    for index in (2, 1, 0, 3):  # frames before the keyframe become final backwards
+        writer(index, result)
+    path = writer.encode_prores(str(tmp_path / "out" / "v.mov"), range(T), 25.0)
+    formats, rate, _, alphas, rgbs = _prores_alpha(path)
+    union = (mattes * 0.5).amax(1).numpy()
+    assert rate == 25.0 and np.abs(alphas - union).max() <= 1 / 1023 + 1 / 65535, "in frame order"
+    assert np.abs(rgbs - frames.numpy() * union[..., None]).mean() < 0.02, "premultiplied colour"
