@@ -115,6 +115,15 @@ def _shot(g, y=0):
     return parts, session
 
 
+def _video_shot(g):
+    """LoadVideo (its VIDEO read a frame at a time by our nodes), and the model with a new session."""
+    video = g.add("LoadVideo", (0, 0), size=[300, 330], file=CLIP)
+    model = g.add("MemVOSLoadModel", (0, 360), weights="XMem.pth")
+    session = g.add("MemVOSNewSession", (0, 510))
+    g.connect(model, "model", session, "model")
+    return video, session
+
+
 def _annotate(g, session, frames, x, y, keyframes):
     """One Keyframes node naming the bundled keyframe PNGs (both objects on each frame given);
     ``frames`` is the (node, output) the frames come from."""
@@ -269,10 +278,7 @@ def long_shot_in_chunks():
 def long_shot_from_video():
     ours, info = _tools()
     g = Graph(ours, info)
-    video = g.add("LoadVideo", (0, 0), size=[300, 330], file=CLIP)
-    model = g.add("MemVOSLoadModel", (0, 360), weights="XMem.pth")
-    session = g.add("MemVOSNewSession", (0, 510))
-    g.connect(model, "model", session, "model")
+    video, session = _video_shot(g)
     first = g.add("MemVOSGetFrames", (COLUMN, -380), title="The frame to paint on", start_frame=0, frame_count=1)
     g.connect(video, "VIDEO", first, "frames")
     look = g.add("PreviewImage", (2 * COLUMN, -380), size=[300, 260])
@@ -304,10 +310,7 @@ def long_shot_from_video():
 def compositing():
     ours, info = _tools()
     g = Graph(ours, info)
-    video = g.add("LoadVideo", (0, 0), size=[300, 330], file=CLIP)
-    model = g.add("MemVOSLoadModel", (0, 360), weights="XMem.pth")
-    session = g.add("MemVOSNewSession", (0, 510))
-    g.connect(model, "model", session, "model")
+    video, session = _video_shot(g)
     chain = _annotate(g, session, (video, "VIDEO"), COLUMN, 0, [(0, 1), (0, 2), (10, 1), (10, 2)])
     prop = g.add("MemVOSPropagate", (3 * COLUMN - 40, 0), size=[380, 600], direction="both")
     g.connect(chain, "session", prop, "session")
