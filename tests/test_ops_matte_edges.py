@@ -83,8 +83,10 @@ def test_optical_flow_finds_the_motion(method):
     assert abs(float(inner[0].median()) - 3.0) < 0.5 and abs(float(inner[1].median())) < 0.5
 
 
-@pytest.mark.parametrize("method", ["dis", "torch"])
-def test_motion_blur_smears_along_the_motion_only(method):
+@pytest.mark.parametrize("method, flow_side", [("dis", None), ("torch", None), ("dis", 32)])
+def test_motion_blur_smears_along_the_motion_only(method, flow_side, monkeypatch):
+    if flow_side:  # the flow measured on frames half the size, scaled back up
+        monkeypatch.setattr(matte_edges, "FLOW_SIDE", flow_side)
     count, step = 3, 4
     frames = textured(count, step)
     part = torch.stack([disc(20 + step * t) for t in range(count)])[:, None]

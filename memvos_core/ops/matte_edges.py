@@ -18,6 +18,7 @@ from .temporal import _guide, _weight
 EDGE_BAND_PX = 2  # reduce chatter works on the pixels this close to an edge (and on soft ones)
 FLOW_WINDOW = 7   # Lucas-Kanade window radius (pixels of a pyramid level)
 MAX_BLUR_SAMPLES = 32
+FLOW_SIDE = 640   # motion blur measures the flow at most this large (the longer side), then scales it up
 
 
 # ------------------------------------------------------------------ per frame
@@ -158,12 +159,18 @@ def motion_blur(part, frames, shutter, samples=0, method="auto"):
     shutter = float(shutter)
     if shutter <= 0 or part.shape[0] < 2:
         return part
-    count = part.shape[0]
-    if tuple(frames.shape[1:3]) != tuple(part.shape[-2:]):
-        frames = F.interpolate(frames.float().permute(0, 3, 1, 2), size=tuple(part.shape[-2:]), mode="bilinear",
-                               align_corners=False, antialias=True).permute(0, 2, 3, 1)
+    count, size = part.shape[0], tuple(part.shape[-2:])
+    # A smear needs the motion, not its every detail: the flow is measured on smaller frames.
+    scale = min(1.0, FLOW_SIDE / max(size))
+    small = (max(8, round(size[0] * scale)), max(8, round(size[1] * scale)))
+    if tuple(frames.shape[1:3]) != small:
+        frames = F.interpolate(frames.float().permute(0, 3, 1, 2), size=small, mode="area").permute(0, 2, 3, 1)
     forward = optical_flow(frames[:-1], frames[1:], method)    # t -> t+1
     backward = optical_flow(frames[1:], frames[:-1], method)   # t+1 -> t
+    if small != size:
+        factor = torch.tensor([size[1] / small[1], size[0] / small[0]], device=part.device).view(1, 2, 1, 1)
+        forward, backward = (F.interpolate(f, size=size, mode="bilinear", align_corners=False) * factor
+                             for f in (forward, backward))
     out = torch.empty_like(part)
     for t in range(count):
         moves = ([forward[t]] if t < count - 1 else []) + ([-backward[t - 1]] if t > 0 else [])
