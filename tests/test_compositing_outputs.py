@@ -178,8 +178,9 @@ def test_clean_foreground_removes_the_old_background_at_soft_edges():
 
 
 def test_cli_writes_exr_and_prores_in_frame_order(synthetic_weights_file, tmp_path, capsys):
-    """One keyframe in the middle: the frames before it become final backwards, yet the ProRes
-    holds every frame in order, at the source's rate, with the same alpha as the EXRs."""
+    """A keyframe on frame 10 carried backwards: frames 10 down to 0 become final in that order,
+    yet the ProRes holds every frame in order, at the source's rate, with the same alpha as the
+    EXRs."""
     import av
     import shutil
     media = os.path.join(os.path.dirname(__file__), "..", "examples_workflows", "media")
@@ -189,9 +190,9 @@ def test_cli_writes_exr_and_prores_in_frame_order(synthetic_weights_file, tmp_pa
     out = tmp_path / "sh010"
     from memvos_core.cli import main
     rc = main(["--frames", os.path.join(media, "memvos_example_clip.mp4"), "--masks", str(masks),
-                        "--out", str(out), "--weights", str(synthetic_weights_file), "--size", "64", "--quiet",
-                        "--format", "png", "exr", "prores", "--exr-compression", "zip",
-                        "--foreground", "straight"])
+               "--out", str(out), "--weights", str(synthetic_weights_file), "--size", "32", "--quiet",
+               "--direction", "backward", "--format", "png", "exr", "prores", "--exr-compression", "zip",
+               "--foreground", "straight"])
     said = capsys.readouterr().out
     assert rc == 0 and "EXR frames in" in said and "sh010.mov" in said
     exrs = sorted(os.listdir(out / "exr"))
@@ -201,7 +202,7 @@ def test_cli_writes_exr_and_prores_in_frame_order(synthetic_weights_file, tmp_pa
     formats, rate, tags, alphas, _ = _prores_alpha(str(out / "sh010.mov"))
     assert formats == {"yuva444p12le"} and rate == source_rate and len(alphas) == 16
     assert tags == (1, 1), "BT.709 where the source leaves its tags unspecified"
-    for t in (0, 9, 10, 15):
+    for t in (0, 5, 10, 15):
         back = core.exr_writer.read_exr(out / "exr" / exrs[t])
         assert sorted(back) == ["A", "B", "G", "R", "obj1.A", "obj2.A"]
         assert np.abs(alphas[t] - back["A"]).max() <= 1 / 1023 + 2 ** -11 + 1 / 65535, f"frame {t} in order"
