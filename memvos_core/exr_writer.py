@@ -86,7 +86,8 @@ class ExrSequence:
             planes.update(R=rgb[..., 0], G=rgb[..., 1], B=rgb[..., 2])
         for key, plane in planes.items():
             if plane.shape != (height, width):
-                raise ValueError(f"EXR channel {key} is {plane.shape}, the alpha {alpha.shape}: give planes of one size")
+                raise ValueError(f"EXR channel {key} is {plane.shape}, the alpha {alpha.shape}: give planes of one "
+                                 "size")
         cover = np.zeros((height, width), bool)
         for key, plane in planes.items():
             if key not in ("R", "G", "B"):  # colour outside every matte is not part of the object
