@@ -5,6 +5,7 @@ import os
 import numpy as np
 import torch
 
+from . import comfy_env
 from .common import MASKS, MAX_FRAME_INDEX, check_frames, colour_labels, mask_to_image, parse_object_ids, \
     progress_and_cancel, to_output
 from .folders import numbered_output, output_directory
@@ -110,8 +111,8 @@ class _Outputs:
     video goes."""
 
     def __init__(self, folder, stem, ids, content, png, video, fps, exr="none", layer_names=None,
-                 foreground="none", colour=None):
-        self.folder, self.stem, self.content = folder, stem, content
+                 foreground="none", colour=None, device=None):
+        self.folder, self.stem, self.content, self.device = folder, stem, content, device
         self.foreground, self.layer_names = foreground, layer_names or {o: f"obj{o}" for o in ids}
         self.sequences = [None] if content != "matte per object" else list(ids)
         self.png_dirs, self.videos, self.exr = {}, {}, None
@@ -135,7 +136,7 @@ class _Outputs:
         map); ``part`` float [N,H,W] the objects' mattes (EXR layers), ``rgb`` the frame (for the
         foreground), ``number`` the clip index (EXR file numbers)."""
         union = union_of(part[None])[0] if part is not None else None
-        colour = foreground_colour(rgb, union, self.foreground) if rgb is not None else None
+        colour = foreground_colour(rgb, union, self.foreground, self.device) if rgb is not None else None
         if self.exr is not None:
             self.exr.write(number, {self.layer_names[o]: part[j].numpy() for j, o in enumerate(ids)},
                            union.numpy(), None if colour is None else colour.numpy())
@@ -281,8 +282,9 @@ class MemVOSSaveMasks:
         progress, cancel = progress_and_cancel(total)
         outputs = None
         try:
+            # the clean foreground is estimated on ComfyUI's compute device
             outputs = _Outputs(folder, stem, ids, content, bool(png_sequence), video, rate, exr, names,
-                               foreground, colour)
+                               foreground, colour, comfy_env.get_torch_device() if with_colour else None)
             for t0, t1 in masks.chunks(SAVE_CHUNK):
                 part = masks.chunk(t0, t1, ids)
                 rgb = clip[t0:t1] if with_colour else None
