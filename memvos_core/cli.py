@@ -225,7 +225,7 @@ def run(args):
                 soft=args.soft, cache_dir=args.cache_dir, resume=args.resume,
                 checkpoint_every=args.checkpoint_every, progress=bar,
                 exr=args.exr_compression if "exr" in formats else None, prores="prores" in formats,
-                foreground=args.foreground, colour=colour,
+                foreground=args.foreground, colour=colour, device=device,
                 log=None if args.quiet else (lambda text: print(text, file=sys.stderr)))
     except PropagationCancelled:
         raise KeyboardInterrupt from None  # reported by main(): exit 130

@@ -54,9 +54,10 @@ class MaskWriter:
     """``on_final`` for a propagation: the frame's label PNG (and soft PNGs, EXR, the matte
     waiting for the ProRes video) under ``out``. ``frames`` (the shot) give the foreground."""
 
-    def __init__(self, out, stems, soft=False, exr=None, prores_cache=None, frames=None, foreground="none"):
+    def __init__(self, out, stems, soft=False, exr=None, prores_cache=None, frames=None, foreground="none",
+                 device=None):
         self.out, self.stems, self.soft = Path(out), stems, soft
-        self.frames, self.foreground = frames, foreground
+        self.frames, self.foreground, self.device = frames, foreground, device
         self.exr = None
         if exr is not None:
             from .exr_writer import ExrSequence
@@ -69,7 +70,7 @@ class MaskWriter:
     def colour(self, index, alpha):
         if self.foreground == "none":
             return None
-        return foreground_colour(self.frames[index].float().div(255), alpha, self.foreground)
+        return foreground_colour(self.frames[index].float().div(255), alpha, self.foreground, self.device)
 
     def __call__(self, index, result):
         prob = result.probabilities(index)
@@ -151,11 +152,12 @@ def remove_partial_files(out):
 def propagate_to_folder(session, frames, out, *, direction="both", start=None, end=None, soft=False,
                         cache_dir=None, resume=False, checkpoint_every=250, checkpoint_seconds=60.0,
                         progress=None, cancel=None, log=None, exr=None, prores=False, foreground="none",
-                        colour=None):
+                        colour=None, device=None):
     """Propagate ``session`` over ``frames`` (a whole shot with ``.stems``) writing masks to
     ``out`` as frames become final; returns ``(new_session, result)`` (the result keeps no frames).
     ``exr`` (a compression), ``prores``, ``foreground`` and ``colour`` (the video's colour tags):
-    the compositing formats of the module's docstring. Raises :class:`PropagationCancelled`
+    the compositing formats of the module's docstring; a clean foreground is estimated on
+    ``device`` (default: the CPU). Raises :class:`PropagationCancelled`
     after saving a checkpoint when cancelled."""
     log = log or (lambda text: None)
     out = Path(out)
@@ -181,7 +183,7 @@ def propagate_to_folder(session, frames, out, *, direction="both", start=None, e
         remove_partial_files(out)
         job = Propagation(session, frames, 0, direction, start, end, store=store, retain=False)
         writer = MaskWriter(out, frames.stems, soft, exr, cache / PRORES_MATTES if prores else None, frames,
-                            foreground)
+                            foreground, device)
         with cancel_on_interrupt(cancel) as should_cancel:
             new_session, result = job.run(progress, should_cancel, writer, checkpoint, resume=resume)
             if prores:
