@@ -21,12 +21,15 @@ import os
 import sys
 from pathlib import Path
 
+from .compositing import FOREGROUNDS
 from .config import MEMORY_MODES, MemoryConfig, parse_setting
+from .exr_writer import COMPRESSIONS as EXR_COMPRESSIONS
 from .families import check_config, evaluation_config
 from .session import DIRECTIONS, Session
 from .shot_inputs import check_args
 from .weights import default_models_dir
 
+FORMATS = ("png", "exr", "prores")
 
 
 class CLIError(Exception):
@@ -79,6 +82,22 @@ def build_parser():
                          "0.25..4 (default: none)")
     ap.add_argument("--soft", action="store_true",
                     help="also write 16-bit probability PNGs to <out>/soft/<object id>/<frame>.png (default: off)")
+    compositing = ap.add_argument_group(
+        "compositing formats", "besides the indexed PNGs (the 'png' format, always written)")
+    compositing.add_argument("--format", nargs="+", default=["png"], choices=FORMATS, metavar="FORMAT",
+                             help="also write: exr (half-float OpenEXR per frame in <out>/exr/<out name>.<frame>.exr: "
+                                  "A = all objects, a layer obj<id>.A per object, R G B with --foreground; needs "
+                                  "'pip install OpenEXR'), prores (<out>/<out name>.mov, ProRes 4444 with the "
+                                  "matte as alpha, the source's frame rate and colour tags). Several may be given, "
+                                  "e.g. --format png exr prores (default: png)")
+    compositing.add_argument("--exr-compression", default="piz", choices=EXR_COMPRESSIONS,
+                             help="piz (lossless, grainy pictures), zip (lossless, flat mattes), dwaa (lossy, "
+                                  "small) or none (default: %(default)s)")
+    compositing.add_argument("--foreground", default="none", choices=FOREGROUNDS,
+                             help="the colour written with the matte in the EXR (R G B) and ProRes: the frame as "
+                                  "is (straight), multiplied by the matte (premultiplied); 'clean' estimates the "
+                                  "object's own colour at soft edges (no background tint) (default: none: ProRes "
+                                  "shows the matte as grey)")
     ap.add_argument("--save-session", metavar="FILE",
                     help="also save the session (.safetensors) to continue later (default: not saved)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars or shot summary (default: off)")
@@ -180,6 +199,14 @@ def run(args):
         print(f"shot: {shot.describe()}", file=sys.stderr)
     frames = shot.frames
     parse_config(args)
+    formats = set(args.format)
+    if "exr" in formats:
+        from .exr_writer import openexr
+        openexr()  # a missing package is one line before the weights load
+    colour = None
+    if "prores" in formats:
+        from .video_writer import colour_tags
+        colour = colour_tags(args.frames) if os.path.isfile(args.frames) else None
     device = resolve_device(args.device)
     model = load_weights(args, device)
     config = make_config(args, len(frames), model.family)  # the family's own per-clip rules
@@ -197,6 +224,8 @@ def run(args):
                 session, frames, args.out, direction=args.direction, start=args.start, end=args.end,
                 soft=args.soft, cache_dir=args.cache_dir, resume=args.resume,
                 checkpoint_every=args.checkpoint_every, progress=bar,
+                exr=args.exr_compression if "exr" in formats else None, prores="prores" in formats,
+                foreground=args.foreground, colour=colour, device=device,
                 log=None if args.quiet else (lambda text: print(text, file=sys.stderr)))
     except PropagationCancelled:
         raise KeyboardInterrupt from None  # reported by main(): exit 130
@@ -265,6 +294,11 @@ def describe_outputs(args, result):
     text = f"wrote {count} mask{'s' if count != 1 else ''} to {out} (indexed PNGs, DAVIS palette)"
     if args.soft:
         text += f"; soft masks in {out / 'soft'}"
+    if "exr" in args.format:
+        text += f"; EXR frames in {out / 'exr'}"
+    if "prores" in args.format:
+        from .streaming import prores_path
+        text += f"; ProRes 4444 video {prores_path(out)}"
     if args.save_session:
         text += f"; session saved to {Path(args.save_session).resolve()}"
     return text

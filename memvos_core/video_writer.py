@@ -13,8 +13,29 @@ import numpy as np
 CODECS = {
     "h264": ("mp4", "libx264", {"crf": "16", "preset": "medium"}, "yuv420p", "yuv420p"),
     "ffv1": ("matroska", "ffv1", {}, "gray16le", "bgr0"),  # lossless, 16-bit grey mattes kept exact
+    # ProRes 4444 with a 16-bit alpha plane; FFmpeg's encoder takes 10-bit YUVA (decoders hand back 12-bit)
+    "prores": ("mov", "prores_ks", {"profile": "4444", "alpha_bits": "16", "vendor": "apl0"},
+               "yuva444p10le", "yuva444p10le"),
 }
-EXTENSIONS = {"h264": ".mp4", "ffv1": ".mkv"}
+EXTENSIONS = {"h264": ".mp4", "ffv1": ".mkv", "prores": ".mov"}
+# FFmpeg's colour tags (AVColorPrimaries / AVColorTransferCharacteristic / AVColorSpace / AVColorRange)
+BT709 = {"primaries": 1, "trc": 1, "space": 1, "range": 1}
+UNSPECIFIED = 2
+_MATRICES = (1, 4, 5, 6, 7, 9)  # colour spaces swscale converts RGB into (the others fall back to BT.709)
+
+
+def colour_tags(path):
+    """The colour tags of a video file's first stream, unspecified ones as BT.709 (what players
+    assume for HD); BT.709 for a file PyAV cannot open (e.g. a folder of images)."""
+    try:
+        import av
+        with av.open(os.fspath(path)) as container:
+            ctx = container.streams.video[0].codec_context
+            found = {"primaries": ctx.color_primaries, "trc": ctx.color_trc, "space": ctx.colorspace,
+                     "range": ctx.color_range}
+    except Exception:  # not a video: image folders carry no tags
+        return dict(BT709)
+    return {k: (BT709[k] if int(v or 0) in (0, UNSPECIFIED) else int(v)) for k, v in found.items()}
 
 
 class VideoWriterError(OSError):
@@ -23,10 +44,12 @@ class VideoWriterError(OSError):
 
 class VideoWriter:
     """``write(frame)`` takes numpy ``uint8 [H,W,3]`` RGB, ``uint8 [H,W]`` or ``uint16 [H,W]`` grey,
-    all of one size; ``close()`` finishes the file. The size is taken from the first frame
-    (h264 needs even sides: odd ones are padded by repeating the last row/column)."""
+    or (ProRes) ``uint16 [H,W,4]`` RGBA, all of one size; ``close()`` finishes the file. The size
+    is taken from the first frame (h264 needs even sides: odd ones are padded by repeating the
+    last row/column). ``colour``: the tags written (``colour_tags`` of the source; BT.709 default),
+    whose matrix also converts RGB to the encoder's YUV."""
 
-    def __init__(self, path, fps, codec="h264", options=None):
+    def __init__(self, path, fps, codec="h264", options=None, colour=None):
         if codec not in CODECS:
             raise ValueError(f"video codec {codec!r} is not one of {', '.join(CODECS)}")
         self.path = os.fspath(path)
@@ -34,6 +57,7 @@ class VideoWriter:
         self.codec = codec
         self.options = {**CODECS[codec][2], **(options or {})}
         self.rate = Fraction(float(fps)).limit_denominator(1001)
+        self.colour = {**BT709, **(colour or {})}
         if self.rate <= 0:
             raise ValueError(f"video fps {fps} must be above 0")
         self._container = self._stream = None
@@ -55,6 +79,10 @@ class VideoWriter:
         stream.width, stream.height = width, height
         stream.pix_fmt = grey_format if frame.ndim == 2 else colour_format
         stream.options = dict(self.options)
+        if self.codec == "prores":
+            ctx = stream.codec_context
+            ctx.color_primaries, ctx.color_trc = self.colour["primaries"], self.colour["trc"]
+            ctx.colorspace, ctx.color_range = self.colour["space"], self.colour["range"]
         self._stream, self._size, self._shape = stream, (height, width), tuple(frame.shape)
 
     def write(self, frame):
@@ -70,10 +98,17 @@ class VideoWriter:
             pad = ((0, height - frame.shape[0]), (0, width - frame.shape[1])) + ((0, 0),) * (frame.ndim - 2)
             frame = np.pad(frame, pad, mode="edge")
         if frame.ndim == 3:
-            layout = "rgb24"
+            layout = "rgba64le" if frame.shape[2] == 4 else "rgb24"
         else:
             layout = "gray16le" if frame.dtype == np.uint16 else "gray"
+        if (self.codec == "prores") != (layout == "rgba64le"):
+            raise ValueError(f"frame {self.frames} is {frame.dtype} {tuple(frame.shape)}: ProRes takes uint16 "
+                             "RGBA [H,W,4] frames, the other codecs RGB or grey")
         picture = av.VideoFrame.from_ndarray(frame, format=layout)
+        if self.codec == "prores":
+            matrix = self.colour["space"] if self.colour["space"] in _MATRICES else 1
+            picture = picture.reformat(format=CODECS["prores"][4], dst_colorspace=matrix,
+                                       dst_color_range="JPEG" if self.colour["range"] == 2 else "MPEG")
         picture.pts = self.frames
         self._encode(picture)
         self.frames += 1

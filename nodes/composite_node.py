@@ -77,12 +77,16 @@ class MemVOSComposite:
                                                     "frames, put behind the objects."}),
                 "suggestions": (SUGGESTIONS, {"tooltip": "Frames to annotate next, from Suggest Frames, marked "
                                                          "on the preview's timeline."}),
+                "clean_edges": ("BOOLEAN", {"default": False,
+                                            "tooltip": "replace background and matte rgba: estimate the objects' "
+                                                       "own colour at soft edges, so the old background does not "
+                                                       "tint them (slower)."}),
             },
         }
 
     def composite(self, frames, masks, mode="overlay", object_ids="", opacity=0.5, outline_px=2, draw_ids=False,
                   background_color="#00ff00", grow_px=8, feather_px=4.0, preview_fps=24.0, background=None,
-                  suggestions=None):
+                  suggestions=None, clean_edges=False):
         check_masks(masks)
         frames = masks.aligned_frames(check_frames(frames))
         if mode not in MODES:
@@ -111,13 +115,15 @@ class MemVOSComposite:
                     image = composite_ops.overlay(rgb, part, ids, opacity=float(opacity), outline_px=int(outline_px),
                                                   draw_ids=bool(draw_ids), chunk_size=n)
                 elif mode == "matte rgba":
-                    image = composite_ops.matte(rgb, part, ids, mode="rgba", chunk_size=n)
+                    image = composite_ops.matte(rgb, part, ids, mode="rgba", chunk_size=n,
+                                                clean_edges=bool(clean_edges))
                 elif mode == "matte on black":
                     image = composite_ops.matte(rgb, part, ids, mode="on_black", chunk_size=n)
                 else:
                     back = _background_part(background, masks, t0, t1)
                     image = composite_ops.replace_background(
-                        rgb, part, back if back is not None else background_color, ids, chunk_size=n)
+                        rgb, part, back if back is not None else background_color, ids, chunk_size=n,
+                        clean_edges=bool(clean_edges))
             return image, mask, labels_of(part, ids)
         # float32 per source pixel: frames in, image out (RGBA), the objects' masks, the mask,
         # the ops' temporaries (~8 planes); plus the outline / grow kernel's own bytes.

@@ -5,7 +5,10 @@ from .common import MASKS, check_frames, check_type, mask_to_image, parse_object
 from .compute import NodeProgress
 from .frame_source import FRAMES_INPUT
 from .linked_outputs import HIDDEN, wanted
-from .mask_set import MaskSet, union_of
+from .mask_set import MaskSet, labels_of, union_of
+from .propagate_node import write_clip_preview
+from ..memvos_core.ops.chunking import read_chunk
+from ..memvos_core.ops.matte_edges import matte_preview
 from ..memvos_core.ops.refine_chain import RefineSteps, refine_masks
 
 
@@ -53,7 +56,10 @@ class MemVOSSelectObjects:
 class MemVOSRefine:
     DESCRIPTION = ("Cleans up the masks, in this order: temporal smoothing (needs frames), hard threshold, "
                    "fill holes, remove small islands, grow or shrink, edge refinement along the picture's edges "
-                   "(needs frames), feather. Every step is off at its default; each object is refined alone.")
+                   "(needs frames), feather; then the Refine Matte controls: contrast, shift edge (choke), reduce "
+                   "chatter and motion blur (both need frames). Sizes are pixels at the source size. Every step "
+                   "is off at its default; each object is refined alone. The player shows the matte over a "
+                   "checkerboard.")
     CATEGORY = "MemVOS/masks"
     FUNCTION = "refine"
     RETURN_TYPES = (MASKS, "MASK")
@@ -98,32 +104,69 @@ class MemVOSRefine:
             },
             "optional": {
                 "frames": (FRAMES_INPUT, {"tooltip": "The frames the masks belong to; needed for temporal "
-                                                     "smoothing and edge refinement."}),
+                                                     "smoothing, edge refinement, reduce chatter and motion blur."}),
+                "contrast": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                                       "tooltip": "Steeper soft edges: 0 = off, 1 = hard at 0.5 (after feather)."}),
+                "shift_edge_px": ("FLOAT", {"default": 0.0, "min": -64.0, "max": 64.0, "step": 0.25,
+                                            "tooltip": "Move the edges out (positive) or choke them in (negative) "
+                                                       "by this many pixels, fractions included."}),
+                "reduce_chatter": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
+                                             "tooltip": "Steady edges that jitter between frames: strength of the "
+                                                        "smoothing over time, near edges only, where the picture "
+                                                        "is still (needs frames); 0 = off."}),
+                "chatter_frames": ("INT", {"default": 2, "min": 1, "max": 8, "step": 1, "advanced": True,
+                                           "tooltip": "Frames on each side that reduce chatter averages."}),
+                "motion_blur": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 2.0, "step": 0.05,
+                                          "tooltip": "Blur the matte along the picture's motion (optical flow) over "
+                                                     "this fraction of a frame interval: 0.5 = a 180-degree "
+                                                     "shutter; 0 = off (needs frames)."}),
+                "preview_fps": ("FLOAT", {"default": 24.0, "min": 0.1, "max": 1000.0, "step": 0.01,
+                                          "advanced": True, "tooltip": "Playback rate of the preview player."}),
             },
         }
 
     def refine(self, masks, temporal_radius=0, binarize=False, threshold=0.5, fill_holes=False,
                remove_islands_px=0, grow_px=0, edge_radius=0, feather_px=0.0, max_hole_px=0, edge_eps=0.001,
-               temporal_color_sigma=0.05, frames=None):
+               temporal_color_sigma=0.05, frames=None, contrast=0.0, shift_edge_px=0.0, reduce_chatter=0.0,
+               chatter_frames=2, motion_blur=0.0, preview_fps=24.0):
         check_masks(masks)
         steps = RefineSteps(temporal_radius=int(temporal_radius), temporal_color_sigma=float(temporal_color_sigma),
                             binarize=bool(binarize), threshold=float(threshold), fill_holes=bool(fill_holes),
                             max_hole_px=int(max_hole_px), remove_islands_px=int(remove_islands_px),
                             grow_px=int(grow_px), edge_radius=int(edge_radius), edge_eps=float(edge_eps),
-                            feather_px=float(feather_px))
+                            feather_px=float(feather_px), contrast=float(contrast),
+                            shift_edge_px=float(shift_edge_px), chatter_strength=float(reduce_chatter),
+                            chatter_radius=int(chatter_frames), motion_blur=float(motion_blur))
         guide = None
         if frames is not None:
             guide = masks.aligned_frames(check_frames(frames))
         elif steps.needs_frames:
-            raise ValueError("frames is not connected, but temporal_radius and edge_radius need them: connect "
-                             "the frames the masks were propagated over, or set both to 0")
+            raise ValueError("frames is not connected, but temporal_radius, edge_radius, reduce_chatter and "
+                             "motion_blur need them: connect the frames the masks were propagated over, or set "
+                             "them to 0")
         # Chunks go to ComfyUI's device and come back as float16 on the intermediate device.
-        progress = NodeProgress(masks.num_frames)
-        dense = refine_masks(masks, steps, guide, compute=progress.compute(masks.num_frames),
-                             out_dtype=torch.float16)
+        progress = NodeProgress(2 * masks.num_frames)  # the refinement, then the preview
+        compute = progress.compute(masks.num_frames)
+        dense = refine_masks(masks, steps, guide, compute=compute, out_dtype=torch.float16)
         result = masks.with_masks(to_output(dense))
         union = torch.cat([union_of(result.chunk(t0, t1)) for t0, t1 in result.chunks()])
-        return (result, to_output(union))
+        return {"ui": {"memvos_preview": self._preview(result, union, guide, preview_fps, progress, compute)},
+                "result": (result, to_output(union))}
+
+    @staticmethod
+    def _preview(result, union, guide, fps, progress, compute):
+        """The refined matte over a checkerboard (the frames through it, when connected), at
+        preview size, for the player."""
+        images, labels = [], []
+        for t0, t1 in result.chunks():
+            part = result.chunk(t0, t1)
+            images.append(matte_preview(None if guide is None else read_chunk(guide, t0, t1), union[t0:t1]))
+            labels.append(torch.nn.functional.interpolate(labels_of(part, result.object_ids)[:, None].float(),
+                                                          size=images[-1].shape[1:3], mode="nearest")[:, 0].long())
+        preview_progress, preview_cancel = progress.stage(result.num_frames)
+        return write_clip_preview(torch.cat(images), torch.cat(labels), list(result.object_ids), fps=float(fps),
+                                  frame_offset=result.clip_start, device=compute.device,
+                                  budget_bytes=compute.budget_bytes, progress=preview_progress, cancel=preview_cancel)
 
 
 NODE_CLASS_MAPPINGS = {"MemVOSSelectObjects": MemVOSSelectObjects, "MemVOSRefine": MemVOSRefine}

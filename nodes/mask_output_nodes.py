@@ -5,20 +5,26 @@ import os
 import numpy as np
 import torch
 
-from .common import MASKS, MAX_FRAME_INDEX, colour_labels, mask_to_image, parse_object_ids, progress_and_cancel, \
-    to_output
+from . import comfy_env
+from .common import MASKS, MAX_FRAME_INDEX, check_frames, colour_labels, mask_to_image, parse_object_ids, \
+    progress_and_cancel, to_output
 from .folders import numbered_output, output_directory
 from .frames_nodes import MAX_SIDE, scaled_size
 from .linked_outputs import HIDDEN, wanted
 from .mask_nodes import check_masks, object_ids_input
 from .mask_set import labels_of, union_of
 from .propagate_node import frame_range
+from .frame_source import FRAMES_INPUT
 from ..memvos_core import media
+from ..memvos_core.compositing import FOREGROUNDS, check_foreground, foreground_colour, rgba16
+from ..memvos_core.exr_writer import COMPRESSIONS, ExrSequence, check_layer_name, openexr
 from ..memvos_core.ops.inputs import resize_masks
-from ..memvos_core.video_writer import EXTENSIONS, VideoWriter
+from ..memvos_core.video_writer import EXTENSIONS, VideoWriter, colour_tags
 
 CONTENTS = ("matte", "matte per object", "label map")
-VIDEOS = ("mp4 (h264)", "mkv (ffv1, lossless)", "none")
+VIDEOS = ("mp4 (h264)", "mkv (ffv1, lossless)", "mov (prores 4444, alpha)", "none")
+VIDEO_CODECS = {"mp4 (h264)": "h264", "mkv (ffv1, lossless)": "ffv1", "mov (prores 4444, alpha)": "prores"}
+EXR_CHOICES = ("none",) + tuple(c for c in COMPRESSIONS if c != "none")
 SAVE_CHUNK = 4  # frames materialised at source size at a time while saving
 
 
@@ -81,41 +87,81 @@ def _to_u16(plane):
     return (plane.clamp(0, 1) * 65535).round().to(torch.int32).numpy().astype(np.uint16)
 
 
-class _Outputs:
-    """The files of one Save Masks run: PNG folders and videos, each written atomically; on failure
-    the finished PNGs stay, every temporary file and unfinished video goes."""
+def parse_layer_names(text, ids):
+    """``"1=hero, 2=car"`` -> {object id: EXR layer name}; objects not named are ``obj<id>``."""
+    names = {o: f"obj{o}" for o in ids}
+    for item in filter(None, (part.strip() for part in str(text or "").split(","))):
+        key, sep, name = item.partition("=")
+        try:
+            obj = int(key)
+        except ValueError:
+            obj = None
+        if not sep or obj not in names:
+            raise ValueError(f"layer_names: {item!r} is not 'id=name' for one of the objects {list(ids)}: "
+                             "write e.g. '1=hero, 2=car'")
+        names[obj] = check_layer_name(name)
+    if len(set(names.values())) != len(names):
+        raise ValueError(f"layer_names gives two objects the same name ({names}): give each its own")
+    return names
 
-    def __init__(self, folder, stem, ids, content, png, video, fps):
-        self.folder, self.stem, self.content = folder, stem, content
+
+class _Outputs:
+    """The files of one Save Masks run: PNG folders, EXR frames and videos, each written
+    atomically; on failure the finished PNGs and EXRs stay, every temporary file and unfinished
+    video goes."""
+
+    def __init__(self, folder, stem, ids, content, png, video, fps, exr="none", layer_names=None,
+                 foreground="none", colour=None, device=None):
+        self.folder, self.stem, self.content, self.device = folder, stem, content, device
+        self.foreground, self.layer_names = foreground, layer_names or {o: f"obj{o}" for o in ids}
         self.sequences = [None] if content != "matte per object" else list(ids)
-        self.png_dirs, self.videos = {}, {}
+        self.png_dirs, self.videos, self.exr = {}, {}, None
         for key in self.sequences:
             suffix = "" if key is None else f"_obj{key}"
             if png:
                 self.png_dirs[key] = os.path.join(folder, stem, f"obj{key}") if key is not None \
                     else os.path.join(folder, stem)
             if video != "none":
-                codec = "h264" if video.startswith("mp4") else "ffv1"
+                codec = VIDEO_CODECS[video]
                 path = os.path.join(folder, f"{stem}{suffix}{EXTENSIONS[codec]}")
-                self.videos[key] = VideoWriter(path, fps, codec)
+                self.videos[key] = VideoWriter(path, fps, codec, colour=colour)
+        if exr != "none":
+            self.exr = ExrSequence(os.path.join(folder, f"{stem}_exr"), stem, exr)
         for path in self.png_dirs.values():
             os.makedirs(path, exist_ok=True)
         self.written = 0
 
-    def frame(self, stem, planes, labels):
-        """One frame: ``planes`` {key: float [H,W]} (mattes) or ``labels`` uint8 [H,W] (label map)."""
+    def frame(self, stem, planes, labels, number=0, part=None, ids=(), rgb=None):
+        """One frame: ``planes`` {key: float [H,W]} (mattes) or ``labels`` uint8 [H,W] (label
+        map); ``part`` float [N,H,W] the objects' mattes (EXR layers), ``rgb`` the frame (for the
+        foreground), ``number`` the clip index (EXR file numbers)."""
+        union = union_of(part[None])[0] if part is not None else None
+        colour = foreground_colour(rgb, union, self.foreground, self.device) if rgb is not None else None
+        if self.exr is not None:
+            self.exr.write(number, {self.layer_names[o]: part[j].numpy() for j, o in enumerate(ids)},
+                           union.numpy(), None if colour is None else colour.numpy())
         for key in self.sequences:
             if self.content == "label map":
                 if key in self.png_dirs:
                     media.save_label_png(labels, os.path.join(self.png_dirs[key], f"{stem}.png"))
                 if key in self.videos:
-                    self.videos[key].write((colour_labels(labels) * 255).round().to(torch.uint8).numpy())
+                    rgb_labels = colour_labels(labels)
+                    if self.videos[key].codec == "prores":
+                        self.videos[key].write(rgba16(rgb_labels, (labels > 0).float()))
+                    else:
+                        self.videos[key].write((rgb_labels * 255).round().to(torch.uint8).numpy())
                 continue
             plane = planes[key]
             if key in self.png_dirs:
                 media.save_soft_png(plane, os.path.join(self.png_dirs[key], f"{stem}.png"))
             if key in self.videos:
                 writer = self.videos[key]
+                if writer.codec == "prores":
+                    # per object: the shared foreground colour under that object's own matte
+                    own = colour if colour is None or key is None or not self.foreground.endswith("premultiplied") \
+                        else colour * (plane / union.clamp_min(1e-6)).clamp(0, 1).unsqueeze(-1)
+                    writer.write(rgba16(own, plane))
+                    continue
                 u16 = _to_u16(plane)
                 writer.write(u16 if writer.codec == "ffv1" else (u16 >> 8).astype(np.uint8))
         self.written += 1
@@ -126,6 +172,8 @@ class _Outputs:
     def abort(self):
         for writer in self.videos.values():
             writer.abort()
+        if self.exr is not None:
+            self.exr.abort()
         for path in self.png_dirs.values():
             for name in os.listdir(path):
                 if name.endswith(".part"):
@@ -147,8 +195,11 @@ def _write_error(exc, prefix, outputs):
 class MemVOSSaveMasks:
     DESCRIPTION = ("Writes the masks of every frame into ComfyUI's output folder as they are read, in bounded "
                    "memory: a 16-bit PNG sequence named like the frames (matte = union of the chosen objects, one "
-                   "sequence per object, or indexed label maps in the DAVIS palette) and a video. Each file appears "
-                   "complete or not at all; a cancelled run keeps the frames it finished.")
+                   "sequence per object, or indexed label maps in the DAVIS palette) and a video. For compositing: "
+                   "a half-float OpenEXR sequence (one layer per object plus the combined alpha, optionally the "
+                   "foreground colour) and ProRes 4444 with alpha, the foreground decontaminated at soft edges on "
+                   "request. Each file appears complete or not at all; a cancelled run keeps the frames it "
+                   "finished.")
     CATEGORY = "MemVOS/masks"
     FUNCTION = "save"
     OUTPUT_NODE = True
@@ -174,33 +225,69 @@ class MemVOSSaveMasks:
                                                     "source frames."}),
             "video": (list(VIDEOS), {"default": "mp4 (h264)",
                                      "tooltip": "Also write a video: mp4 (h264, 8-bit, for review and editing "
-                                                "apps) or mkv (ffv1, lossless 16-bit mattes); none = PNGs only."}),
+                                                "apps), mkv (ffv1, lossless 16-bit mattes) or mov (ProRes 4444: "
+                                                "the foreground as RGB, or the matte as grey, with the matte as "
+                                                "alpha, for editing and compositing apps); none = no video."}),
             "fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.01,
                               "tooltip": "Video frame rate; 0 = the frames' own (VIDEO or Load Frames), 24 for an "
                                          "IMAGE batch."}),
+        }, "optional": {
+            "exr": (list(EXR_CHOICES), {"default": "none",
+                                        "tooltip": "Also write an OpenEXR sequence (half float, <name>.<frame>.exr, "
+                                                   "frame numbers = clip indices): A = the chosen objects together, "
+                                                   "a layer <name>.A per object, R G B = the foreground when one is "
+                                                   "chosen. The value is the compression: piz (lossless, grainy "
+                                                   "pictures), zip (lossless, flat mattes), dwaa (lossy, small); "
+                                                   "none = no EXR. Needs 'pip install OpenEXR'."}),
+            "foreground": (list(FOREGROUNDS), {"default": "none",
+                                               "tooltip": "Colour written with the matte in the EXR and the ProRes "
+                                                          "(needs frames): the frame as is (straight) or multiplied "
+                                                          "by the matte (premultiplied, what EXR compositing "
+                                                          "expects); clean = the object's own colour estimated at "
+                                                          "soft edges, without the old background's tint."}),
+            "layer_names": ("STRING", {"default": "", "tooltip": "EXR layer names, like '1=hero, 2=car'; objects "
+                                                                "not named are obj<id>."}),
+            "frames": (FRAMES_INPUT, {"tooltip": "The frames the masks belong to: the foreground colour, and the "
+                                                 "colour tags of a video source for ProRes."}),
         }}
 
     def save(self, masks, filename_prefix="memvos/masks", content="matte", object_ids="", png_sequence=True,
-             video="mp4 (h264)", fps=0.0):
+             video="mp4 (h264)", fps=0.0, exr="none", foreground="none", layer_names="", frames=None):
         check_masks(masks)
+        if exr not in EXR_CHOICES:
+            raise ValueError(f"exr {exr!r} is not one of {', '.join(EXR_CHOICES)}")
+        check_foreground(foreground)
+        if foreground != "none" and frames is None:
+            raise ValueError(f"foreground is {foreground!r} but frames is not connected: connect the frames the "
+                             "masks were propagated over, or set foreground to none")
         if content not in CONTENTS:
             raise ValueError(f"content {content!r} is not one of {', '.join(CONTENTS)}")
         if video not in VIDEOS:
             raise ValueError(f"video {video!r} is not one of {', '.join(VIDEOS)}")
-        if not png_sequence and video == "none":
-            raise ValueError("png_sequence is off and video is 'none': nothing to save; turn one of them on")
+        if not png_sequence and video == "none" and exr == "none":
+            raise ValueError("png_sequence is off and video and exr are 'none': nothing to save; turn one of them on")
         ids = masks.select(parse_object_ids(object_ids))
         if not ids and content != "label map":
             raise ValueError("object_ids selects no object: these masks hold none to save")
+        names = parse_layer_names(layer_names, ids)
+        clip = masks.aligned_frames(check_frames(frames)) if frames is not None else None
+        if exr != "none":
+            openexr()  # a missing package is one line before any file is made
+        source = getattr(getattr(clip, "source", None), "path", None) if video.startswith("mov") else None
+        colour = colour_tags(source) if source else None
+        with_colour = foreground != "none"
         rate = float(fps) if float(fps) > 0 else float(masks.fps or 24.0)
         folder, stem = numbered_output(filename_prefix)
         total = masks.num_frames
         progress, cancel = progress_and_cancel(total)
         outputs = None
         try:
-            outputs = _Outputs(folder, stem, ids, content, bool(png_sequence), video, rate)
+            # the clean foreground is estimated on ComfyUI's compute device
+            outputs = _Outputs(folder, stem, ids, content, bool(png_sequence), video, rate, exr, names,
+                               foreground, colour, comfy_env.get_torch_device() if with_colour else None)
             for t0, t1 in masks.chunks(SAVE_CHUNK):
                 part = masks.chunk(t0, t1, ids)
+                rgb = clip[t0:t1] if with_colour else None
                 for k in range(t1 - t0):
                     cancel()
                     t = t0 + k
@@ -209,7 +296,8 @@ class MemVOSSaveMasks:
                         planes = {None: union_of(part[k:k + 1])[0]}
                     else:
                         planes = {o: part[k, j] for j, o in enumerate(ids)}
-                    outputs.frame(masks.frame_stem(t), planes, labels)
+                    outputs.frame(masks.frame_stem(t), planes, labels, masks.clip_start + t, part[k], ids,
+                                  None if rgb is None else rgb[k])
                     progress(t + 1, total)
             videos = outputs.finish()
         except OSError as exc:
@@ -220,14 +308,15 @@ class MemVOSSaveMasks:
             if outputs is not None:
                 outputs.abort()
             raise
-        return self._report(folder, stem, bool(png_sequence), videos, total)
+        return self._report(folder, stem, bool(png_sequence), videos, total,
+                            outputs.exr.folder if outputs.exr is not None else None)
 
     @staticmethod
-    def _report(folder, stem, png, videos, total):
+    def _report(folder, stem, png, videos, total, exr_folder=None):
         root = output_directory()
         subfolder = os.path.relpath(folder, root).replace(os.sep, "/")
         subfolder = "" if subfolder == "." else subfolder
-        target = os.path.join(folder, stem) if png else videos[0]
+        target = os.path.join(folder, stem) if png else videos[0] if videos else exr_folder
         relative = os.path.relpath(target, root).replace(os.sep, "/")
         ui = {"text": [f"{total} frames -> {relative}"]}
         playable = [v for v in videos if v.endswith(".mp4")]

@@ -224,8 +224,8 @@ def test_other_nodes_take_a_video(model, clip, video_file, by_image):
     b = composite.composite(video, masks, "overlay")["result"]
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     refine = NODES["MemVOSRefine"]()
-    a = refine.refine(masks, temporal_radius=1, frames=frames)
-    b = refine.refine(masks, temporal_radius=1, frames=video)
+    a = refine.refine(masks, temporal_radius=1, frames=frames)["result"]
+    b = refine.refine(masks, temporal_radius=1, frames=video)["result"]
     assert torch.equal(a[0].materialise(), b[0].materialise())
     session = annotated(model, frames, clip[1])
     suggest = NODES["MemVOSSuggestFrames"]()

@@ -54,7 +54,8 @@ def run_suggest(frames, session, masks):
 
 # node -> (run, bar total, bar positions in order)
 LONG_NODES = {
-    "refine": (run_refine, FRAMES, list(range(1, FRAMES + 1))),
+    # the refinement, then the preview's tiles
+    "refine": (run_refine, 2 * FRAMES, list(range(1, 2 * FRAMES + 1))),
     # the frames, then the preview's tiles
     "composite": (run_composite, 2 * FRAMES, list(range(1, 2 * FRAMES + 1))),
     # the signals, the keys of every frame, then the two picks

@@ -274,6 +274,25 @@ def test_long_shot_from_video_streams_the_masks_to_disk(runs, comfy):
     assert mask is None and mask_image is None and tuple(some_labels.shape) == (5, 108, 186, 3)
 
 
+def test_compositing_writes_exr_layers_and_prores(runs, comfy):
+    import av
+    prompt, outputs, ui = _run(runs, "compositing")
+    (refined, _), = by_type(prompt, outputs, "MemVOSRefine")
+    exr, prores = by_type(prompt, outputs, "MemVOSSaveMasks")
+    folder = os.path.join(comfy.dirs["output"], exr[0])  # no PNGs, no video: the result is the EXR folder
+    files = sorted(os.listdir(folder))
+    assert len(files) == 16 and files[0].endswith(".0000.exr")
+    planes = pack_for_tests().memvos_core.exr_writer.read_exr(os.path.join(folder, files[5]))
+    assert sorted(planes) == ["A", "B", "G", "R", "ellipse.A", "square.A"]
+    assert np.abs(planes["ellipse.A"] - refined.chunk(5, 6)[0, 0].numpy()).max() <= 2 ** -10
+    with av.open(os.path.join(comfy.dirs["output"], prores[0])) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "prores" and float(stream.average_rate) == 8.0
+        assert sum(1 for _ in container.decode(video=0)) == 16
+    refine_id = next(i for i, n in prompt.items() if n["class_type"] == "MemVOSRefine")
+    assert ui[refine_id]["memvos_preview"], "Refine shows the matte in the player"
+
+
 class Snapshot:
     """Outputs reduced to comparable plain values (tensors, ids, keyframes, saved images)."""
 

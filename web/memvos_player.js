@@ -8,7 +8,7 @@ import { chain } from "./player/dom.js";
 import { fixFrameUpstream } from "./player/graph.js";
 import { createPlayer } from "./player/widget.js";
 
-const PLAYER_NODES = new Set(["MemVOSPropagate", "MemVOSComposite"]);
+const PLAYER_NODES = new Set(["MemVOSPropagate", "MemVOSComposite", "MemVOSRefine"]);
 const OUTPUT_KEY = "memvos_preview";
 const WIDGET_NAME = "memvos_player";
 const MIN_WIDTH = 360;

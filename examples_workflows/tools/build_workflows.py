@@ -115,6 +115,15 @@ def _shot(g, y=0):
     return parts, session
 
 
+def _video_shot(g):
+    """LoadVideo (its VIDEO read a frame at a time by our nodes), and the model with a new session."""
+    video = g.add("LoadVideo", (0, 0), size=[300, 330], file=CLIP)
+    model = g.add("MemVOSLoadModel", (0, 360), weights="XMem.pth")
+    session = g.add("MemVOSNewSession", (0, 510))
+    g.connect(model, "model", session, "model")
+    return video, session
+
+
 def _annotate(g, session, frames, x, y, keyframes):
     """One Keyframes node naming the bundled keyframe PNGs (both objects on each frame given);
     ``frames`` is the (node, output) the frames come from."""
@@ -269,10 +278,7 @@ def long_shot_in_chunks():
 def long_shot_from_video():
     ours, info = _tools()
     g = Graph(ours, info)
-    video = g.add("LoadVideo", (0, 0), size=[300, 330], file=CLIP)
-    model = g.add("MemVOSLoadModel", (0, 360), weights="XMem.pth")
-    session = g.add("MemVOSNewSession", (0, 510))
-    g.connect(model, "model", session, "model")
+    video, session = _video_shot(g)
     first = g.add("MemVOSGetFrames", (COLUMN, -380), title="The frame to paint on", start_frame=0, frame_count=1)
     g.connect(video, "VIDEO", first, "frames")
     look = g.add("PreviewImage", (2 * COLUMN, -380), size=[300, 260])
@@ -301,12 +307,48 @@ def long_shot_from_video():
     return g.to_json()
 
 
+def compositing():
+    ours, info = _tools()
+    g = Graph(ours, info)
+    video, session = _video_shot(g)
+    chain = _annotate(g, session, (video, "VIDEO"), COLUMN, 0, [(0, 1), (0, 2), (10, 1), (10, 2)])
+    prop = g.add("MemVOSPropagate", (3 * COLUMN - 40, 0), size=[380, 600], direction="both")
+    g.connect(chain, "session", prop, "session")
+    g.connect(video, "VIDEO", prop, "frames")
+    refine = g.add("MemVOSRefine", (4 * COLUMN, 0), size=[380, 700], title="Refine Matte", temporal_radius=1,
+                   feather_px=1.0, contrast=0.2, shift_edge_px=-0.5, reduce_chatter=0.5, motion_blur=0.5)
+    g.connect(prop, "masks", refine, "masks")
+    g.connect(video, "VIDEO", refine, "frames")
+    exr = g.add("MemVOSSaveMasks", (5 * COLUMN, 0), size=[360, 420], title="EXR layers",
+                filename_prefix="memvos/comp/shot", content="matte per object", png_sequence=False, video="none",
+                exr="piz", foreground="clean premultiplied", layer_names="1=ellipse, 2=square")
+    g.connect(refine, "masks", exr, "masks")
+    g.connect(video, "VIDEO", exr, "frames")
+    prores = g.add("MemVOSSaveMasks", (5 * COLUMN, 450), size=[360, 420], title="ProRes 4444",
+                   filename_prefix="memvos/comp/shot_prores", png_sequence=False, video="mov (prores 4444, alpha)",
+                   foreground="clean straight")
+    g.connect(refine, "masks", prores, "masks")
+    g.connect(video, "VIDEO", prores, "frames")
+    g.note((0, -300), [760, 260],
+           "MemVOS for compositing: two keyframes, propagated both ways, then Refine Matte's controls (feather, "
+           "contrast, a half-pixel choke, reduce chatter on the edges, motion blur along the picture's motion; "
+           "its player shows the matte over a checkerboard). Save Masks writes what Nuke, Fusion, After Effects "
+           "and Resolve read natively into output/memvos/comp: a half-float OpenEXR sequence (A = both objects, "
+           "layers ellipse.A and square.A, RGB = the clean premultiplied foreground; frame numbers = clip "
+           "indices) and a ProRes 4444 .mov with the matte as alpha and the clean foreground as straight colour, "
+           "at the video's rate and colour tags.\n\nEXR needs 'pip install OpenEXR' in ComfyUI's Python. "
+           "The same files from a terminal: python -m memvos_core ... --format png exr prores --foreground "
+           "'clean premultiplied'.")
+    return g.to_json()
+
+
 WORKFLOWS = {
     "memvos_1_one_keyframe_overlay.json": one_keyframe,
     "memvos_2_keyframes_both_directions_matte.json": keyframes_both_directions,
     "memvos_3_inpaint_handoff.json": inpaint_handoff,
     "memvos_4_long_shot_chunks.json": long_shot_in_chunks,
     "memvos_5_long_shot_from_video.json": long_shot_from_video,
+    "memvos_6_compositing_exr_prores.json": compositing,
 }
 
 

@@ -20,6 +20,7 @@ from ..palette import object_colors
 from .glyphs import render_number
 from . import kernels
 from .chunking import Compute, run_chunked
+from .foreground import estimate_foreground_chunk, foreground_bytes
 from .inputs import ObjectMasks, check_frames
 from .refine import blur
 
@@ -112,13 +113,22 @@ def _draw_labels(image, present, ids, scale):
             image[f, y0:y0 + gh, x0:x0 + gw] = box.float().unsqueeze(-1).expand(gh, gw, 3)
 
 
-def matte(frames, masks, object_ids=None, ids=None, mode="rgba", chunk_size=None, compute=None):
+def _clean(rgb, alpha):
+    """The objects' own colour at soft edges (``foreground.estimate_foreground_chunk``):
+    ``rgb [t,H,W,3]``, ``alpha [t,H,W,1]``."""
+    fg, _ = estimate_foreground_chunk(rgb.permute(0, 3, 1, 2), alpha.permute(0, 3, 1, 2))
+    return fg.permute(0, 2, 3, 1)
+
+
+def matte(frames, masks, object_ids=None, ids=None, mode="rgba", chunk_size=None, compute=None,
+          clean_edges=False):
     """Cut the selected objects out (alpha = union of their masks, 1 = object, opaque).
 
     mode ``"rgba"``: IMAGE ``[T,H,W,4]`` with straight (unpremultiplied) colour and the alpha in
     channel 3; ``"on_black"``: IMAGE ``[T,H,W,3]`` = frames * alpha. Float32 0..1.
-    (ComfyUI's MASK is already alpha-polarity here: pass it as is; core ``JoinImageWithAlpha``
-    would invert it.)"""
+    ``clean_edges``: the colour at soft edges is the objects' own, estimated without the
+    background's tint (``foreground``). (ComfyUI's MASK is already alpha-polarity here: pass it
+    as is; core ``JoinImageWithAlpha`` would invert it.)"""
     frames, objects = _prepare(frames, masks, object_ids)
     if mode not in ("rgba", "on_black"):
         raise ValueError(f"matte mode {mode!r} is unknown: use 'rgba' or 'on_black'")
@@ -127,8 +137,10 @@ def matte(frames, masks, object_ids=None, ids=None, mode="rgba", chunk_size=None
     def work(t0, t1, device):
         rgb = frames[t0:t1].to(device).float()
         alpha = objects.union(t0, t1, ids, size, device).unsqueeze(-1)
+        rgb = _clean(rgb, alpha) if clean_edges else rgb
         return torch.cat([rgb, alpha], -1) if mode == "rgba" else rgb * alpha
-    return torch.cat(_chunked(frames, objects, ids, work, 1, compute, chunk_size))
+    extra = foreground_bytes() // FLOAT_BYTES if clean_edges else 0
+    return torch.cat(_chunked(frames, objects, ids, work, 1 + extra, compute, chunk_size))
 
 
 def _parse_color(color):
@@ -143,8 +155,11 @@ def _parse_color(color):
     return rgb
 
 
-def replace_background(frames, masks, background, object_ids=None, ids=None, chunk_size=None, compute=None):
-    """Keep the selected objects, put ``background`` behind them: ``frame*m + background*(1-m)``.
+def replace_background(frames, masks, background, object_ids=None, ids=None, chunk_size=None, compute=None,
+                       clean_edges=False):
+    """Keep the selected objects, put ``background`` behind them: ``frame*m + background*(1-m)``,
+    or with ``clean_edges`` ``F*m + background*(1-m)``, F the objects' own colour estimated at
+    soft edges (``foreground``), so the old background does not tint the new one's edges.
 
     background: a colour (``(r, g, b)`` in 0..1 or ``'#rrggbb'``), or IMAGE ``[1,h,w,3]`` (one
     image for every frame) or ``[T,h,w,3]`` (a video), stretched bilinearly to the frames' size.
@@ -172,8 +187,10 @@ def replace_background(frames, masks, background, object_ids=None, ids=None, chu
                 back = F.interpolate(back, size=size, mode="bilinear", align_corners=False,
                                      antialias=back.shape[-2] > size[0]).clamp(0, 1)
             back = back.permute(0, 2, 3, 1)
+        rgb = _clean(rgb, m) if clean_edges else rgb
         return rgb * m + back * (1 - m)
-    return torch.cat(_chunked(frames, objects, ids, work, 7, compute, chunk_size))
+    extra = foreground_bytes() // FLOAT_BYTES if clean_edges else 0
+    return torch.cat(_chunked(frames, objects, ids, work, 7 + extra, compute, chunk_size))
 
 
 @dataclass

@@ -1,12 +1,13 @@
 """The Refine chain: temporal smoothing, threshold, fill holes, remove islands, grow/shrink,
-edge refinement and feather, run together on each chunk of frames, so a chunk crosses to the
-compute device once and comes back once.
+edge refinement and feather, then the Refine Matte controls (contrast, shift edge, reduce
+chatter, motion blur; ``matte_edges``), run together on each chunk of frames, so a chunk
+crosses to the compute device once and comes back once.
 """
 from dataclasses import dataclass
 
 import torch
 
-from . import refine
+from . import matte_edges, refine
 from .chunking import Compute, num_frames_of, read_chunk, run_chunked
 from .inputs import check_aspect
 from .temporal import stabilize, stabilize_bytes
@@ -26,6 +27,12 @@ class RefineSteps:
     edge_radius: int = 0
     edge_eps: float = 1e-3
     feather_px: float = 0.0
+    contrast: float = 0.0
+    shift_edge_px: float = 0.0
+    chatter_strength: float = 0.0
+    chatter_radius: int = 2
+    motion_blur: float = 0.0
+    motion_blur_samples: int = 0
 
     def __post_init__(self):
         if int(self.temporal_radius) < 0:
@@ -35,10 +42,31 @@ class RefineSteps:
         refine._check_feather(self.feather_px)
         if int(self.edge_radius) > 0:
             refine._check_guided(self.edge_radius, self.edge_eps)
+        for name, low, high in (("contrast", 0.0, 1.0), ("chatter_strength", 0.0, 1.0), ("motion_blur", 0.0, 4.0)):
+            if not low <= float(getattr(self, name)) <= high:
+                raise ValueError(f"{name} is {getattr(self, name)}: give a value in {low:g}..{high:g}")
+        if int(self.chatter_radius) < 1:
+            raise ValueError(f"chatter_radius is {self.chatter_radius}: give frames on each side (>= 1)")
+        if int(self.motion_blur_samples) < 0:
+            raise ValueError(f"motion_blur_samples is {self.motion_blur_samples}: give 0 (automatic) or more")
+
+    @property
+    def chatter_halo(self):
+        return int(self.chatter_radius) if float(self.chatter_strength) > 0 else 0
+
+    @property
+    def blur_halo(self):
+        return 1 if float(self.motion_blur) > 0 else 0
+
+    @property
+    def halo(self):
+        """Frames each side a chunk needs: the temporal steps' windows one after another."""
+        return int(self.temporal_radius) + self.chatter_halo + self.blur_halo
 
     @property
     def needs_frames(self):
-        return int(self.temporal_radius) > 0 or int(self.edge_radius) > 0
+        return int(self.temporal_radius) > 0 or int(self.edge_radius) > 0 or self.chatter_halo > 0 \
+            or self.blur_halo > 0
 
     def bytes_per_pixel(self, device, objects):
         """Working bytes per source pixel of one frame with ``objects`` planes: the costliest step."""
@@ -57,18 +85,23 @@ class RefineSteps:
             total = max(total, stabilize_bytes(objects))
         if int(self.edge_radius) > 0:
             total = max(total, refine._guided_bytes(objects))
+        if self.blur_halo:  # two flows, the object velocities and the running sum
+            total = max(total, 4 * (4 + 4 * objects + 2 * objects))
         return total
 
     def run(self, part, guide=None, halo=(0, 0)):
         """Refine ``part [t,N,H,W]`` float32 (``halo`` extra frames before/after it, for the
-        temporal window; ``guide`` the matching frames ``[t,H,W,3]``), all on one device.
+        temporal windows; ``guide`` the matching frames ``[t,H,W,3]``), all on one device.
         Returns ``[t - sum(halo), N, H, W]``."""
         radius = int(self.temporal_radius)
         if radius > 0:
             part = stabilize(guide, part, radius=radius, color_sigma=float(self.temporal_color_sigma),
                              chunk_size=part.shape[0])
-        part = part[halo[0]:part.shape[0] - halo[1]]
-        guide = guide[halo[0]:guide.shape[0] - halo[1]] if guide is not None else None
+        later = self.chatter_halo + self.blur_halo  # frames the later temporal steps still need
+        cut = (max(0, halo[0] - later), max(0, halo[1] - later))
+        part = part[cut[0]:part.shape[0] - cut[1]]
+        guide = guide[cut[0]:guide.shape[0] - cut[1]] if guide is not None else None
+        halo = (halo[0] - cut[0], halo[1] - cut[1])
         shape = part.shape
         planes = part.reshape(-1, *shape[-2:])
         if self.binarize:
@@ -83,7 +116,12 @@ class RefineSteps:
             part = refine._refine_edges_chunk(guide, part, int(self.edge_radius), float(self.edge_eps))
         if float(self.feather_px) > 0:
             part = refine._feather(part.reshape(-1, *shape[-2:]), float(self.feather_px)).reshape(part.shape)
-        return part
+        planes = matte_edges.contrast(part.reshape(-1, *shape[-2:]), self.contrast)
+        part = matte_edges.shift_edge(planes, self.shift_edge_px).reshape(shape)
+        part = matte_edges.reduce_chatter(part, guide, self.chatter_halo, self.chatter_strength,
+                                          float(self.temporal_color_sigma))
+        part = matte_edges.motion_blur(part, guide, self.motion_blur, self.motion_blur_samples)
+        return part[halo[0]:part.shape[0] - halo[1]]
 
 
 def refine_masks(masks, steps, frames=None, compute=None, out_dtype=torch.float32):
@@ -110,7 +148,7 @@ def refine_masks(masks, steps, frames=None, compute=None, out_dtype=torch.float3
         check_aspect(size, tuple(read_chunk(frames, 0, 1).shape[1:3]), "masks")
     compute = compute or Compute()
     device, _ = compute.on(first.device)
-    radius = int(steps.temporal_radius)
+    radius = steps.halo
     bytes_per_frame = size[0] * size[1] * steps.bytes_per_pixel(device, objects)
     if steps.needs_frames:
         bytes_per_frame += size[0] * size[1] * 3 * refine.FLOAT_BYTES
