@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..memvos_core.media import label_image
+from ..memvos_core.json_input import JSONInputError, parse_json
+from ..memvos_core.media import MediaError, label_image, open_image
 
 FORMAT = "memvos-keyframes"
 VERSION = 1
@@ -102,8 +103,8 @@ def parse_spec(text):
     if text is None or not str(text).strip():
         return KeyframeSpec()
     try:
-        data = json.loads(text)
-    except ValueError as exc:
+        data = parse_json(text, "the list")
+    except JSONInputError as exc:
         _fail(f"not valid JSON ({exc}): paint the keyframes in the node's editor, or write "
               f'{{"format": "{FORMAT}", "version": {VERSION}, "keyframes": [...]}}')
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -158,13 +159,15 @@ def resolve(input_dir, relative):
 def read_label_png(path, shown_name):
     """An indexed keyframe PNG -> uint8 ``[H,W]`` object ids; errors name ``shown_name``."""
     try:
-        with Image.open(path) as img:
+        with open_image(path, "keyframe file") as img:
             img.load()
             mode = img.mode
             labels = np.array(img) if mode in ("P", "L") else None
     except FileNotFoundError:
         raise KeyframeError(f"keyframe file {shown_name!r} is missing from ComfyUI's input folder: copy it "
                             "back (with the workflow's other keyframe files), or paint that keyframe again") from None
+    except MediaError as exc:
+        raise KeyframeError(str(exc).replace(str(path), repr(shown_name))) from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise KeyframeError(f"keyframe file {shown_name!r} could not be read as a PNG ({exc}): "
                             "paint that keyframe again, or replace the file") from None
