@@ -10,7 +10,11 @@ MAX_DEPTH_HINT = "no MemVOS file nests deeper than a few levels"
 
 
 class JSONInputError(ValueError):
-    """Text that is not usable JSON; the message names the input."""
+    """Text that is not usable JSON; the message names the input, ``detail`` says what is wrong."""
+
+    def __init__(self, what, detail):
+        super().__init__(f"{what} is not valid JSON ({detail})")
+        self.detail = detail
 
 
 def parse_json(text, what):
@@ -18,8 +22,8 @@ def parse_json(text, what):
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise JSONInputError(f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        raise JSONInputError(what, f"line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:
-        raise JSONInputError(f"{what} is nested too deeply to read ({MAX_DEPTH_HINT})") from None
+        raise JSONInputError(what, f"nested too deeply to read; {MAX_DEPTH_HINT}") from None
     except (TypeError, UnicodeDecodeError) as exc:
-        raise JSONInputError(f"{what} is not JSON text ({exc})") from None
+        raise JSONInputError(what, f"not JSON text: {exc}") from None

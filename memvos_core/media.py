@@ -1,5 +1,6 @@
 """Reading shots and annotations from disk and writing masks, for the command line."""
 import os
+import re
 from bisect import bisect_left, bisect_right
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,14 +40,16 @@ def open_image(path, what="image"):
     """``Image.open(path)`` whose size (read from the header, nothing decoded yet) is within
     :func:`max_pixels`; else one MediaError line. Other failures stay OSError, as PIL raises them."""
     limit = max_pixels()
-    if Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS:
-        Image.MAX_IMAGE_PIXELS = limit  # the user raised our limit: Pillow's own check follows it
+    if Image.MAX_IMAGE_PIXELS is not None and limit > 2 * Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = limit  # the user raised our limit past Pillow's refusal (twice its own)
     fix = (f"over the limit of {limit:,} pixels (a decompression bomb, or a very large picture): shrink it, or "
            f"raise the limit with the environment variable {MAX_PIXELS_ENV}")
     try:
         img = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise MediaError(f"{what} {path} is too large ({exc}), {fix}") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own check, at twice its limit, came first
+        counted = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(counted.group(1)):,} pixels" if counted else "too many pixels"
+        raise MediaError(f"{what} {path} has {size}, {fix}") from None
     with img:
         if img.width * img.height > limit:
             raise MediaError(f"{what} {path} is {img.width}x{img.height} ({img.width * img.height:,} pixels), {fix}")

@@ -167,7 +167,9 @@ def shot_outputs(args):
 
 def shot_input_paths(args):
     """``{option: path}`` of what a run reads and must never write over."""
-    return {"--frames": args.frames, "--masks": args.masks, "--weights": getattr(args, "weights", None)}
+    weights = getattr(args, "weights", None)
+    local = weights is not None and Path(weights).is_file()  # else a name looked up in --models-dir
+    return {"--frames": args.frames, "--masks": args.masks, "--weights": weights if local else None}
 
 
 def check_outputs_apart(args):

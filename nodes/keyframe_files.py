@@ -103,9 +103,9 @@ def parse_spec(text):
     if text is None or not str(text).strip():
         return KeyframeSpec()
     try:
-        data = parse_json(text, "the list")
+        data = parse_json(text, WIDGET)
     except JSONInputError as exc:
-        _fail(f"not valid JSON ({exc}): paint the keyframes in the node's editor, or write "
+        _fail(f"not valid JSON ({exc.detail}): paint the keyframes in the node's editor, or write "
               f'{{"format": "{FORMAT}", "version": {VERSION}, "keyframes": [...]}}')
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         _fail(f'not a MemVOS keyframe list (it needs "format": "{FORMAT}")')

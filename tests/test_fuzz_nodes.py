@@ -155,10 +155,10 @@ def links(kind, world):
 
 
 def value_for(name, kind, options, world):
-    if name == "weights":  # the local file, or names that are neither there nor downloadable (no network)
-        return st.sampled_from(["XMem.pth", "missing.pth", "", "../XMem.pth", "/etc/passwd", None])
-    if isinstance(kind, (list, tuple)):
-        return st.one_of(st.sampled_from(list(kind)), st.sampled_from(["", "bogus", None]))
+    if name == "weights":  # the local file, or one listed and deleted since (nothing is downloaded: no network)
+        return st.sampled_from(["XMem.pth", "missing.pth"])
+    if isinstance(kind, (list, tuple)):  # ComfyUI refuses any other value before the node runs
+        return st.sampled_from(list(kind))
     if kind == "INT":
         return ints(options)
     if kind == "FLOAT":
@@ -176,9 +176,14 @@ def value_for(name, kind, options, world):
 
 # ------------------------------------------------------------------ what a case must satisfy
 
-def raised_by_the_pack(exc):
+def is_clear_error(exc):
+    """One of the pack's own errors: a ValueError or an error class of the pack (WeightsError),
+    raised by the pack's code (not by torch, PIL or numpy deep inside), in one line."""
     frames = traceback.extract_tb(exc.__traceback__)
-    return bool(frames) and frames[-1].filename.startswith(PACK_DIRS)
+    ours = isinstance(exc, ValueError) or type(exc).__module__.startswith(PACK.__name__)
+    message = str(exc)
+    return (ours and bool(frames) and frames[-1].filename.startswith(PACK_DIRS) and bool(message)
+            and "\n" not in message)
 
 
 def reference_size(inputs):
@@ -215,13 +220,10 @@ def run_case(node_id, inputs):
     CASES[node_id] += 1
     try:
         returned = getattr(cls(), cls.FUNCTION)(**inputs)
-    except ValueError as exc:
-        message = str(exc)
-        assert raised_by_the_pack(exc), (
-            f"{node_id}: ValueError from outside the pack: {message}\n{''.join(traceback.format_tb(exc.__traceback__))}")
-        assert message and "\n" not in message, f"{node_id}: not one line: {message!r}"
-        return
     except Exception as exc:
+        if is_clear_error(exc):
+            return
+
         pytest.fail(f"{node_id}: {type(exc).__name__}: {exc}\n{''.join(traceback.format_tb(exc.__traceback__))}"
                     f"inputs: { {k: _shown(v) for k, v in inputs.items()} }")
     check_outputs(node_id, inputs, outputs_of(cls, returned))

@@ -4,6 +4,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import zlib
@@ -206,7 +207,7 @@ def test_5_decompression_bomb_is_one_line(where, shot_dirs, tmp_path, capsys, we
     rc = cli("--frames", frames, "--masks", masks, "--out", tmp_path / "out", "--weights", weights_file)
     err = one_line(capsys)
     name = "00003.png" if where == "frame" else "00000.png"
-    assert rc == 2 and "MEMVOS_MAX_PIXELS" in err and name in err and "30000x30000" in err, err
+    assert rc == 2 and "MEMVOS_MAX_PIXELS" in err and name in err and "900,000,000 pixels" in err, err
     assert not (tmp_path / "out").exists()
 
 
@@ -295,13 +296,13 @@ def test_6_cli_save_session_failure_is_one_line(shot_dirs, tmp_path, capsys, wei
 
 # ------------------------------------------------------------------ 7. absurd weights
 
-@pytest.mark.parametrize("damage, expected", [("nan", "NaN or infinite"), ("huge", "beyond +-1e+06")])
+@pytest.mark.parametrize("damage, expected", [("nan", "NaN or infinite"), ("huge", "values beyond +-1e+06")])
 def test_7_weights_with_absurd_values_are_refused_naming_the_tensor(damage, expected, synthetic_weights, tmp_path,
                                                                    capsys, shot_dirs):
     weights = dict(synthetic_weights)
     key = "decoder.pred.weight"
     weights[key] = torch.full_like(weights[key], float("nan")) if damage == "nan" else weights[key] * 1e30
-    with pytest.raises(CheckpointError, match=f"tensor {key} holds {expected}"):
+    with pytest.raises(CheckpointError, match=re.escape(f"tensor {key} holds {expected}")):
         load_model(weights)
     path = tmp_path / "bad.pth"
     torch.save(weights, path)

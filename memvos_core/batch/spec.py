@@ -163,13 +163,13 @@ def load_shots(path):
     where ``defaults`` holds options every shot gets unless it sets them itself."""
     path = Path(path)
     try:
-        data = parse_json(path.read_text(encoding="utf-8"), "it")
+        data = parse_json(path.read_text(encoding="utf-8"), "SHOTS.json")
     except FileNotFoundError:
         raise ShotSpecError(["file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ShotSpecError([f"could not be read ({exc})"]) from None
     except JSONInputError as exc:
-        raise ShotSpecError([str(exc)]) from None
+        raise ShotSpecError([f"not valid JSON ({exc.detail})"]) from None
     return check_shots(data, path.resolve().parent)
 
 

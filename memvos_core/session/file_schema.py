@@ -61,7 +61,7 @@ def _ids(meta, key, where):
 
 def check_metadata(meta, tensors):
     """Raise :class:`SchemaError` unless ``meta`` (the parsed JSON) and ``tensors`` make a session."""
-    _need(isinstance(meta, dict), "the metadata", type(meta).__name__, "a JSON object")
+    _need(isinstance(meta, dict), "the metadata", _Described(type(meta).__name__), "a JSON object")
     model = _dict(meta, "model")
     for key in ("family", "name", "model_id"):
         _need(isinstance(model.get(key, ""), str), f"model.{key}", model.get(key), "a string")
@@ -119,5 +119,13 @@ def check_checkpoint_extra(extra):
     _need(isinstance(caller, dict), "extra.caller", caller, "an object")
 
 
+class _Described(str):
+    """A description shown as it is (not quoted) in a message."""
+
+    def __repr__(self):
+        return str(self)
+
+
 def _shape(tensor):
-    return "absent" if tensor is None else f"{str(tensor.dtype).replace('torch.', '')} {list(tensor.shape)}"
+    return _Described("absent" if tensor is None else f"{str(tensor.dtype).replace('torch.', '')} "
+                                                      f"{list(tensor.shape)}")
