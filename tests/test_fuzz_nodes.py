@@ -30,9 +30,10 @@ NODES = PACK.NODE_CLASS_MAPPINGS
 MaskSet = PACK.nodes.mask_set.MaskSet
 scaled_size = PACK.nodes.frames_nodes.scaled_size
 T, H, W = 4, 16, 24  # the fuzzed shot: small, so that Propagate runs in a fraction of a second
-CASES = Counter()
-EXAMPLES = {  # cases per node: ~560 in all; the costly nodes get fewer
-    "MemVOSLoadModel": 10, "MemVOSNewSession": 50, "MemVOSAddAnnotation": 45, "MemVOSKeyframes": 50,
+CASES = Counter()      # cases run per node
+COMPLETED = Counter()  # of which returned outputs (the rest: one of the pack's clear errors)
+EXAMPLES = {  # cases per node: 538 in all; the costly nodes get fewer
+    "MemVOSLoadModel": 8, "MemVOSNewSession": 50, "MemVOSAddAnnotation": 45, "MemVOSKeyframes": 50,
     "MemVOSPropagate": 30, "MemVOSSelectObjects": 40, "MemVOSRefine": 35, "MemVOSComposite": 35,
     "MemVOSSuggestFrames": 30, "MemVOSSaveSession": 30, "MemVOSLoadSession": 35, "MemVOSLoadFrames": 40,
     "MemVOSGetFrames": 45, "MemVOSGetMasks": 40, "MemVOSSaveMasks": 25,
@@ -227,6 +228,7 @@ def run_case(node_id, inputs):
         pytest.fail(f"{node_id}: {type(exc).__name__}: {exc}\n{''.join(traceback.format_tb(exc.__traceback__))}"
                     f"inputs: { {k: _shown(v) for k, v in inputs.items()} }")
     check_outputs(node_id, inputs, outputs_of(cls, returned))
+    COMPLETED[node_id] += 1
 
 
 def _shown(value):
@@ -265,6 +267,7 @@ def test_fuzz_node(node_id, world):
 
 def test_fuzz_covered_every_node_with_500_cases():
     """Runs after the fuzz tests (file order): every node fuzzed, at least 500 cases in all."""
-    print("fuzz cases per node: " + ", ".join(f"{k.replace('MemVOS', '')} {n}" for k, n in sorted(CASES.items())))
+    print("fuzz cases per node (returned outputs / all): " + ", ".join(
+        f"{k.replace('MemVOS', '')} {COMPLETED[k]}/{n}" for k, n in sorted(CASES.items())))
     assert set(CASES) == set(NODES) == set(EXAMPLES)
     assert sum(CASES.values()) >= 500, CASES
