@@ -73,16 +73,16 @@ def readable_path(name, what, example="shots/shot_010"):
             return path
         raise ValueError(f"{what} {text!r} is outside {allowed}: nodes read only there; put the files there "
                          f"(or a link to them), or list their folder for MemVOS")
-    candidates = [inside(root, clean, what) for root in roots]
+    candidates = [inside(root, clean, what, example) for root in roots]
     return next((c for c in candidates if os.path.exists(c)), candidates[0])
 
 
-def inside(folder, relative, what):
+def inside(folder, relative, what, example="memvos/session"):
     """``folder/relative`` for a relative path that stays inside ``folder`` (names come from widgets)."""
     relative = relative.replace("\\", "/").strip()
     if not relative or os.path.isabs(relative) or ".." in relative.split("/"):
         raise ValueError(f"{what} {relative!r} must be a relative path inside {folder!r} "
-                         "(no '..', not absolute), like 'memvos/session'")
+                         f"(no '..', not absolute), like {example!r}")
     return os.path.join(folder, *relative.split("/"))
 
 

@@ -11,6 +11,7 @@ from .folders import readable_path
 from .frame_source import FRAMES, FRAMES_INPUT, close_clip, frames_fps, source_from_path
 from .propagate_node import frame_range
 from ..memvos_core.frames import internal_size, resize_image
+from ..memvos_core.media import MAX_PIXELS_ENV, max_pixels
 
 MAX_SIDE = 16384
 
@@ -47,12 +48,20 @@ def path_fingerprint(path):
     return digest.hexdigest()
 
 
-def scaled_size(frame_hw, short_side):
-    """Source size, or the size whose shorter side is ``short_side`` (aspect kept); 0 = source."""
+def scaled_size(frame_hw, short_side, name="short_side"):
+    """Source size, or the size whose shorter side is ``short_side`` (aspect kept); 0 = source.
+    A size over the pixel limit (memvos_core.media.max_pixels) is refused: a linked INT is not
+    range-checked by ComfyUI, and 16384 on a 1080p shot would be 5 GB per frame."""
     short_side = int(short_side)
     if short_side <= 0 or short_side == min(frame_hw):
         return tuple(frame_hw)
-    return internal_size(*frame_hw, short_side)
+    size = internal_size(*frame_hw, short_side)
+    limit = max_pixels()
+    if size[0] * size[1] > limit:
+        raise ValueError(f"{name} {short_side} makes frames of {size[1]}x{size[0]} ({size[0] * size[1]:,} pixels), "
+                         f"over the limit of {limit:,} pixels: choose a smaller {name} (0 = the source size), or "
+                         f"raise the limit with the environment variable {MAX_PIXELS_ENV}")
+    return size
 
 
 class MemVOSLoadFrames:

@@ -8,6 +8,7 @@ from .session_nodes import check_session
 from ..memvos_core.session import Session
 
 SUFFIX = ".session.safetensors"
+EXAMPLE = f"memvos/session_00001{SUFFIX}"
 
 
 def next_session_path(prefix):
@@ -27,9 +28,9 @@ def find_session_file(name):
     if os.path.isabs(name) and within(os.path.normpath(name), output):
         candidates = [os.path.normpath(name)]
     elif os.path.isabs(name):
-        candidates = [readable_path(name, "session_file")]
+        candidates = [readable_path(name, "session_file", EXAMPLE)]
     else:
-        candidates = [inside(output, name, "session_file"), readable_path(name, "session_file")]
+        candidates = [inside(output, name, "session_file"), readable_path(name, "session_file", EXAMPLE)]
     for path in candidates:
         if os.path.isfile(path):
             return path

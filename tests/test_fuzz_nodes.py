@@ -9,6 +9,7 @@ the frames' size (or the size asked for), or raises one of the pack's own clear 
 ValueError of one line raised by the pack's code (not by torch, PIL or numpy deep inside).
 Derandomized (fixed seed, no example database): the same cases on every run.
 """
+import json
 import math
 import os
 import traceback
@@ -85,94 +86,107 @@ def world(comfy):
     return w
 
 
-def not_a(world):
+def not_a():
     """Things that are not what a link should carry."""
     return st.sampled_from([None, "text", 3, 2.5, [], {}, torch.zeros(2, 2), object()])
 
 
 # ------------------------------------------------------------------ strategies per input type
+# Each input has a strategy of sensible values (inside the widget's range, the right link type,
+# the shot's own frames) and one of hostile values. A case is all sensible, sensible but for one
+# hostile input, or hostile anywhere: so the nodes run to their outputs often enough to check them.
 
-def tensors(world, kind):
-    """IMAGE or MASK batches: the shot's own and every way to get one wrong."""
+def tensors(world, kind, hostile):
+    """IMAGE or MASK batches: the shot's own, or every way to get one wrong."""
     f = world.frames
     good = f if kind == "IMAGE" else world.mask
+    if not hostile:
+        sensible = [good, good[:1], good[0]]
+        if kind == "IMAGE":
+            sensible.append(torch.cat([f, torch.ones(*f.shape[:3], 1)], -1))  # RGBA
+        return st.sampled_from(sensible)
     nan = good.clone()
     nan.view(-1)[7] = math.nan
-    variants = [good, good[:1], good[0], good * 3 - 1, nan, good.to(torch.uint8), good[:0],
-                torch.rand(T, H // 2, W // 2, *good.shape[3:]), torch.rand(T, 30, 30, *good.shape[3:]),
-                torch.rand(2, 3, 4, 5, 6), torch.rand(5), good.double(), good.bool(),
-                torch.full_like(good, math.inf)]
+    variants = [good * 3 - 1, nan, good.to(torch.uint8), good[:0], torch.rand(T, H // 2, W // 2, *good.shape[3:]),
+                torch.rand(T, 30, 30, *good.shape[3:]), torch.rand(2, 3, 4, 5, 6), torch.rand(5), good.double(),
+                good.bool(), torch.full_like(good, math.inf)]
     if kind == "IMAGE":
-        variants += [torch.cat([f, torch.ones(*f.shape[:3], 1)], -1), f[..., :2], f.permute(0, 3, 1, 2)]
+        variants += [f[..., :2], f.permute(0, 3, 1, 2)]
     else:
         variants += [good[:, None], (good > 0.5).float()]
-    return st.sampled_from(variants)
+    return st.one_of(st.sampled_from(variants), not_a())
 
 
-def frames_inputs(world):
-    return st.one_of(tensors(world, "IMAGE"), st.sampled_from([world.source, world.video]), not_a(world))
+def frames_inputs(world, hostile):
+    sources = st.sampled_from([world.source, world.video])
+    return st.one_of(tensors(world, "IMAGE", hostile), sources) if hostile else \
+        st.one_of(tensors(world, "IMAGE", False), sources)
 
 
-def ints(options):
+def ints(options, hostile):
     low, high = options.get("min", -10 ** 6), options.get("max", 10 ** 6)
-    inside = st.integers(low, min(high, low + 40))  # small values: a huge internal size or side is only slow
-    return st.one_of(inside, st.sampled_from([low, options.get("default", low), low - 1, high + 1, -2 ** 63,
-                                              2 ** 64, True]))
+    if not hostile:  # small values: a huge internal size or side is only slow
+        return st.one_of(st.integers(low, min(high, low + 40)), st.just(options.get("default", low)))
+    return st.sampled_from([low - 1, high + 1, -2 ** 63, 2 ** 64, high, True])
 
 
-def floats(options):
+def floats(options, hostile):
     low, high = options.get("min", -1e6), options.get("max", 1e6)
-    return st.one_of(st.floats(low, min(high, low + 50), allow_nan=False),
-                     st.sampled_from([math.nan, math.inf, -math.inf, low - 1, high * 10, 0.0, -0.0, 1e308]))
+    if not hostile:
+        return st.one_of(st.floats(low, min(high, low + 50), allow_nan=False), st.just(options.get("default", low)))
+    return st.sampled_from([math.nan, math.inf, -math.inf, low - 1, high * 10, -0.0, 1e308])
 
 
-def texts(name, world):
-    meaningful = {
-        "keyframes": [keyframes_spec(world), keyframes_spec(world, frame=99), keyframes_spec(world, objects=[300]),
-                      keyframes_spec(world, file="../x.png"), keyframes_spec(world, file="memvos/missing.png")],
-        "session_file": [world.session_file, "fuzz/missing.session.safetensors", "/etc/passwd",
-                         os.path.join(world.input_dir, "memvos", "fuzz_keyframe.png")],
-        "path": ["fuzz_shot", os.path.join(world.input_dir, "fuzz_shot"), "fuzz_shot/00000.png", "missing",
-                 os.path.dirname(world.input_dir)],
-        "filename_prefix": ["fuzz/out", "fuzz/" + "x" * 300, "/abs/out", "../out", "fuzz/", "a/b/c"],
-        "tta_scales": ["1.0", "0.5, 1.0", "0", "100", "nan"],
+def texts(name, world, hostile):
+    if hostile:
+        return st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=12))
+    sensible = {
+        "keyframes": [keyframes_spec(world), "", keyframes_spec(world, frame=99), keyframes_spec(world, objects=[300]),
+                      keyframes_spec(world, file="memvos/missing.png")],
+        "session_file": [world.session_file, "fuzz/missing.session.safetensors"],
+        "path": ["fuzz_shot", os.path.join(world.input_dir, "fuzz_shot"), "fuzz_shot/00000.png", "missing"],
+        "filename_prefix": ["fuzz/out", "fuzz/" + "x" * 300, "fuzz/", "a/b/c"],
+        "tta_scales": ["", "1.0", "0.5, 1.0", "0", "100"],
         "background_color": ["#00ff00", "#fff", "white"],
-    }.get(name, [])
-    return st.one_of(st.sampled_from(meaningful + HOSTILE_TEXT), st.text(max_size=12))
+        "mask_frames": ["0", "1", "0, 2", "9"], "label_map_frames": ["0", "1", "0, 2"],
+        "mask_object_ids": ["1", "2", "1, 2", "255"], "object_ids": ["", "1", "2", "1, 2", "7"],
+    }.get(name, [""])
+    return st.sampled_from(sensible)
 
 
 def keyframes_spec(world, frame=0, objects=(1,), file=None):
-    import json
     return json.dumps({"format": "memvos-keyframes", "version": 1, "objects": [{"id": 1, "name": "a"}],
                        "keyframes": [{"frame": frame, "file": file or world.keyframe_file, "objects": list(objects)}]})
 
 
-def links(kind, world):
-    choices = {"MEMVOS_MODEL": [world.model], "MEMVOS_SESSION": [world.empty, world.annotated, world.propagated],
-               "MEMVOS_MASKS": [world.masks], "MEMVOS_SUGGESTIONS": [world.suggestions],
-               "MEMVOS_LINKED_OUTPUTS": [None, "", "mask", "label_map", "mask,label_map,mask_image", "bogus"]}[kind]
-    return st.one_of(st.sampled_from(choices), not_a(world)) if kind != "MEMVOS_LINKED_OUTPUTS" \
-        else st.sampled_from(choices)
+def links(kind, world, hostile):
+    if kind == "MEMVOS_LINKED_OUTPUTS":  # written by the pack's own prompt hook
+        return st.sampled_from([None, "", "mask", "label_map", "mask,label_map,mask_image", "bogus"])
+    if hostile:
+        return not_a()
+    return st.sampled_from({"MEMVOS_MODEL": [world.model],
+                            "MEMVOS_SESSION": [world.empty, world.annotated, world.propagated],
+                            "MEMVOS_MASKS": [world.masks], "MEMVOS_SUGGESTIONS": [world.suggestions]}[kind])
 
 
-def value_for(name, kind, options, world):
+def value_for(name, kind, options, world, hostile):
     if name == "weights":  # the local file, or one listed and deleted since (nothing is downloaded: no network)
         return st.sampled_from(["XMem.pth", "missing.pth"])
     if isinstance(kind, (list, tuple)):  # ComfyUI refuses any other value before the node runs
         return st.sampled_from(list(kind))
     if kind == "INT":
-        return ints(options)
+        return ints(options, hostile)
     if kind == "FLOAT":
-        return floats(options)
+        return floats(options, hostile)
     if kind == "BOOLEAN":
         return st.booleans()
     if kind == "STRING":
-        return texts(name, world)
+        return texts(name, world, hostile)
     if kind in ("IMAGE", "MASK"):
-        return tensors(world, kind)
+        return tensors(world, kind, hostile)
     if "," in kind:  # the frames union
-        return frames_inputs(world)
-    return links(kind, world)
+        return frames_inputs(world, hostile)
+    return links(kind, world, hostile)
 
 
 # ------------------------------------------------------------------ what a case must satisfy
@@ -240,14 +254,19 @@ def _shown(value):
 
 def draw_inputs(data, cls, world):
     spec = cls.INPUT_TYPES()
+    entries = [(section, name, entry) for section in ("required", "optional", "hidden")
+               for name, entry in spec.get(section, {}).items()]
+    mode = data.draw(st.sampled_from(["sensible", "one hostile", "hostile anywhere"]), label="mode")
+    target = data.draw(st.sampled_from([name for _, name, _ in entries]), label="hostile input") \
+        if mode == "one hostile" else None
     inputs = {}
-    for section in ("required", "optional", "hidden"):
-        for name, entry in spec.get(section, {}).items():
-            if section == "optional" and data.draw(st.booleans(), label=f"{name} connected?"):
-                continue
-            kind = entry[0] if isinstance(entry, tuple) else entry
-            options = entry[1] if isinstance(entry, tuple) and len(entry) > 1 else {}
-            inputs[name] = data.draw(value_for(name, kind, options, world), label=name)
+    for section, name, entry in entries:
+        if section == "optional" and data.draw(st.booleans(), label=f"{name} connected?"):
+            continue
+        kind = entry[0] if isinstance(entry, tuple) else entry
+        options = entry[1] if isinstance(entry, tuple) and len(entry) > 1 else {}
+        hostile = name == target or (mode == "hostile anywhere" and data.draw(st.booleans(), label=f"{name} hostile?"))
+        inputs[name] = data.draw(value_for(name, kind, options, world, hostile), label=name)
     return inputs
 
 

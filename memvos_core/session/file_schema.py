@@ -93,7 +93,7 @@ def check_metadata(meta, tensors):
         _need(name in PASS_NAMES, "a key of passes", name, " or ".join(PASS_NAMES))
         _need(isinstance(state, dict), f"passes.{name}", state, "an object")
         _need(_field(state, "direction", where) == name, f"{where}direction", state["direction"], repr(name))
-        _int(state, "next_frame", where, low=0, allow_none=True)
+        _int(state, "next_frame", where, low=-1, allow_none=True)  # a backward pass ends at -1
         hw = _field(state, "internal_hw", where)
         _need(isinstance(hw, list) and len(hw) == 2 and all(_is_int(v) and v > 0 for v in hw),
               f"{where}internal_hw", hw, "[height, width], two whole numbers > 0")
