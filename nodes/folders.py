@@ -66,6 +66,7 @@ def readable_path(name, what, example="shots/shot_010"):
                f"({READABLE_FOLDERS_KEY} in extra_model_paths.yaml, or ${READABLE_FOLDERS_ENV})")
     if not text:
         raise ValueError(f"{what} is empty: give a path inside {allowed}, like {example!r}")
+    _no_control_characters(text, what)
     clean = text.replace("\\", "/") if os.sep == "/" else text
     if os.path.isabs(clean):
         path = os.path.normpath(clean)
@@ -77,9 +78,17 @@ def readable_path(name, what, example="shots/shot_010"):
     return next((c for c in candidates if os.path.exists(c)), candidates[0])
 
 
+def _no_control_characters(text, what):
+    """A NUL (which the OS refuses with a bare ValueError) or another control character in a path."""
+    bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise ValueError(f"{what} {text!r} holds the control character {bad!r}: type the path without it")
+
+
 def inside(folder, relative, what, example="memvos/session"):
     """``folder/relative`` for a relative path that stays inside ``folder`` (names come from widgets)."""
     relative = relative.replace("\\", "/").strip()
+    _no_control_characters(relative, what)
     if not relative or os.path.isabs(relative) or ".." in relative.split("/"):
         raise ValueError(f"{what} {relative!r} must be a relative path inside {folder!r} "
                          f"(no '..', not absolute), like {example!r}")

@@ -91,7 +91,7 @@ def check_relative_file(path, what):
               "like 'memvos/keyframe_f000000.png'")
     clean = path.replace("\\", "/").strip()
     parts = clean.split("/")
-    if clean.startswith("/") or ":" in parts[0] or ".." in parts or "" in parts:
+    if clean.startswith("/") or ":" in parts[0] or ".." in parts or "" in parts or any(ord(c) < 32 for c in clean):
         _fail(f"{what} {path!r} must be a relative path inside ComfyUI's input folder (no '..', not absolute)")
     if not clean.lower().endswith(".png"):
         _fail(f"{what} {path!r} is not a .png: keyframes are indexed PNG files")

@@ -125,8 +125,9 @@ def frames_inputs(world, hostile):
 
 def ints(options, hostile):
     low, high = options.get("min", -10 ** 6), options.get("max", 10 ** 6)
-    if not hostile:  # small values: a huge internal size or side is only slow
-        return st.one_of(st.integers(low, min(high, low + 40)), st.just(options.get("default", low)))
+    if not hostile:  # small values (frame numbers in the shot), and some up to 64 (sizes): huge ones are only slow
+        return st.one_of(st.integers(low, min(high, low + 6)), st.just(options.get("default", low)),
+                         st.integers(low, min(high, low + 64)))
     return st.sampled_from([low - 1, high + 1, -2 ** 63, 2 ** 64, high, True])
 
 

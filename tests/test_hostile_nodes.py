@@ -177,6 +177,13 @@ def test_8_get_frames_refuses_nan_frames(comfy):
         run("MemVOSGetFrames", "get", frames, 0, 3, 0)
 
 
+def test_5_a_short_side_over_the_pixel_limit_is_refused_before_anything_is_made(comfy):
+    frames, _ = tiny_clip(2)
+    with pytest.raises(ValueError, match=r"^short_side 16384 makes frames of 27306x16384 .* over the limit of "
+                                         r"134,217,728 pixels: choose a smaller short_side"):
+        run("MemVOSGetFrames", "get", frames, 0, 2, 16384)
+
+
 def test_8_deeply_nested_keyframes_widget_is_one_line(comfy, session, tmp_path):
     _, made = session
     deep = "[" * 5000 + "]" * 5000

@@ -217,12 +217,14 @@ def check_shots(data, base):
 def _outputs_over_inputs(shots):
     """Every shot's outputs against every shot's inputs (its own included): one error per
     clash, naming both shots."""
+    def key(option):
+        return f"key {option.lstrip('-').replace('-', '_')!r}"
+
     errors = []
     for shot in shots:
-        outputs = {f"key {name.lstrip('-').replace('-', '_')!r}": path for name, path in shot_outputs(shot.args).items()}
+        outputs = {key(name): path for name, path in shot_outputs(shot.args).items()}
         for other in shots:
-            inputs = {f"key {name.lstrip('-').replace('-', '_')!r} of shot {other.index}": path
-                      for name, path in shot_input_paths(other.args).items()}
+            inputs = {f"{key(name)} of shot {other.index}": path for name, path in shot_input_paths(other.args).items()}
             found = clash(outputs, inputs)
             if found is not None:
                 errors.append(f"shot {shot.index}, {describe_clash(found)}")
