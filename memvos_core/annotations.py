@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .media import IMAGE_EXTENSIONS, MediaError
+from .media import IMAGE_EXTENSIONS, MediaError, open_image
 from .palette import _DAVIS
 from .session.keyframes import MAX_OBJECT_ID
 
@@ -78,9 +78,11 @@ def load_mask(path):
         raise AnnotationError(f"mask {path.name}: {suffix or 'no extension'} is not a mask format; save it as "
                               "PNG (indexed, black-and-white or flat colours)")
     try:
-        with Image.open(path) as img:
+        with open_image(path, "mask") as img:
             img.load()
             return _decode(path, img, lossy=suffix in LOSSY_EXTENSIONS)
+    except MediaError as exc:
+        raise AnnotationError(str(exc)) from None
     except OSError as exc:
         raise AnnotationError(f"mask {path} could not be read ({exc}): save it again as PNG") from None
 

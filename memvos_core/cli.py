@@ -232,7 +232,7 @@ def run(args):
     finally:
         bar.close()
     if args.save_session:
-        session.save(args.save_session)
+        session.save(args.save_session, what="--save-session")
     return result
 
 

@@ -1,13 +1,15 @@
 """Reading shots and annotations from disk and writing masks, for the command line."""
-import errno
 import os
+import re
 from bisect import bisect_left, bisect_right
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from . import atomic_file
 from .palette import palette_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -16,6 +18,42 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 class MediaError(ValueError):
     """Bad input media; the message says which file and what to do."""
+
+
+# ------------------------------------------------------------------ pixel limit
+MAX_PIXELS_ENV = "MEMVOS_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 16384 * 8192  # a 16K x 8K frame; a 30000x30000 PNG header is a decompression bomb
+
+
+def max_pixels():
+    """Largest frame or mask (width x height) read: ``$MEMVOS_MAX_PIXELS`` or the default."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    try:
+        return int(text) if text else DEFAULT_MAX_PIXELS
+    except ValueError:
+        raise MediaError(f"${MAX_PIXELS_ENV}={text!r} is not a whole number of pixels: unset it (default "
+                         f"{DEFAULT_MAX_PIXELS:,}) or give a number") from None
+
+
+@contextmanager
+def open_image(path, what="image"):
+    """``Image.open(path)`` whose size (read from the header, nothing decoded yet) is within
+    :func:`max_pixels`; else one MediaError line. Other failures stay OSError, as PIL raises them."""
+    limit = max_pixels()
+    if Image.MAX_IMAGE_PIXELS is not None and limit > 2 * Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = limit  # the user raised our limit past Pillow's refusal (twice its own)
+    fix = (f"over the limit of {limit:,} pixels (a decompression bomb, or a very large picture): shrink it, or "
+           f"raise the limit with the environment variable {MAX_PIXELS_ENV}")
+    try:
+        img = Image.open(path)
+    except Image.DecompressionBombError as exc:  # Pillow's own check, at twice its limit, came first
+        counted = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(counted.group(1)):,} pixels" if counted else "too many pixels"
+        raise MediaError(f"{what} {path} has {size}, {fix}") from None
+    with img:
+        if img.width * img.height > limit:
+            raise MediaError(f"{what} {path} is {img.width}x{img.height} ({img.width * img.height:,} pixels), {fix}")
+        yield img
 
 
 class FolderFrames:
@@ -35,7 +73,7 @@ class FolderFrames:
 
     def __getitem__(self, i):
         try:
-            with Image.open(self.paths[i]) as img:
+            with open_image(self.paths[i], "frame") as img:
                 return torch.from_numpy(np.array(img.convert("RGB")))
         except OSError as exc:
             raise MediaError(f"frame {self.paths[i]} could not be read ({exc})") from None
@@ -278,23 +316,9 @@ def match_annotations(mask_folder, frame_stems):
 
 
 def write_atomic(image, path):
-    """Save a PNG under a hidden ``.part`` name, then rename: never half a file under ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            full = exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
-            fix = "the disk is full: free some space" if full else "check the folder can be written"
-            raise MediaError(f"could not write {path} ({exc.strerror or exc}): {fix}, then run again "
-                             "(with --resume to keep the finished frames)") from None
-        raise
+    """Save a PNG atomically (:mod:`memvos_core.atomic_file`): never half a file under ``path``."""
+    atomic_file.write_atomic(path, lambda tmp: image.save(tmp, format="PNG"), error=MediaError,
+                             then=", then run again (with --resume to keep the finished frames)")
 
 
 def label_image(labels):

@@ -6,6 +6,7 @@ import torch
 
 from .families import FAMILY_NAMES, family_of
 from .network import load_network
+from .network.weight_values import check_weight_values
 from .precision import PRECISIONS
 
 
@@ -49,6 +50,7 @@ def weights_fingerprint(network):
 def load_model(source, device="cpu", precision="fp32", name=None):
     """Load a checkpoint (path or state dict) onto ``device``; see :func:`load_network`."""
     network = load_network(source)
+    check_weight_values(network, name or (str(source) if isinstance(source, str) else "<state dict>"))
     display = name or (str(source).rsplit("/", 1)[-1] if isinstance(source, str)
                        else FAMILY_NAMES.get(family_of(network), "model"))
     model = MemVOSModel(network, display, "cpu", "fp32", weights_fingerprint(network))

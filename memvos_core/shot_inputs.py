@@ -9,9 +9,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
 
 from . import media
+from .output_paths import clash, describe_clash
 from .annotations import AnnotationError, hex_colour, match_annotations, read_shot_masks
 
 TTA_SCALE_RANGE = (0.25, 4.0)
@@ -72,8 +72,10 @@ def check_frame_sizes(frames):
     sizes = {}
     for path in paths:
         try:
-            with Image.open(path) as img:
+            with media.open_image(path, "frame") as img:
                 sizes[path] = (img.height, img.width)
+        except media.MediaError as exc:
+            raise ShotInputError(f"{exc}; or remove it from the shot") from None
         except OSError as exc:
             raise ShotInputError(f"frame {path} could not be read ({exc}): replace or remove it") from None
     first = paths[0]
@@ -157,9 +159,30 @@ def check_weights_choice(weights, models_dir):
         f"({', '.join(KNOWN_CHECKPOINTS)}); give the path of a checkpoint file, or one of those names")
 
 
+def shot_outputs(args):
+    """``{option: path}`` of what a run writes (None: not given)."""
+    return {"--out": args.out, "--save-session": getattr(args, "save_session", None),
+            "--cache-dir": getattr(args, "cache_dir", None)}
+
+
+def shot_input_paths(args):
+    """``{option: path}`` of what a run reads and must never write over."""
+    weights = getattr(args, "weights", None)
+    local = weights is not None and Path(weights).is_file()  # else a name looked up in --models-dir
+    return {"--frames": args.frames, "--masks": args.masks, "--weights": weights if local else None}
+
+
+def check_outputs_apart(args):
+    """No output of the run lands in or over one of its inputs (see :mod:`.output_paths`)."""
+    found = clash(shot_outputs(args), shot_input_paths(args))
+    if found is not None:
+        raise ShotInputError(describe_clash(found))
+
+
 def check_args(args):
     """Everything the command line's ``args`` (an argparse Namespace) ask for, checked before
     any weights are touched: returns the checked shot."""
+    check_outputs_apart(args)
     check_run_settings(out=args.out, weights=args.weights, models_dir=getattr(args, "models_dir", None),
                        save_session=getattr(args, "save_session", None), tta_scales=getattr(args, "tta_scales", ()))
     return check_shot_inputs(args.frames, args.masks, size=args.size, start=getattr(args, "start", None),

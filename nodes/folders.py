@@ -29,12 +29,69 @@ def input_directory():
     return folder_paths.get_input_directory() if folder_paths is not None else _fallback("input")
 
 
-def inside(folder, relative, what):
+# Folders besides the input folder whose files nodes may read (a shared shot library, say):
+# a ``memvos_inputs:`` entry in ComfyUI's extra_model_paths.yaml (one folder per line), and the
+# environment variable, folders separated by os.pathsep (":" on Linux and macOS, ";" on Windows).
+READABLE_FOLDERS_KEY = "memvos_inputs"
+READABLE_FOLDERS_ENV = "MEMVOS_INPUT_DIRS"
+
+
+def readable_roots():
+    """The folders node paths may point into: ComfyUI's input folder first, then the listed ones."""
+    roots = [input_directory()]
+    folder_paths = _folder_paths()
+    listed = getattr(folder_paths, "folder_names_and_paths", {}).get(READABLE_FOLDERS_KEY) if folder_paths else None
+    if listed:
+        roots += list(listed[0])
+    roots += [p for p in os.environ.get(READABLE_FOLDERS_ENV, "").split(os.pathsep) if p.strip()]
+    return list(dict.fromkeys(os.path.abspath(os.path.expanduser(r.strip())) for r in roots))
+
+
+def within(path, root):
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # another drive (Windows)
+        return False
+
+
+def readable_path(name, what, example="shots/shot_010"):
+    """Where a node reads ``name`` (a widget's text): a path relative to the input folder (or, when
+    it is not there, to each listed folder in turn), or an absolute path inside one of them. Any
+    other path is refused before anything is looked up, so the message tells nothing about what
+    exists outside those folders. Links inside them are followed: a link in the input folder is
+    how a user shows a node a folder elsewhere."""
+    text = (name or "").strip().strip('"')
+    roots = readable_roots()
+    allowed = (f"ComfyUI's input folder{' or the folders listed for MemVOS' if len(roots) > 1 else ''} "
+               f"({READABLE_FOLDERS_KEY} in extra_model_paths.yaml, or ${READABLE_FOLDERS_ENV})")
+    if not text:
+        raise ValueError(f"{what} is empty: give a path inside {allowed}, like {example!r}")
+    _no_control_characters(text, what)
+    clean = text.replace("\\", "/") if os.sep == "/" else text
+    if os.path.isabs(clean):
+        path = os.path.normpath(clean)
+        if any(within(path, root) for root in roots):
+            return path
+        raise ValueError(f"{what} {text!r} is outside {allowed}: nodes read only there; put the files there "
+                         f"(or a link to them), or list their folder for MemVOS")
+    candidates = [inside(root, clean, what, example) for root in roots]
+    return next((c for c in candidates if os.path.exists(c)), candidates[0])
+
+
+def _no_control_characters(text, what):
+    """A NUL (which the OS refuses with a bare ValueError) or another control character in a path."""
+    bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise ValueError(f"{what} {text!r} holds the control character {bad!r}: type the path without it")
+
+
+def inside(folder, relative, what, example="memvos/session"):
     """``folder/relative`` for a relative path that stays inside ``folder`` (names come from widgets)."""
     relative = relative.replace("\\", "/").strip()
+    _no_control_characters(relative, what)
     if not relative or os.path.isabs(relative) or ".." in relative.split("/"):
         raise ValueError(f"{what} {relative!r} must be a relative path inside {folder!r} "
-                         "(no '..', not absolute), like 'memvos/session'")
+                         f"(no '..', not absolute), like {example!r}")
     return os.path.join(folder, *relative.split("/"))
 
 

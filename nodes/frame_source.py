@@ -59,7 +59,7 @@ def source_from_path(path, fps=None, name="path"):
                          "give a video file or a folder of frames")
     else:
         raise ValueError(f"{name} {path!r} does not exist: give a folder of frames or a video file (relative "
-                         "to ComfyUI's input folder, or absolute)")
+                         "to ComfyUI's input folder)")
     reader = None
     try:
         reader = media.VideoFrames(path) if kind == "video" else media.FolderFrames(path)

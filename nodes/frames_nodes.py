@@ -1,28 +1,36 @@
 """Load Frames (a folder of images or a video file, read lazily) and Get Frames (a range of a long
 shot as a plain IMAGE batch, e.g. the frame to paint a keyframe on)."""
 import hashlib
+import math
 import os
 
 import torch
 
 from .common import MAX_FRAME_INDEX, check_frames, to_output
-from .folders import input_directory, inside
+from .folders import readable_path
 from .frame_source import FRAMES, FRAMES_INPUT, close_clip, frames_fps, source_from_path
 from .propagate_node import frame_range
 from ..memvos_core.frames import internal_size, resize_image
+from ..memvos_core.media import MAX_PIXELS_ENV, max_pixels
 
 MAX_SIDE = 16384
 
 
 def resolve_frames_path(path):
-    """An absolute path as given, or one relative to ComfyUI's input folder."""
-    path = (path or "").strip().strip('"')
-    if not path:
-        raise ValueError("path is empty: give a folder of frames or a video file, relative to ComfyUI's input "
-                         "folder (like 'shots/shot_010') or absolute")
-    if os.path.isabs(path):
-        return path
-    return inside(input_directory(), path, "path")
+    """A path inside ComfyUI's input folder or a folder listed for MemVOS (nodes/folders.py)."""
+    return readable_path(path, "path")
+
+
+def check_fps(fps, name="fps"):
+    """A frame rate: a finite number > 0 (NaN or infinity from a linked FLOAT are refused here,
+    not later in Propagate)."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} {fps!r} is not a frame rate: give a number above 0, like 24 (0.1..1000)")
+    return value
 
 
 def path_fingerprint(path):
@@ -40,12 +48,20 @@ def path_fingerprint(path):
     return digest.hexdigest()
 
 
-def scaled_size(frame_hw, short_side):
-    """Source size, or the size whose shorter side is ``short_side`` (aspect kept); 0 = source."""
+def scaled_size(frame_hw, short_side, name="short_side"):
+    """Source size, or the size whose shorter side is ``short_side`` (aspect kept); 0 = source.
+    A size over the pixel limit (memvos_core.media.max_pixels) is refused: a linked INT is not
+    range-checked by ComfyUI, and 16384 on a 1080p shot would be 5 GB per frame."""
     short_side = int(short_side)
     if short_side <= 0 or short_side == min(frame_hw):
         return tuple(frame_hw)
-    return internal_size(*frame_hw, short_side)
+    size = internal_size(*frame_hw, short_side)
+    limit = max_pixels()
+    if size[0] * size[1] > limit:
+        raise ValueError(f"{name} {short_side} makes frames of {size[1]}x{size[0]} ({size[0] * size[1]:,} pixels), "
+                         f"over the limit of {limit:,} pixels: choose a smaller {name} (0 = the source size), or "
+                         f"raise the limit with the environment variable {MAX_PIXELS_ENV}")
+    return size
 
 
 class MemVOSLoadFrames:
@@ -63,8 +79,9 @@ class MemVOSLoadFrames:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "path": ("STRING", {"default": "", "tooltip": "A folder of frames or a video file: relative to "
-                                                          "ComfyUI's input folder, or an absolute path."}),
+            "path": ("STRING", {"default": "", "tooltip": "A folder of frames or a video file inside ComfyUI's "
+                                                          "input folder (relative, like 'shots/shot_010'), or in a "
+                                                          "folder listed for MemVOS (see the README)."}),
             "fps": ("FLOAT", {"default": 24.0, "min": 0.1, "max": 1000.0, "step": 0.01,
                               "tooltip": "Frame rate of a folder of frames (a video file brings its own)."}),
         }}
@@ -74,7 +91,8 @@ class MemVOSLoadFrames:
         return f"{fps}:{path_fingerprint(path)}"
 
     def load(self, path, fps=24.0):
-        source = source_from_path(resolve_frames_path(path), fps=float(fps))
+        fps = check_fps(fps)
+        source = source_from_path(resolve_frames_path(path), fps=fps)
         return (source, source.count, float(source.fps))
 
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..memvos_core.media import label_image
+from ..memvos_core.json_input import JSONInputError, parse_json
+from ..memvos_core.media import MediaError, label_image, open_image
 
 FORMAT = "memvos-keyframes"
 VERSION = 1
@@ -90,7 +91,7 @@ def check_relative_file(path, what):
               "like 'memvos/keyframe_f000000.png'")
     clean = path.replace("\\", "/").strip()
     parts = clean.split("/")
-    if clean.startswith("/") or ":" in parts[0] or ".." in parts or "" in parts:
+    if clean.startswith("/") or ":" in parts[0] or ".." in parts or "" in parts or any(ord(c) < 32 for c in clean):
         _fail(f"{what} {path!r} must be a relative path inside ComfyUI's input folder (no '..', not absolute)")
     if not clean.lower().endswith(".png"):
         _fail(f"{what} {path!r} is not a .png: keyframes are indexed PNG files")
@@ -102,9 +103,9 @@ def parse_spec(text):
     if text is None or not str(text).strip():
         return KeyframeSpec()
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        _fail(f"not valid JSON ({exc}): paint the keyframes in the node's editor, or write "
+        data = parse_json(text, WIDGET)
+    except JSONInputError as exc:
+        _fail(f"not valid JSON ({exc.detail}): paint the keyframes in the node's editor, or write "
               f'{{"format": "{FORMAT}", "version": {VERSION}, "keyframes": [...]}}')
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         _fail(f'not a MemVOS keyframe list (it needs "format": "{FORMAT}")')
@@ -158,13 +159,15 @@ def resolve(input_dir, relative):
 def read_label_png(path, shown_name):
     """An indexed keyframe PNG -> uint8 ``[H,W]`` object ids; errors name ``shown_name``."""
     try:
-        with Image.open(path) as img:
+        with open_image(path, "keyframe file") as img:
             img.load()
             mode = img.mode
             labels = np.array(img) if mode in ("P", "L") else None
     except FileNotFoundError:
         raise KeyframeError(f"keyframe file {shown_name!r} is missing from ComfyUI's input folder: copy it "
                             "back (with the workflow's other keyframe files), or paint that keyframe again") from None
+    except MediaError as exc:
+        raise KeyframeError(str(exc).replace(str(path), repr(shown_name))) from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise KeyframeError(f"keyframe file {shown_name!r} could not be read as a PNG ({exc}): "
                             "paint that keyframe again, or replace the file") from None

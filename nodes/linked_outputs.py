@@ -28,13 +28,18 @@ def _is_link(value):
 def mark_linked_outputs(prompt, classes):
     """Write into each of our nodes which of its on-demand outputs are linked; returns ``prompt``
     (an API prompt ``{id: {"class_type", "inputs"}}``, changed in place as the server's handlers do)."""
+    # A malformed prompt (a node or its inputs not an object) is left as it is for ComfyUI's own
+    # validation to refuse: this hook runs first and must not fail on it.
+    nodes = {node_id: node for node_id, node in prompt.items()
+             if isinstance(node, dict) and isinstance(node.get("inputs", {}), dict)}
     used = {}
-    for node in prompt.values():
+    for node in nodes.values():
         for value in (node.get("inputs") or {}).values():
             if _is_link(value):
                 used.setdefault(str(value[0]), set()).add(value[1])
-    for node_id, node in prompt.items():
-        cls = classes.get(node.get("class_type")) if isinstance(node, dict) else None
+    for node_id, node in nodes.items():
+        class_type = node.get("class_type")
+        cls = classes.get(class_type) if isinstance(class_type, str) else None
         if cls is None or LINKED not in cls.INPUT_TYPES().get("hidden", {}):
             continue
         names, lazy = getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES), set(getattr(cls, "LAZY_OUTPUTS", ()))

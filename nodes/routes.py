@@ -8,10 +8,13 @@ its frames and its output session (the merged keyframes), Propagate and Composit
 (so "fix this frame" starts from the propagated mask). Tokens are random; nothing else of the
 server is reachable through them.
 
-The registry keeps only WEAK references: a token answers while ComfyUI's cache still holds those
-node outputs, and costs no memory of its own (the editor never keeps a long shot alive). Once the
-cache has dropped them (a later run replaced them, --cache-none, a restart) the route answers
-410/404 and the editor asks for a run. Frames are encoded one at a time, on request.
+What a token serves lives exactly as long as the node output it belongs to: the registry holds
+that output (the Keyframes node's session, Propagate's masks) WEAKLY, so a token costs no memory
+of its own and never keeps a long shot alive after ComfyUI's cache dropped it (a later run
+replaced it, --cache-none, a restart); from then on the route answers 410 and the editor asks
+for a run. What the output needs beside itself (the shot's frames, which the Keyframes node
+only reads: a clip it opened over a VIDEO or Load Frames, or the RGB part of an RGBA batch) is
+held STRONGLY until that output goes. Frames are decoded and encoded one at a time, on request.
 """
 import io
 import json
@@ -22,6 +25,7 @@ import weakref
 import numpy as np
 from PIL import Image
 
+from .frame_source import FrameClip, close_clip
 from .keyframe_files import png_bytes
 
 JPEG_QUALITY = 92  # with full-resolution colour (4:4:4): edges stay where they are for painting
@@ -32,19 +36,28 @@ GONE = ("ComfyUI no longer holds these frames or masks (a later run replaced the
 
 class _Registry:
     def __init__(self):
-        self._entries = {}  # token -> (kind, {name: weak reference}, first clip frame, frame count)
-        self._lock = threading.Lock()  # nodes publish from the execution thread, routes read on the loop
+        self._entries = {}  # token -> (kind, {name: weak reference}, {name: object held}, first frame, count)
+        # reentrant: a weak reference's callback may run inside publish() when collecting frees an output
+        self._lock = threading.RLock()
 
-    def publish(self, kind, held, first_frame, num_frames):
-        """``held``: ``{name: object}``, each referenced weakly. Returns the new token."""
+    def publish(self, kind, held, first_frame, num_frames, kept=None):
+        """``held``: ``{name: node output}``, each referenced weakly; ``kept``: ``{name: object}``
+        held strongly while every ``held`` object lives. Returns the new token."""
         token = secrets.token_hex(12)
-        refs = {name: weakref.ref(value) for name, value in held.items()}
+        refs = {name: weakref.ref(value, lambda _ref, t=token: self._release(t)) for name, value in held.items()}
         with self._lock:
             self._entries = {t: e for t, e in self._entries.items() if all(r() is not None for r in e[1].values())}
             while len(self._entries) >= MAX_ENTRIES:
                 self._entries.pop(next(iter(self._entries)))
-            self._entries[token] = (kind, refs, int(first_frame), int(num_frames))
+            self._entries[token] = (kind, refs, dict(kept or {}), int(first_frame), int(num_frames))
         return token
+
+    def _release(self, token):
+        """A held output is gone: drop what was kept for it (the token answers 410 from now on)."""
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is not None:
+                self._entries[token] = (entry[0], entry[1], {}, entry[3], entry[4])
 
     def get(self, token):
         """``(kind, {name: object or None}, first, count)``; kind is None for an unknown token."""
@@ -52,8 +65,11 @@ class _Registry:
             entry = self._entries.get(token)
         if entry is None:
             return None, {}, 0, 0
-        kind, refs, first, count = entry
-        return kind, {name: ref() for name, ref in refs.items()}, first, count
+        kind, refs, kept, first, count = entry
+        alive = {name: ref() for name, ref in refs.items()}
+        if any(value is None for value in alive.values()):
+            return kind, {name: None for name in refs}, first, count
+        return kind, {**alive, **kept}, first, count
 
     def clear(self):
         with self._lock:
@@ -64,9 +80,12 @@ REGISTRY = _Registry()
 
 
 def publish_shot(frames, session):
-    """A Keyframes node's frames (the IMAGE batch it was given) and its output session (whose
-    keyframes are the merged ones); the token answers /memvos/frame and /memvos/labels."""
-    return REGISTRY.publish("shot", {"frames": frames, "session": session}, 0, frames.shape[0])
+    """A Keyframes node's frames and its output session (whose keyframes are the merged ones); the
+    token answers /memvos/frame and /memvos/labels while ComfyUI holds that session. ``frames``:
+    an IMAGE batch (RGB) or a FrameClip (a VIDEO or Load Frames), kept until the session goes."""
+    if isinstance(frames, FrameClip):
+        frames = FrameClip(frames.source, frames.offset, frames.count)  # its own reader, opened per request
+    return REGISTRY.publish("shot", {"session": session}, 0, frames.shape[0], kept={"frames": frames})
 
 
 def publish_masks(masks):
@@ -105,7 +124,12 @@ def frame_response(query):
     if error:
         return error
     _, held, index = found
-    frame = held["frames"][index][..., :3].detach()
+    try:
+        frame = held["frames"][index][..., :3].detach()
+    except ValueError as exc:  # the file changed or went since the run
+        return _error(410, str(exc))
+    finally:
+        close_clip(held["frames"])  # no decoder (nor its window of frames) left open between requests
     if frame.is_floating_point():
         frame = (frame.float().clamp(0, 1) * 255).round()
     buffer = io.BytesIO()

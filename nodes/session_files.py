@@ -2,12 +2,13 @@
 import os
 
 from .common import MODEL, SESSION
-from .folders import input_directory, inside, numbered_output, output_directory
+from .folders import within, inside, numbered_output, output_directory, readable_path
 from .model_nodes import check_model
 from .session_nodes import check_session
 from ..memvos_core.session import Session
 
 SUFFIX = ".session.safetensors"
+EXAMPLE = f"memvos/session_00001{SUFFIX}"
 
 
 def next_session_path(prefix):
@@ -17,20 +18,24 @@ def next_session_path(prefix):
 
 
 def find_session_file(name):
-    """An absolute path as given, or a path relative to ComfyUI's output folder, then its input folder."""
+    """A path relative to ComfyUI's output folder (where Save Session writes), else to its input
+    folder or a folder listed for MemVOS; an absolute path only inside one of those."""
     name = (name or "").strip()
     if not name:
         raise ValueError("session_file is empty: give the file Save Session wrote, like "
                          f"'memvos/session_00001{SUFFIX}' (relative to ComfyUI's output folder)")
-    if os.path.isabs(name):
-        candidates = [name]
+    output = os.path.abspath(output_directory())
+    if os.path.isabs(name) and within(os.path.normpath(name), output):
+        candidates = [os.path.normpath(name)]
+    elif os.path.isabs(name):
+        candidates = [readable_path(name, "session_file", EXAMPLE)]
     else:
-        candidates = [inside(folder, name, "session_file") for folder in (output_directory(), input_directory())]
+        candidates = [inside(output, name, "session_file"), readable_path(name, "session_file", EXAMPLE)]
     for path in candidates:
         if os.path.isfile(path):
             return path
-    raise ValueError(f"session_file {name!r} was not found (looked at {', '.join(map(repr, candidates))}): give "
-                     "a path relative to ComfyUI's output folder, as Save Session reports it, or an absolute path")
+    raise ValueError(f"session_file {name!r} was not found in ComfyUI's output or input folder: give a path "
+                     "relative to ComfyUI's output folder, as Save Session reports it")
 
 
 class MemVOSSaveSession:
@@ -55,7 +60,7 @@ class MemVOSSaveSession:
     def save(self, session, filename_prefix="memvos/session"):
         check_session(session)
         path = next_session_path(filename_prefix)
-        session.save(path)
+        session.save(path, what=f"filename_prefix {filename_prefix!r}")
         relative = os.path.relpath(path, output_directory()).replace(os.sep, "/")
         return {"ui": {"text": [relative]}, "result": (relative,)}
 
@@ -75,7 +80,7 @@ class MemVOSLoadSession:
             "model": (MODEL, {"tooltip": "The model the session was made with (from MemVOS Load Model)."}),
             "session_file": ("STRING", {"default": f"memvos/session_00001{SUFFIX}",
                                         "tooltip": "The file, relative to ComfyUI's output folder (as Save "
-                                                   "Session reports it), or an absolute path."}),
+                                                   "Session reports it) or its input folder."}),
         }}
 
     @classmethod

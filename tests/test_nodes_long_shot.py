@@ -388,8 +388,8 @@ def test_nodes_never_change_what_they_received(by_video, video_file):
 def test_bad_frame_sources_are_one_line_errors(comfy, model, clip, tmp_path):
     frames, masks = clip
     session = annotated(model, frames, masks)
-    empty = tmp_path / "empty"
-    empty.mkdir()
+    empty = os.path.join(comfy.dirs["input"], "empty_shot")  # Load Frames reads inside input/ only
+    os.makedirs(empty)
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
     cases = [

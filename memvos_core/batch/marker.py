@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .. import cli
+from ..json_input import parse_json
 from ..media import IMAGE_EXTENSIONS
 from ..weights import file_sha256
 
@@ -95,8 +96,8 @@ def describe(args, weights_digest):
 
 def read_marker(out):
     try:
-        data = json.loads(marker_path(out).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = parse_json(marker_path(out).read_text(encoding="utf-8"), "the marker")
+    except (OSError, ValueError):  # JSONInputError included: a damaged marker reruns the shot
         return None
     return data if isinstance(data, dict) else None
 

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import cli
+from ..json_input import JSONInputError, parse_json
+from ..output_paths import clash, describe_clash
+from ..shot_inputs import shot_input_paths, shot_outputs
 
 # Options that name files or folders. Relative paths in SHOTS.json are relative to the file
 # itself (a shot list stays valid when the project folder moves; Ray workers have another cwd).
@@ -160,13 +163,13 @@ def load_shots(path):
     where ``defaults`` holds options every shot gets unless it sets them itself."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"), "SHOTS.json")
     except FileNotFoundError:
         raise ShotSpecError(["file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ShotSpecError([f"could not be read ({exc})"]) from None
-    except json.JSONDecodeError as exc:
-        raise ShotSpecError([f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"]) from None
+    except JSONInputError as exc:
+        raise ShotSpecError([f"not valid JSON ({exc.detail})"]) from None
     return check_shots(data, path.resolve().parent)
 
 
@@ -205,9 +208,27 @@ def check_shots(data, base):
             errors.append(f"shot {shot.index}, key 'out': {shot.out} is also shot {seen[out]}'s output "
                           "folder; give every shot its own")
         seen.setdefault(out, shot.index)
+    errors += _outputs_over_inputs(shots)
     if errors:
         raise ShotSpecError(sorted(set(errors), key=errors.index))
     return shots
+
+
+def _outputs_over_inputs(shots):
+    """Every shot's outputs against every shot's inputs (its own included): one error per
+    clash, naming both shots."""
+    def key(option):
+        return f"key {option.lstrip('-').replace('-', '_')!r}"
+
+    errors = []
+    for shot in shots:
+        outputs = {key(name): path for name, path in shot_outputs(shot.args).items()}
+        for other in shots:
+            inputs = {f"{key(name)} of shot {other.index}": path for name, path in shot_input_paths(other.args).items()}
+            found = clash(outputs, inputs)
+            if found is not None:
+                errors.append(f"shot {shot.index}, {describe_clash(found)}")
+    return errors
 
 
 def resume_flag(parser=None):

@@ -27,9 +27,22 @@ def check_frames(frames, name="frames", hint=None):
                          f"(divide 8-bit images by 255){fix}")
     if 0 in frames.shape[:3]:
         raise ValueError(f"{name} is empty (shape {tuple(frames.shape)}){fix or ': give at least one frame'}")
+    check_finite(frames, name)
     # the caller's own tensor when it is RGB already: nodes hand it on by reference (the keyframe
     # editor's routes hold it weakly, as ComfyUI's cache holds it)
     return frames if frames.shape[-1] == 3 else frames[..., :3]
+
+
+FINITE_CHUNK = 16  # frames checked at a time: no full-size temporary for a long batch
+
+
+def check_finite(values, name):
+    """Refuse NaN or infinite values (a broken upstream node): they would turn every output NaN."""
+    for t0 in range(0, values.shape[0], FINITE_CHUNK):
+        if not bool(torch.isfinite(values[t0:t0 + FINITE_CHUNK]).all()):
+            bad = t0 + int((~torch.isfinite(values[t0:t0 + FINITE_CHUNK])).flatten(1).any(1).nonzero()[0])
+            raise ValueError(f"{name} holds NaN or infinite values (first in frame {bad}): fix the node that "
+                             "made them, or clamp them to 0..1")
 
 
 def check_mask(mask, name="mask"):

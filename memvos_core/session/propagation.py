@@ -245,7 +245,7 @@ class Propagation:
         session = self.session.replace(forward_state=states["forward"], backward_state=states["backward"])
         extra = {"propagation": self.describe(), "phase": dict(self.phase), "done": self._done,
                  "caller": checkpoint.extra}
-        save_session(session, checkpoint.path, extra=extra)
+        save_session(session, checkpoint.path, extra=extra, what="checkpoint")
         # Backward results already blended are needed again only by a resume from an older
         # checkpoint; now that this one is written they can go.
         for i in self._releasable:
@@ -258,6 +258,11 @@ class Propagation:
         where = f"the checkpoint {checkpoint.path}"
         if not extra or "propagation" not in extra:
             raise CheckpointMismatch(f"{where} is a session file, not a checkpoint of a run")
+        from .file_schema import SchemaError, check_checkpoint_extra
+        try:
+            check_checkpoint_extra(extra)
+        except SchemaError as exc:
+            raise CheckpointMismatch(f"{where} is damaged ({exc}): start over without resuming") from None
         differences = [k for k, v in self.describe().items() if extra["propagation"].get(k) != v]
         differences += [k for k, v in checkpoint.extra.items() if extra.get("caller", {}).get(k) != v]
         differences += setup_differences(saved, self.session)

@@ -124,9 +124,9 @@ class Session:
         return self.replace(forward_state=move(self.forward_state), backward_state=move(self.backward_state))
 
     # ---------------------------------------------------------------- files
-    def save(self, path):
+    def save(self, path, what=None):
         from .storage import save_session
-        return save_session(self, path)
+        return save_session(self, path, what=what)
 
     @staticmethod
     def load(path, model, config=None):

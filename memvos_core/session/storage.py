@@ -5,13 +5,15 @@ memory configuration or another format version is refused with a message saying 
 """
 import json
 import os
-import tempfile
 
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..atomic_file import write_atomic
 from ..config import MemoryConfig
+from ..json_input import JSONInputError, parse_json
 from .directional import PassState
+from .file_schema import SchemaError, check_metadata
 from .keyframes import Keyframe
 
 FORMAT = "memvos-session"
@@ -22,9 +24,11 @@ class SessionFileError(ValueError):
     pass
 
 
-def save_session(session, path, extra=None):
+def save_session(session, path, extra=None, what=None):
     """Write atomically: a temporary file in the same folder, then a rename. ``extra``: JSON-able
-    metadata stored alongside (a propagation checkpoint's progress), read by :func:`load_checkpoint`."""
+    metadata stored alongside (a propagation checkpoint's progress), read by :func:`load_checkpoint`.
+    A disk that refuses (full, read-only, name too long) is one :class:`SessionFileError` line,
+    starting with ``what`` (the input that named the file) when given."""
     tensors, keyframes = {}, []
     for n, kf in enumerate(session.keyframes):
         tensors[f"keyframe{n}.image"] = kf.image
@@ -45,17 +49,12 @@ def save_session(session, path, extra=None):
         meta["extra"] = extra
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".session-", suffix=".part", dir=folder)
-    os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={"memvos": json.dumps(meta)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    except OSError:
+        pass  # write_atomic reports the folder's problem in one line
+    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata={"memvos": json.dumps(meta)}), what=what,
+                 error=SessionFileError)
     return path
 
 
@@ -83,10 +82,21 @@ def _load(path, model, config):
                                "or it is damaged") from None
     if raw is None:
         raise SessionFileError(f"{path!r} is a safetensors file but not a MemVOS session")
-    meta = json.loads(raw)
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+    damaged = (f"session file {path!r} is damaged ({{}}): save the session again, or for a checkpoint "
+               "run again without --resume")
+    try:
+        meta = parse_json(raw, "its metadata")
+    except JSONInputError as exc:
+        raise SessionFileError(damaged.format(exc)) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        meta = meta if isinstance(meta, dict) else {}
         raise SessionFileError(f"session file {path!r} has format {meta.get('format')} version "
                                f"{meta.get('version')}; this version reads {FORMAT} version {VERSION}")
+    try:
+        check_metadata(meta, tensors)
+        saved_config = MemoryConfig.from_dict(meta["config"])
+    except (SchemaError, TypeError, ValueError) as exc:
+        raise SessionFileError(damaged.format(exc)) from None
     saved_model, ours = meta["model"], model.describe()
     if saved_model.get("family", "xmem") != ours["family"]:
         raise SessionFileError(
@@ -98,7 +108,6 @@ def _load(path, model, config):
             f"session file {path!r} was made with model {saved_model.get('name')} "
             f"(id {saved_model.get('model_id')}), not the loaded {ours['name']} (id {ours['model_id']}): "
             "load the same weights it was made with")
-    saved_config = MemoryConfig.from_dict(meta["config"])
     if config is not None and config != saved_config:
         changed = sorted(k for k, v in config.to_dict().items() if meta["config"].get(k) != v)
         raise SessionFileError(f"session file {path!r} was made with other memory settings ({', '.join(changed)}): "
