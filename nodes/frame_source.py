@@ -10,6 +10,7 @@ frame at a time) and MEMVOS_FRAMES (MemVOS Load Frames: a folder of images or a 
 asked for. A :class:`FrameSource` (what MEMVOS_FRAMES carries) holds no pixels and no open
 decoder, so a cached one is safe to hand to any number of nodes; every clip opens its own reader.
 """
+import hashlib
 import io
 import os
 import weakref
@@ -77,6 +78,19 @@ def source_from_path(path, fps=None, name="path"):
         _close(reader)
     rate = rate or (float(fps) if fps else DEFAULT_FPS)
     return FrameSource(os.path.abspath(path), kind, count, tuple(first.shape[:2]), rate, tuple(reader.stems))
+
+
+def files_fingerprint(path):
+    """Names, sizes and times of what a file or folder holds: a cheap stand-in for its content."""
+    digest = hashlib.sha256()
+    try:
+        entries = [path] if os.path.isfile(path) else sorted(os.path.join(path, n) for n in os.listdir(path))
+        for entry in entries:
+            info = os.stat(entry)
+            digest.update(f"{os.path.basename(entry)}:{info.st_size}:{info.st_mtime_ns};".encode())
+    except OSError as exc:
+        digest.update(f"unreadable:{exc}".encode())  # the run itself reports the error
+    return digest.hexdigest()
 
 
 def _video_rate(path):
@@ -295,5 +309,5 @@ def close_clip(frames):
         frames.close()
 
 
-__all__ = ["FRAMES", "FRAMES_INPUT", "FrameClip", "FrameSource", "close_clip", "frame_clip", "frame_stems",
-           "frames_fps", "source_from_path", "source_from_video"]
+__all__ = ["FRAMES", "FRAMES_INPUT", "FrameClip", "FrameSource", "close_clip", "files_fingerprint", "frame_clip",
+           "frame_stems", "frames_fps", "source_from_path", "source_from_video"]

@@ -12,6 +12,7 @@ from .linked_outputs import HIDDEN, wanted
 from .mask_set import MaskSet, labels_of, union_of
 from .model_nodes import ready_network
 from .preview import write_preview
+from .propagation_runs import ResumableRun
 from .routes import publish_masks
 from .session_nodes import check_session
 from ..memvos_core.session import DIRECTIONS
@@ -144,8 +145,11 @@ class MemVOSPropagate:
         ready_network(session.model)
         steps = (end - start + 1) * (2 if direction == "both" else 1)
         progress, cancel = progress_and_cancel(steps)
-        new_session, result = session.propagate(clip, first, direction, start, end + 1,
-                                                progress=progress, cancel=cancel)
+        run = ResumableRun(session, clip, first, direction, start, end + 1)
+        new_session, result = run.run(progress, cancel)
+        if run.resumed_at:
+            LOG.info("MemVOS Propagate: resumed a cancelled run, %d of %d frames of work were done already",
+                     run.resumed_at, steps)
         new_session = new_session.to(comfy_env.intermediate_device())
         try:
             self._last = (key, weakref.ref(session), weakref.ref(frames), new_session, result)
