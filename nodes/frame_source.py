@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .messages import size_text
 from ..memvos_core import media
 
 FRAMES = "MEMVOS_FRAMES"
@@ -40,7 +41,7 @@ class FrameSource:
 
     def describe(self):
         what = "video" if self.kind == "video" else "folder"
-        return f"{what} {self.path!r} ({self.count} frames, {self.frame_hw[0]}x{self.frame_hw[1]})"
+        return f"{what} {self.path!r} ({self.count} frames, {size_text(self.frame_hw)})"
 
     def open(self):
         """A fresh reader: ``len``, ``reader[i]`` -> uint8 ``[H,W,3]`` (memvos_core.media)."""
@@ -178,7 +179,7 @@ class _Reader:
         if tuple(frame.shape[:2]) != tuple(self.source.frame_hw):
             h, w = self.source.frame_hw
             raise ValueError(f"frames: frame {self.source.stems[index]} of {self.source.path!r} is "
-                             f"{frame.shape[0]}x{frame.shape[1]} but the shot's first frame is {h}x{w}: every "
+                             f"{size_text(frame.shape[:2])} but the shot's first frame is {size_text((h, w))}: every "
                              "frame of a shot must have the same size")
         return frame
 

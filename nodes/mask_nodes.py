@@ -3,9 +3,12 @@ import torch
 
 from .common import MASKS, check_frames, check_type, mask_to_image, parse_object_ids, to_output
 from .compute import NodeProgress
-from .frame_source import FRAMES_INPUT
+from .frame_source import FRAMES_INPUT, close_clip
 from .linked_outputs import HIDDEN, wanted
-from .mask_set import MaskSet, union_of
+from .mask_set import MaskSet, StoredMasks
+from .messages import batch_warning
+from .propagation_runs import cache_root
+from ..memvos_core.session import ResultStore
 from ..memvos_core.ops.refine_chain import RefineSteps, refine_masks
 
 
@@ -58,7 +61,11 @@ class MemVOSRefine:
     FUNCTION = "refine"
     RETURN_TYPES = (MASKS, "MASK")
     RETURN_NAMES = ("masks", "mask")
-    OUTPUT_TOOLTIPS = ("The refined per-object masks.", "Union of the refined masks (1 = object).")
+    LAZY_OUTPUTS = ("mask",)  # built only when connected (nodes/linked_outputs.py)
+    OUTPUT_TOOLTIPS = ("The refined per-object masks (kept on disk in ComfyUI's temp folder and read a chunk at "
+                       "a time: a long shot's never fill the RAM).",
+                       "Union of the refined masks (1 = object), at source size; built only when connected (a "
+                       "long shot's would not fit in memory: use Save Masks or Get Masks there).")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -100,11 +107,12 @@ class MemVOSRefine:
                 "frames": (FRAMES_INPUT, {"tooltip": "The frames the masks belong to; needed for temporal "
                                                      "smoothing and edge refinement."}),
             },
+            "hidden": dict(HIDDEN),
         }
 
     def refine(self, masks, temporal_radius=0, binarize=False, threshold=0.5, fill_holes=False,
                remove_islands_px=0, grow_px=0, edge_radius=0, feather_px=0.0, max_hole_px=0, edge_eps=0.001,
-               temporal_color_sigma=0.05, frames=None):
+               temporal_color_sigma=0.05, frames=None, memvos_linked_outputs=None):
         check_masks(masks)
         steps = RefineSteps(temporal_radius=int(temporal_radius), temporal_color_sigma=float(temporal_color_sigma),
                             binarize=bool(binarize), threshold=float(threshold), fill_holes=bool(fill_holes),
@@ -117,13 +125,19 @@ class MemVOSRefine:
         elif steps.needs_frames:
             raise ValueError("frames is not connected, but temporal_radius and edge_radius need them: connect "
                              "the frames the masks were propagated over, or set both to 0")
-        # Chunks go to ComfyUI's device and come back as float16 on the intermediate device.
+        # Chunks go to ComfyUI's device; each refined chunk goes to disk as soon as it is done.
+        stored = StoredMasks(ResultStore.temporary(cache_root()), masks.object_ids)
         progress = NodeProgress(masks.num_frames)
-        dense = refine_masks(masks, steps, guide, compute=progress.compute(masks.num_frames),
-                             out_dtype=torch.float16)
-        result = masks.with_masks(to_output(dense))
-        union = torch.cat([union_of(result.chunk(t0, t1)) for t0, t1 in result.chunks()])
-        return (result, to_output(union))
+        refine_masks(masks, steps, guide, compute=progress.compute(masks.num_frames), out_dtype=torch.float16,
+                     sink=stored.put)
+        stored.store.flush()
+        close_clip(guide)
+        result = masks.with_stored(stored)
+        union = None
+        if wanted(memvos_linked_outputs, "mask"):
+            batch_warning("MemVOS Refine Masks", "mask", result.num_frames, result.frame_hw, 1)
+            union = to_output(union_mask(result))
+        return (result, union)
 
 
 NODE_CLASS_MAPPINGS = {"MemVOSSelectObjects": MemVOSSelectObjects, "MemVOSRefine": MemVOSRefine}

@@ -18,6 +18,9 @@ from .session_nodes import check_session
 from ..memvos_core.session import DIRECTIONS
 
 
+PREVIEW_BAR_PIXELS = 8_000_000  # source pixels whose preview takes about a second (~9 frames of 720p)
+
+
 def keyframe_list(session):
     return tuple({"frame": k.frame_index, "objects": list(k.object_ids)} for k in session.keyframes)
 
@@ -48,6 +51,15 @@ def write_clip_preview(frames, labels, ids, *, fps, frame_offset, keyframes=(), 
     except OSError as exc:
         LOG.warning("MemVOS: the preview could not be written (%s)", exc)
         return []
+
+
+def preview_bar(num_frames, frame_hw):
+    """``progress`` and ``cancel`` for :func:`write_clip_preview` when its pages take more than about a
+    second (a long shot's took minutes at 100 % with no sign of life), else nothing."""
+    if num_frames * frame_hw[0] * frame_hw[1] < PREVIEW_BAR_PIXELS:
+        return {}
+    progress, cancel = progress_and_cancel(num_frames)
+    return {"progress": progress, "cancel": cancel}
 
 
 class MemVOSPropagate:
@@ -106,8 +118,8 @@ class MemVOSPropagate:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
         if not session.keyframes:
-            raise ValueError("session has no annotation frame: add one with MemVOS Add Annotation Frame "
-                             "before propagating")
+            raise ValueError("session has no keyframe: open the MemVOS Keyframes node's editor and paint the "
+                             "objects on a frame (or connect a mask to it) before propagating")
         first, count = int(first_frame_index), clip.shape[0]
         start, end = frame_range(first, count, start_frame, end_frame)
         new_session, result = self._propagated(session, frames, clip, first, direction, start, end)
@@ -127,7 +139,7 @@ class MemVOSPropagate:
         shown = masks.aligned_frames(clip)
         ui = write_clip_preview(shown, labels if labels is not None else masks.label_view(),
                                 list(masks.object_ids), fps=fps, frame_offset=start, keyframes=masks.keyframes,
-                                masks=masks)
+                                masks=masks, **preview_bar(masks.num_frames, masks.frame_hw))
         close_clip(clip)
         union = to_output(torch.cat(unions)) if unions else None
         label_map = to_output(colour_labels(labels)) if want_labels else None
