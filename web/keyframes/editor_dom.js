@@ -55,6 +55,7 @@ const CSS = `
 .memvos-editor .memvos-ed-help td { padding: 1px 6px 1px 0; vertical-align: top; }
 .memvos-editor .memvos-ed-help td:first-child { white-space: nowrap; color: #f5c518; }
 .memvos-editor [hidden] { display: none !important; }
+.memvos-editor .memvos-ed-message button { margin: 8px 4px 0; }
 `;
 
 
