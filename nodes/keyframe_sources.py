@@ -134,7 +134,7 @@ def misfits(spec, input_dir, frame_hw, num_frames):
             continue
         if (height, width) != tuple(frame_hw) and not same_aspect((height, width), frame_hw):
             out.append((entry.frame, entry.file, f"it is {size_text((height, width))}, the frames "
-                                                 f"{size_text(frame_hw)}"))
+                                                 f"{size_text(frame_hw)}: a different aspect ratio"))
     return out
 
 
