@@ -1,11 +1,13 @@
 """Host memory of a long shot through the nodes: Load Video -> the pack's nodes -> Save Masks.
 
-    python bench/bench_long_shot_nodes.py [--frames 2000] [--width 854 --height 480] [--size 64]
+    python bench/bench_long_shot_nodes.py [--frames 2000] [--width 854 --height 480] [--size 64] [--graph refine]
 
 A synthetic shot (two discs moving over a textured background) is encoded as an mp4 one frame at a
 time, then an API prompt runs in the test suite's executor (ComfyUI's core nodes as stand-ins, its
 cache rules, the pack's on-prompt hook): LoadVideo -> Load Model -> New Session -> 2 x (Load Image
-(as Mask) -> Add Annotation Frame) -> Propagate -> Save Masks (16-bit PNGs + mp4). The process's RSS
+(as Mask) -> Add Annotation Frame) -> Propagate -> Refine Masks -> Save Masks (16-bit PNGs + mp4), and
+Composite (overlay preview) of the refined masks (``--graph propagate``: without Refine and
+Composite). The process's RSS
 is read at every progress tick (a frame of the running node); the table gives it at frame
 milestones of Propagate and of Save Masks, with the growth since the first milestone, and a
 thread samples the peak in between. ``--size`` is the network's internal size (the
@@ -65,8 +67,20 @@ def write_shot(pack, folder, frames, height, width, fps):
     return path
 
 
-def prompt(size, prefix, max_long_term=10000):
-    return {
+REFINE = {"temporal_radius": 1, "binarize": False, "threshold": 0.5, "fill_holes": True, "remove_islands_px": 0,
+          "grow_px": 2, "edge_radius": 0, "feather_px": 1.0, "max_hole_px": 0, "edge_eps": 0.001,
+          "temporal_color_sigma": 0.05}
+COMPOSITE = {"mode": "overlay", "object_ids": "", "opacity": 0.5, "outline_px": 2, "draw_ids": False,
+             "background_color": "#00ff00", "grow_px": 8, "feather_px": 4.0, "preview_fps": 24.0}
+# stage name -> node id in the prompt
+STAGES = {"propagate": (("Propagate", "8"), ("Save Masks", "9")),
+          "refine": (("Propagate", "8"), ("Refine", "10"), ("Save Masks", "9"), ("Composite", "11"))}
+
+
+def prompt(size, prefix, max_long_term=10000, graph="refine"):
+    """The API prompt; ``graph="refine"`` adds Refine Masks (its masks to Save Masks) and Composite
+    (overlay preview of the refined masks, no output connected)."""
+    nodes = {
         "1": {"class_type": "LoadVideo", "inputs": {"file": "bench_shot.mp4"}},
         "2": {"class_type": "MemVOSLoadModel", "inputs": {"weights": "XMem.pth", "device": "cpu", "precision": "fp32"}},
         "3": {"class_type": "MemVOSNewSession", "inputs": {
@@ -87,6 +101,11 @@ def prompt(size, prefix, max_long_term=10000):
             "masks": ["8", 1], "filename_prefix": prefix, "content": "matte", "object_ids": "",
             "png_sequence": True, "video": "mp4 (h264)", "fps": 0.0}},
     }
+    if graph == "refine":
+        nodes["10"] = {"class_type": "MemVOSRefine", "inputs": {"masks": ["8", 1], "frames": ["1", 0], **REFINE}}
+        nodes["11"] = {"class_type": "MemVOSComposite", "inputs": {"frames": ["1", 0], "masks": ["10", 0], **COMPOSITE}}
+        nodes["9"]["inputs"]["masks"] = ["10", 0]
+    return nodes
 
 
 def held_bytes(result):
@@ -142,7 +161,7 @@ def milestones(samples, node, total, step):
 
 
 def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=None, quiet=False, threads=1,
-        max_long_term=10000):
+        max_long_term=10000, graph="refine"):
     """Run the bench; returns ``{"rows": [(stage, frame, rss, growth, s)], "outputs": ..., "dirs": ...}``.
     One torch thread by default: on a shared, busy CPU two threads spin against each other (a
     12-frame run took 79 s with 2 threads, 5 s with 1, at load 18 on 2 cores)."""
@@ -169,20 +188,22 @@ def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=No
         sampler = PeakSampler()
         sampler.start()
         started = time.perf_counter()
+        start_rss = rss_mib()
         try:
-            outputs, ui = executor.run(prompt(size, "bench/matte", max_long_term))
+            outputs, ui = executor.run(prompt(size, "bench/matte", max_long_term, graph))
         finally:
             sampler.stop.set()
             sampler.join()
         elapsed = time.perf_counter() - started
         rows = []
-        for stage, node in (("Propagate", "8"), ("Save Masks", "9")):
+        for stage, node in STAGES[graph]:
             found = milestones(log.samples, node, frames, step)
             base = found[0][1] if found else float("nan")
             rows += [(stage, frame, rss, rss - base, t - started) for frame, rss, t in found]
         session, masks = outputs["8"][0], outputs["8"][1]
         return {"rows": rows, "outputs": outputs, "ui": ui, "dirs": stand_ins.dirs, "elapsed": elapsed,
-                "peak": max(sampler.peak, max(s[4] for s in log.samples)),
+                "peak": max(sampler.peak, max(s[4] for s in log.samples)), "start_rss": start_rss,
+                "end_rss": rss_mib(),
                 "result_bytes": held_bytes(masks.result), "state_bytes": state_bytes(session)}
     finally:
         torch.set_num_threads(threads_before)
@@ -206,14 +227,19 @@ def main(argv=None):
     ap.add_argument("--max-long-term", type=int, default=10000,
                     help="long-term memory size in elements (XMem's 10000 is ~6 frames at 480p; at a small "
                          "internal size it takes many more frames to fill, and the memory state grows until then)")
+    ap.add_argument("--graph", choices=sorted(STAGES), default="refine",
+                    help="refine: Propagate -> Refine Masks -> Save Masks and Composite (default); propagate: "
+                         "Propagate -> Save Masks")
     args = ap.parse_args(argv)
     result = run(args.frames, args.height, args.width, args.size, step=args.step, threads=args.threads,
-                 max_long_term=args.max_long_term)
+                 max_long_term=args.max_long_term, graph=args.graph)
     print(f"\n{'stage':<11} {'frame':>6} {'RSS MiB':>8} {'growth':>7} {'s':>7}")
     for stage, frame, rss, growth, t in result["rows"]:
         print(f"{stage:<11} {frame:>6} {rss:>8.1f} {growth:>+7.1f} {t:>7.0f}")
     print(f"\nheld at the end: propagation results in RAM {result['result_bytes'] / 2**20:.1f} MiB, session memory "
           f"state {result['state_bytes'] / 2**20:.1f} MiB")
+    print(f"RSS through the prompt: start {result['start_rss']:.1f} MiB, peak {result['peak']:.1f} MiB, end "
+          f"{result['end_rss']:.1f} MiB (outputs still held, as ComfyUI's cache holds them)")
     print(f"peak RSS {result['peak']:.1f} MiB; whole prompt {result['elapsed']:.0f} s "
           f"({args.frames / result['elapsed']:.1f} frames/s); torch threads {torch.get_num_threads()}; "
           f"load average {os.getloadavg()[0]:.1f}")

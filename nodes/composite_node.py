@@ -1,12 +1,16 @@
 """Composite: overlay preview, mattes, background replacement and inpainting prep, at source size."""
 import torch
 
+from . import comfy_env
 from .common import MASKS, SUGGESTIONS, check_frames, mask_to_image, parse_object_ids, to_output
-from .compute import NodeProgress
-from .frame_source import FRAMES_INPUT
+from .compute import NodeProgress, working_budget
+from .frame_source import FRAMES_INPUT, close_clip
+from .linked_outputs import HIDDEN, wanted
+from .messages import batch_warning
 from .mask_nodes import check_masks, object_ids_input
 from .mask_set import labels_of, union_of
 from .propagate_node import write_clip_preview
+from .rendered_clip import RenderedClip
 from ..memvos_core.ops import composite as composite_ops
 from ..memvos_core.ops import kernels
 from ..memvos_core.ops.chunking import read_chunk, run_chunked
@@ -41,10 +45,12 @@ class MemVOSComposite:
     OUTPUT_NODE = True
     RETURN_TYPES = ("IMAGE", "MASK", "IMAGE")
     RETURN_NAMES = ("image", "mask", "mask_image")
+    LAZY_OUTPUTS = ("image", "mask", "mask_image")  # built only when connected (nodes/linked_outputs.py)
     OUTPUT_TOOLTIPS = (
-        "The result of the mode (inpaint: the frames to inpaint, unchanged), at source size.",
-        "The mask used (1 = object / fill), at source size.",
-        "The same mask as a grey IMAGE (white = object / fill).",
+        "The result of the mode (inpaint: the frames to inpaint, unchanged), at source size; built only when "
+        "connected (the preview alone is made a chunk at a time: a long shot's batch would not fit in memory).",
+        "The mask used (1 = object / fill), at source size; built only when connected.",
+        "The same mask as a grey IMAGE (white = object / fill); built only when connected.",
     )
 
     @classmethod
@@ -82,13 +88,15 @@ class MemVOSComposite:
                                                        "own colour at soft edges, so the old background does not "
                                                        "tint them (slower)."}),
             },
+            "hidden": dict(HIDDEN),
         }
 
     def composite(self, frames, masks, mode="overlay", object_ids="", opacity=0.5, outline_px=2, draw_ids=False,
                   background_color="#00ff00", grow_px=8, feather_px=4.0, preview_fps=24.0, background=None,
-                  suggestions=None, clean_edges=False):
+                  suggestions=None, clean_edges=False, memvos_linked_outputs=None):
         check_masks(masks)
-        frames = masks.aligned_frames(check_frames(frames))
+        clip = check_frames(frames)
+        frames = masks.aligned_frames(clip)
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
         if background is not None:
@@ -97,8 +105,6 @@ class MemVOSComposite:
         if background is not None:
             _background_part(background, masks, 0, 1)  # a background of the wrong length fails before any work
         num_frames = masks.num_frames
-        progress = NodeProgress(2 * num_frames)  # the frames, then the preview
-        compute = progress.compute(num_frames)
         outline = int(outline_px) if mode == "overlay" else int(grow_px) if mode == "inpaint" else 0
 
         def work(t0, t1, device):
@@ -128,18 +134,38 @@ class MemVOSComposite:
         # float32 per source pixel: frames in, image out (RGBA), the objects' masks, the mask,
         # the ops' temporaries (~8 planes); plus the outline / grow kernel's own bytes.
         pixels = masks.frame_hw[0] * masks.frame_hw[1]
-        per_pixel = 4 * (3 + 4 + len(ids) + 1 + 8) + 1 + kernels.bytes_per_pixel("dilate", compute.device, outline)
+        per_pixel = 4 * (3 + 4 + len(ids) + 1 + 8) + 1 + kernels.bytes_per_pixel("dilate", comfy_env.get_torch_device(),
+                                                                                outline)
+        linked = [name for name in self.RETURN_NAMES if wanted(memvos_linked_outputs, name)]
+        keyframes = [{"frame": k["frame"], "objects": [o for o in k["objects"] if o in ids]} for k in masks.keyframes]
+        preview = {"fps": preview_fps, "frame_offset": masks.clip_start, "keyframes": keyframes,
+                   "suggestions": tuple(suggestions or ()), "masks": masks}
+        if not linked:  # the preview alone: each chunk composited as the preview reads it, nothing kept
+            progress = NodeProgress(num_frames)
+            device = comfy_env.get_torch_device()
+            budget = working_budget(device)
+            view = RenderedClip(work, num_frames, masks.frame_hw, 4 if mode == "matte rgba" else 3,
+                               max(1, budget // (pixels * per_pixel)), device)
+            preview_progress, preview_cancel = progress.stage(num_frames)
+            ui = write_clip_preview(view, view.labels, ids, device=device, budget_bytes=budget,
+                                    progress=preview_progress, cancel=preview_cancel, **preview)
+            close_clip(clip)
+            return {"ui": {"memvos_preview": ui}, "result": (None, None, None)}
+        for name in linked:
+            batch_warning("MemVOS Composite", name, num_frames, masks.frame_hw,
+                          1 if name == "mask" else 4 if name == "image" and mode == "matte rgba" else 3)
+        progress = NodeProgress(2 * num_frames)  # the frames, then the preview
+        compute = progress.compute(num_frames)
         parts = run_chunked(num_frames, work, bytes_per_frame=pixels * per_pixel, compute=compute,
                             source_device=frames.device)
         image, mask, labels = (torch.cat([p[i] for p in parts]) for i in range(3))
-        keyframes = [{"frame": k["frame"], "objects": [o for o in k["objects"] if o in ids]} for k in masks.keyframes]
+        del parts
         preview_progress, preview_cancel = progress.stage(num_frames)
-        ui = write_clip_preview(image[..., :3], labels, ids, fps=preview_fps,
-                                frame_offset=masks.clip_start, keyframes=keyframes,
-                                suggestions=tuple(suggestions or ()), device=compute.device,
-                                budget_bytes=compute.budget_bytes, progress=preview_progress,
-                                cancel=preview_cancel, masks=masks)
-        outputs = (to_output(image), to_output(mask), to_output(mask_to_image(mask)))
+        ui = write_clip_preview(image[..., :3], labels, ids, device=compute.device, budget_bytes=compute.budget_bytes,
+                                progress=preview_progress, cancel=preview_cancel, **preview)
+        close_clip(clip)
+        outputs = (to_output(image) if "image" in linked else None, to_output(mask) if "mask" in linked else None,
+                   to_output(mask_to_image(mask)) if "mask_image" in linked else None)
         return {"ui": {"memvos_preview": ui}, "result": outputs}
 
 

@@ -10,6 +10,7 @@ frame at a time) and MEMVOS_FRAMES (MemVOS Load Frames: a folder of images or a 
 asked for. A :class:`FrameSource` (what MEMVOS_FRAMES carries) holds no pixels and no open
 decoder, so a cached one is safe to hand to any number of nodes; every clip opens its own reader.
 """
+import hashlib
 import io
 import os
 import weakref
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .messages import size_text
 from ..memvos_core import media
 
 FRAMES = "MEMVOS_FRAMES"
@@ -39,7 +41,7 @@ class FrameSource:
 
     def describe(self):
         what = "video" if self.kind == "video" else "folder"
-        return f"{what} {self.path!r} ({self.count} frames, {self.frame_hw[0]}x{self.frame_hw[1]})"
+        return f"{what} {self.path!r} ({self.count} frames, {size_text(self.frame_hw)})"
 
     def open(self):
         """A fresh reader: ``len``, ``reader[i]`` -> uint8 ``[H,W,3]`` (memvos_core.media)."""
@@ -77,6 +79,19 @@ def source_from_path(path, fps=None, name="path"):
         _close(reader)
     rate = rate or (float(fps) if fps else DEFAULT_FPS)
     return FrameSource(os.path.abspath(path), kind, count, tuple(first.shape[:2]), rate, tuple(reader.stems))
+
+
+def files_fingerprint(path):
+    """Names, sizes and times of what a file or folder holds: a cheap stand-in for its content."""
+    digest = hashlib.sha256()
+    try:
+        entries = [path] if os.path.isfile(path) else sorted(os.path.join(path, n) for n in os.listdir(path))
+        for entry in entries:
+            info = os.stat(entry)
+            digest.update(f"{os.path.basename(entry)}:{info.st_size}:{info.st_mtime_ns};".encode())
+    except OSError as exc:
+        digest.update(f"unreadable:{exc}".encode())  # the run itself reports the error
+    return digest.hexdigest()
 
 
 def _video_rate(path):
@@ -164,7 +179,7 @@ class _Reader:
         if tuple(frame.shape[:2]) != tuple(self.source.frame_hw):
             h, w = self.source.frame_hw
             raise ValueError(f"frames: frame {self.source.stems[index]} of {self.source.path!r} is "
-                             f"{frame.shape[0]}x{frame.shape[1]} but the shot's first frame is {h}x{w}: every "
+                             f"{size_text(frame.shape[:2])} but the shot's first frame is {size_text((h, w))}: every "
                              "frame of a shot must have the same size")
         return frame
 
@@ -295,5 +310,5 @@ def close_clip(frames):
         frames.close()
 
 
-__all__ = ["FRAMES", "FRAMES_INPUT", "FrameClip", "FrameSource", "close_clip", "frame_clip", "frame_stems",
-           "frames_fps", "source_from_path", "source_from_video"]
+__all__ = ["FRAMES", "FRAMES_INPUT", "FrameClip", "FrameSource", "close_clip", "files_fingerprint", "frame_clip",
+           "frame_stems", "frames_fps", "source_from_path", "source_from_video"]

@@ -8,7 +8,7 @@ import torch
 
 from .common import MAX_FRAME_INDEX, check_frames, to_output
 from .folders import readable_path
-from .frame_source import FRAMES, FRAMES_INPUT, close_clip, frames_fps, source_from_path
+from .frame_source import FRAMES, FRAMES_INPUT, close_clip, files_fingerprint, frames_fps, source_from_path
 from .propagate_node import frame_range
 from ..memvos_core.frames import internal_size, resize_image
 from ..memvos_core.media import MAX_PIXELS_ENV, max_pixels
@@ -35,17 +35,11 @@ def check_fps(fps, name="fps"):
 
 def path_fingerprint(path):
     """Names, sizes and times of what the path holds: a cheap stand-in for its content."""
-    digest = hashlib.sha256()
     try:
         resolved = resolve_frames_path(path)
-        entries = [resolved] if os.path.isfile(resolved) else \
-            sorted(os.path.join(resolved, n) for n in os.listdir(resolved))
-        for entry in entries:
-            info = os.stat(entry)
-            digest.update(f"{os.path.basename(entry)}:{info.st_size}:{info.st_mtime_ns};".encode())
-    except (OSError, ValueError) as exc:
-        digest.update(f"unreadable:{exc}".encode())  # the run itself reports the error
-    return digest.hexdigest()
+    except ValueError as exc:
+        return hashlib.sha256(f"unreadable:{exc}".encode()).hexdigest()  # the run itself reports the error
+    return files_fingerprint(resolved)
 
 
 def scaled_size(frame_hw, short_side, name="short_side"):

@@ -17,8 +17,12 @@ import re
 
 import torch
 
+from PIL import Image
+
 from .keyframe_files import KeyframeError, read_label_png, resolve
+from .messages import size_text
 from .session_nodes import fit_mask
+from ..memvos_core.frames import same_aspect
 from ..memvos_core.palette import labels_from_colours
 
 SOURCE_NAMES = ("session", "label_map", "mask", "painted")
@@ -111,6 +115,34 @@ def label_map_layer(image, frames_text, frame_hw, num_frames):
                              "least one object, or leave that frame out of label_map_frames")
         layer[frame] = (labels, ids)
     return layer
+
+
+def misfits(spec, input_dir, frame_hw, num_frames):
+    """``[(frame, file, why), ...]``: the painted keyframes that cannot be used on these frames (a
+    template's keyframe after its video was swapped for other footage): past the shot's end, or
+    painted at another aspect ratio. Reads only the files' headers; a missing or unreadable file
+    is left to :func:`painted_layer`, which names the fix for it."""
+    out = []
+    for entry in spec.keyframes:
+        if entry.frame >= num_frames:
+            out.append((entry.frame, entry.file, f"frame {entry.frame} is past the shot's {num_frames} frames"))
+            continue
+        try:
+            with Image.open(resolve(input_dir, entry.file)) as img:
+                width, height = img.size
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+        if (height, width) != tuple(frame_hw) and not same_aspect((height, width), frame_hw):
+            out.append((entry.frame, entry.file, f"it is {size_text((height, width))}, the frames "
+                                                 f"{size_text(frame_hw)}: a different aspect ratio"))
+    return out
+
+
+def misfit_message(found):
+    listed = "; ".join(f"{file!r} (frame {frame}): {why}" for frame, file, why in found)
+    many = len(found) > 1
+    return (f"{len(found)} keyframe{'s' if many else ''} painted on other footage ({listed}): press \"Drop "
+            f"keyframes that do not fit\" on the node (or in its editor), then paint the objects on this shot")
 
 
 def painted_layer(spec, input_dir, frame_hw, num_frames):

@@ -2,12 +2,14 @@
 from . import folders, routes
 from .common import LOG, SESSION, check_frames
 from .frame_source import FRAMES_INPUT
-from .keyframe_files import KeyframeError, check_files, fingerprint, parse_spec
+from .keyframe_files import WIDGET, KeyframeError, check_files, fingerprint, parse_spec
 from .keyframe_sources import (check_every_object_is_somewhere, label_map_layer, mask_layer, merge_layers,
-                               painted_layer, session_layer)
+                               misfit_message, misfits, painted_layer, session_layer)
+from .messages import send_event, size_text
 from .session_nodes import check_session
 
 UI_KEY = "memvos_keyframes"
+MISFIT_EVENT = "memvos.keyframes_misfit"
 
 
 class MemVOSKeyframes:
@@ -50,6 +52,7 @@ class MemVOSKeyframes:
                 "label_map_frames": ("STRING", {"default": "0", "tooltip": "Frame of each label map of the batch, "
                                                                            "e.g. '0, 24'."}),
             },
+            "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
     @classmethod
@@ -69,15 +72,20 @@ class MemVOSKeyframes:
         return fingerprint(keyframes, folders.input_directory())
 
     def build(self, session, frames, keyframes="", mask=None, mask_frames="0", mask_object_ids="1",
-              label_map=None, label_map_frames="0"):
+              label_map=None, label_map_frames="0", unique_id=None):
         check_session(session)
         frames = check_frames(frames)
         spec = parse_spec(keyframes)
         num_frames, frame_hw = frames.shape[0], tuple(frames.shape[1:3])
         if session.frame_size is not None and tuple(session.frame_size) != frame_hw:
             h, w = session.frame_size
-            raise ValueError(f"frames are {frame_hw[0]}x{frame_hw[1]} but the session's keyframes are {h}x{w}: "
+            raise ValueError(f"frames are {size_text(frame_hw)} but the session's keyframes are {size_text((h, w))}: "
                              "connect the same shot at the same size")
+        found = misfits(spec, folders.input_directory(), frame_hw, num_frames)
+        if found:  # the node's panel and editor offer to drop them (web/memvos_keyframes.js)
+            message = misfit_message(found)
+            send_event(MISFIT_EVENT, {"node": unique_id, "frames": [f for f, _, _ in found], "message": message})
+            raise KeyframeError(f"{WIDGET}: {message}")
         layers = [("session", session_layer(session))]
         if label_map is not None:
             layers.append(("label_map", label_map_layer(label_map, label_map_frames, frame_hw, num_frames)))

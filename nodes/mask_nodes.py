@@ -3,12 +3,16 @@ import torch
 
 from .common import MASKS, check_frames, check_type, mask_to_image, parse_object_ids, to_output
 from .compute import NodeProgress
-from .frame_source import FRAMES_INPUT
+from .frame_source import FRAMES_INPUT, close_clip
 from .linked_outputs import HIDDEN, wanted
-from .mask_set import MaskSet, labels_of, union_of
+from .mask_set import MaskSet, StoredMasks, labels_of, union_of
+from .messages import batch_warning
 from .propagate_node import write_clip_preview
+from .propagation_runs import cache_root
+from .rendered_clip import RenderedClip
 from ..memvos_core.ops.chunking import read_chunk
-from ..memvos_core.ops.matte_edges import matte_preview
+from ..memvos_core.ops.matte_edges import matte_preview, matte_preview_size
+from ..memvos_core.session import ResultStore
 from ..memvos_core.ops.refine_chain import RefineSteps, refine_masks
 
 
@@ -64,7 +68,11 @@ class MemVOSRefine:
     FUNCTION = "refine"
     RETURN_TYPES = (MASKS, "MASK")
     RETURN_NAMES = ("masks", "mask")
-    OUTPUT_TOOLTIPS = ("The refined per-object masks.", "Union of the refined masks (1 = object).")
+    LAZY_OUTPUTS = ("mask",)  # built only when connected (nodes/linked_outputs.py)
+    OUTPUT_TOOLTIPS = ("The refined per-object masks (kept on disk in ComfyUI's temp folder and read a chunk at "
+                       "a time: a long shot's never fill the RAM).",
+                       "Union of the refined masks (1 = object), at source size; built only when connected (a "
+                       "long shot's would not fit in memory: use Save Masks or Get Masks there).")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -123,12 +131,13 @@ class MemVOSRefine:
                 "preview_fps": ("FLOAT", {"default": 24.0, "min": 0.1, "max": 1000.0, "step": 0.01,
                                           "advanced": True, "tooltip": "Playback rate of the preview player."}),
             },
+            "hidden": dict(HIDDEN),
         }
 
     def refine(self, masks, temporal_radius=0, binarize=False, threshold=0.5, fill_holes=False,
                remove_islands_px=0, grow_px=0, edge_radius=0, feather_px=0.0, max_hole_px=0, edge_eps=0.001,
                temporal_color_sigma=0.05, frames=None, contrast=0.0, shift_edge_px=0.0, reduce_chatter=0.0,
-               chatter_frames=2, motion_blur=0.0, preview_fps=24.0):
+               chatter_frames=2, motion_blur=0.0, preview_fps=24.0, memvos_linked_outputs=None):
         check_masks(masks)
         steps = RefineSteps(temporal_radius=int(temporal_radius), temporal_color_sigma=float(temporal_color_sigma),
                             binarize=bool(binarize), threshold=float(threshold), fill_holes=bool(fill_holes),
@@ -144,29 +153,42 @@ class MemVOSRefine:
             raise ValueError("frames is not connected, but temporal_radius, edge_radius, reduce_chatter and "
                              "motion_blur need them: connect the frames the masks were propagated over, or set "
                              "them to 0")
-        # Chunks go to ComfyUI's device and come back as float16 on the intermediate device.
+        # Chunks go to ComfyUI's device; each refined chunk goes to disk as soon as it is done.
+        stored = StoredMasks(ResultStore.temporary(cache_root()), masks.object_ids)
         progress = NodeProgress(2 * masks.num_frames)  # the refinement, then the preview
         compute = progress.compute(masks.num_frames)
-        dense = refine_masks(masks, steps, guide, compute=compute, out_dtype=torch.float16)
-        result = masks.with_masks(to_output(dense))
-        union = torch.cat([union_of(result.chunk(t0, t1)) for t0, t1 in result.chunks()])
-        return {"ui": {"memvos_preview": self._preview(result, union, guide, preview_fps, progress, compute)},
-                "result": (result, to_output(union))}
+        refine_masks(masks, steps, guide, compute=compute, out_dtype=torch.float16, sink=stored.put)
+        stored.store.flush()
+        result = masks.with_stored(stored)
+        ui = self._preview(result, guide, preview_fps, progress, compute)
+        close_clip(guide)
+        union = None
+        if wanted(memvos_linked_outputs, "mask"):
+            batch_warning("MemVOS Refine Masks", "mask", result.num_frames, result.frame_hw, 1)
+            union = to_output(union_mask(result))
+        return {"ui": {"memvos_preview": ui}, "result": (result, union)}
 
     @staticmethod
-    def _preview(result, union, guide, fps, progress, compute):
+    def _preview(result, guide, fps, progress, compute):
         """The refined matte over a checkerboard (the frames through it, when connected), at
-        preview size, for the player."""
-        images, labels = [], []
-        for t0, t1 in result.chunks():
-            part = result.chunk(t0, t1)
-            images.append(matte_preview(None if guide is None else read_chunk(guide, t0, t1), union[t0:t1]))
-            labels.append(torch.nn.functional.interpolate(labels_of(part, result.object_ids)[:, None].float(),
-                                                          size=images[-1].shape[1:3], mode="nearest")[:, 0].long())
+        preview size, rendered a slice at a time as the player's pages are written."""
+        ids = list(result.object_ids)
+        size = matte_preview_size(result.frame_hw)
+
+        def work(t0, t1, device):
+            part = result.chunk(t0, t1).to(device)
+            image = matte_preview(None if guide is None else read_chunk(guide, t0, t1).to(device), union_of(part))
+            labels = torch.nn.functional.interpolate(labels_of(part, ids)[:, None].float(), size=size,
+                                                     mode="nearest")[:, 0].to(torch.uint8)
+            return image, None, labels
+        # float32 per source pixel: the frames, the objects' masks, their union and labels.
+        per_frame = result.frame_hw[0] * result.frame_hw[1] * 4 * (3 + len(ids) + 2)
+        view = RenderedClip(work, result.num_frames, size, 3, max(1, compute.budget_bytes // per_frame),
+                            compute.device, dtype=torch.uint8)
         preview_progress, preview_cancel = progress.stage(result.num_frames)
-        return write_clip_preview(torch.cat(images), torch.cat(labels), list(result.object_ids), fps=float(fps),
-                                  frame_offset=result.clip_start, device=compute.device,
-                                  budget_bytes=compute.budget_bytes, progress=preview_progress, cancel=preview_cancel)
+        return write_clip_preview(view, view.labels, ids, fps=float(fps), frame_offset=result.clip_start,
+                                  device=compute.device, budget_bytes=compute.budget_bytes,
+                                  progress=preview_progress, cancel=preview_cancel)
 
 
 NODE_CLASS_MAPPINGS = {"MemVOSSelectObjects": MemVOSSelectObjects, "MemVOSRefine": MemVOSRefine}

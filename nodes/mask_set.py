@@ -2,7 +2,8 @@
 
 Straight out of Propagate the masks stay compact inside the core's PropagationResult (internal
 resolution) and are materialised at source size a chunk of frames at a time; after Refine they
-are a dense float16 tensor. Either way a MaskSet is never written after it is made.
+are float16 frames at source size in a store on disk (:class:`StoredMasks`), read back a chunk
+at a time, so neither grows RAM with the shot. A MaskSet is never written after it is made.
 """
 from dataclasses import dataclass, replace
 from typing import Optional
@@ -11,6 +12,7 @@ import torch
 
 from . import comfy_env
 from .common import CHUNK_FRAMES
+from .messages import size_text
 from ..memvos_core.frames import internal_size
 from ..memvos_core.ops.chunking import frame_chunks
 from ..memvos_core.ops.inputs import resize_masks
@@ -28,6 +30,7 @@ class MaskSet:
     model_id: str = ""
     dense: Optional[torch.Tensor] = None  # float16 [T,N,H,W]
     result: Optional[object] = None       # core PropagationResult over clip_start..
+    stored: Optional[object] = None       # StoredMasks of these frames (Refine's output)
     stems: tuple = ()                     # a name per mask frame (the frames' file stems), for files
     fps: Optional[float] = None           # the frames' rate when they carried one (VIDEO, MEMVOS_FRAMES)
 
@@ -37,7 +40,7 @@ class MaskSet:
 
     def describe(self):
         return (f"objects {list(self.object_ids)} on clip frames {self.clip_start}..{self.clip_end} "
-                f"({self.frame_hw[0]}x{self.frame_hw[1]})")
+                f"({size_text(self.frame_hw)})")
 
     def chunks(self, size=CHUNK_FRAMES):
         return frame_chunks(self.num_frames, size)
@@ -58,6 +61,8 @@ class MaskSet:
         if self.dense is not None:
             cols = [self.object_ids.index(i) for i in ids]
             return self.dense[t0:t1, cols].float()
+        if self.stored is not None:
+            return self.stored.chunk(t0, t1, ids)
         planes = [self.result.probabilities(self.clip_start + t, ids)[1:] for t in range(t0, t1)]
         return torch.stack(planes)
 
@@ -108,14 +113,21 @@ class MaskSet:
                              f"of objects {list(ids)}")
         kfs = tuple({"frame": k["frame"], "objects": [o for o in k["objects"] if o in ids]}
                     for k in self.keyframes)
-        return replace(self, object_ids=ids, dense=dense.half(), result=None, keyframes=kfs)
+        return replace(self, object_ids=ids, dense=dense.half(), result=None, stored=None, keyframes=kfs)
+
+    def with_stored(self, stored):
+        """A new MaskSet over the same frames reading ``stored`` (a :class:`StoredMasks`)."""
+        ids = tuple(stored.object_ids)
+        kfs = tuple({"frame": k["frame"], "objects": [o for o in k["objects"] if o in ids]}
+                    for k in self.keyframes)
+        return replace(self, object_ids=ids, dense=None, result=None, stored=stored, keyframes=kfs)
 
     def aligned_frames(self, frames, name="frames"):
         """The frames these masks belong to: ``frames`` itself when the counts agree, or the
         matching slice of the batch the masks were propagated over."""
         count, size = frames.shape[0], tuple(frames.shape[1:3])
         if size != tuple(self.frame_hw):
-            raise ValueError(f"{name} are {size[0]}x{size[1]} but the masks ({self.describe()}) were made "
+            raise ValueError(f"{name} are {size_text(size)} but the masks ({self.describe()}) were made "
                              "on frames of another size: connect the frames the masks were propagated over")
         if count == self.num_frames:
             return frames
@@ -127,6 +139,35 @@ class MaskSet:
         raise ValueError(f"{name} has {count} frames but the masks cover {self.num_frames} "
                          f"({self.describe()}, propagated over a batch of {self.frames_count}): connect "
                          "the same frames that went into Propagate")
+
+
+class StoredMasks:
+    """Float16 per-object masks at source size, a frame per file in a temporary ResultStore
+    (zlib-compressed, bit for bit what was put); the store's folder goes with the last holder.
+    Filled with :meth:`put` a chunk at a time, then only read."""
+
+    AREA = "masks"
+
+    def __init__(self, store, object_ids):
+        self.store, self.object_ids = store, tuple(object_ids)
+
+    def put(self, t0, part):
+        """Mask frames ``t0..`` from ``part`` ``[t, n, H, W]`` (any float dtype)."""
+        from ..memvos_core.session import StoredFrame
+        bits = part.detach().to("cpu", torch.float16).contiguous().view(torch.uint16)
+        for k in range(bits.shape[0]):
+            self.store.put(self.AREA, t0 + k, StoredFrame(bits[k].clone(), self.object_ids))
+
+    def chunk(self, t0, t1, ids):
+        cols = [self.object_ids.index(i) for i in ids]
+        planes = []
+        for t in range(t0, t1):
+            entry = self.store.get(self.AREA, t)
+            if entry is None or entry.planes is None:
+                raise ValueError(f"frame {t} of the refined masks is missing from {self.store.folder}: run "
+                                 "MemVOS Refine Masks again")
+            planes.append(entry.planes.view(torch.float16)[cols])
+        return torch.stack(planes).float()
 
 
 def union_of(part):

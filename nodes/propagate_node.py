@@ -12,9 +12,13 @@ from .linked_outputs import HIDDEN, wanted
 from .mask_set import MaskSet, labels_of, union_of
 from .model_nodes import ready_network
 from .preview import write_preview
+from .propagation_runs import ResumableRun
 from .routes import publish_masks
 from .session_nodes import check_session
 from ..memvos_core.session import DIRECTIONS
+
+
+PREVIEW_BAR_PIXELS = 8_000_000  # source pixels whose preview takes about a second (~9 frames of 720p)
 
 
 def keyframe_list(session):
@@ -47,6 +51,15 @@ def write_clip_preview(frames, labels, ids, *, fps, frame_offset, keyframes=(), 
     except OSError as exc:
         LOG.warning("MemVOS: the preview could not be written (%s)", exc)
         return []
+
+
+def preview_bar(num_frames, frame_hw):
+    """``progress`` and ``cancel`` for :func:`write_clip_preview` when its pages take more than about a
+    second (a long shot's took minutes at 100 % with no sign of life), else nothing."""
+    if num_frames * frame_hw[0] * frame_hw[1] < PREVIEW_BAR_PIXELS:
+        return {}
+    progress, cancel = progress_and_cancel(num_frames)
+    return {"progress": progress, "cancel": cancel}
 
 
 class MemVOSPropagate:
@@ -105,8 +118,8 @@ class MemVOSPropagate:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
         if not session.keyframes:
-            raise ValueError("session has no annotation frame: add one with MemVOS Add Annotation Frame "
-                             "before propagating")
+            raise ValueError("session has no keyframe: open the MemVOS Keyframes node's editor and paint the "
+                             "objects on a frame (or connect a mask to it) before propagating")
         first, count = int(first_frame_index), clip.shape[0]
         start, end = frame_range(first, count, start_frame, end_frame)
         new_session, result = self._propagated(session, frames, clip, first, direction, start, end)
@@ -126,7 +139,7 @@ class MemVOSPropagate:
         shown = masks.aligned_frames(clip)
         ui = write_clip_preview(shown, labels if labels is not None else masks.label_view(),
                                 list(masks.object_ids), fps=fps, frame_offset=start, keyframes=masks.keyframes,
-                                masks=masks)
+                                masks=masks, **preview_bar(masks.num_frames, masks.frame_hw))
         close_clip(clip)
         union = to_output(torch.cat(unions)) if unions else None
         label_map = to_output(colour_labels(labels)) if want_labels else None
@@ -144,8 +157,11 @@ class MemVOSPropagate:
         ready_network(session.model)
         steps = (end - start + 1) * (2 if direction == "both" else 1)
         progress, cancel = progress_and_cancel(steps)
-        new_session, result = session.propagate(clip, first, direction, start, end + 1,
-                                                progress=progress, cancel=cancel)
+        run = ResumableRun(session, clip, first, direction, start, end + 1)
+        new_session, result = run.run(progress, cancel)
+        if run.resumed_at:
+            LOG.info("MemVOS Propagate: resumed a cancelled run, %d of %d frames of work were done already",
+                     run.resumed_at, steps)
         new_session = new_session.to(comfy_env.intermediate_device())
         try:
             self._last = (key, weakref.ref(session), weakref.ref(frames), new_session, result)

@@ -3,6 +3,7 @@ import torch
 
 from .common import LOG, MAX_FRAME_INDEX, MAX_OBJECT_ID, MODEL, SESSION, check_frames, check_type
 from .frame_source import FRAMES_INPUT
+from .messages import size_text, warn
 from .model_nodes import check_model
 from ..memvos_core.config import MEMORY_MODES, MemoryConfig
 from ..memvos_core.families import FAMILY_NAMES, check_config
@@ -179,9 +180,9 @@ def fit_mask(mask, frame_hw, name="mask"):
     if (mh, mw) == (h, w):
         return mask
     if not same_aspect((mh, mw), (h, w)):
-        raise ValueError(f"{name} is {mh}x{mw} but the frame is {h}x{w} (a different aspect ratio): draw the "
-                         "mask on this shot's frame, or resize/crop it to the frames")
-    LOG.warning("MemVOS: %s %dx%d resized to the frame size %dx%d", name, mh, mw, h, w)
+        raise ValueError(f"{name} is {size_text((mh, mw))} but the frame is {size_text((h, w))} (a different aspect "
+                         "ratio): draw the mask on this shot's frame, or resize/crop it to the frames")
+    warn(f"{name} {size_text((mh, mw))} resized to the frame size {size_text((h, w))}")
     resized = torch.nn.functional.interpolate(mask[None, None].float(), size=(h, w), mode="nearest")
     return resized[0, 0]
 

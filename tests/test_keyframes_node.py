@@ -262,11 +262,11 @@ def bad_cases(comfy, masks):
         (dict(keyframes=spec((0, good, [256]))), r"keyframes\[0\].objects is 256: object ids are 1..255"),
         (dict(keyframes=spec((0, good, [1, 2]), objects=[{"id": 300}])), r"objects\[0\].id is 300"),
         (dict(keyframes=spec((0, good, []))), "annotates no object"),
-        (dict(keyframes=spec((6, good, [1, 2]))), r"frame 6 is past the shot \(6 frames: 0..5\)"),
+        (dict(keyframes=spec((6, good, [1, 2]))), r"painted on other footage .*frame 6 is past the shot's 6 frames\): press \"Drop keyframes"),
         (dict(keyframes=spec((0, "memvos/gone.png", [1]))), "keyframe file 'memvos/gone.png' is missing"),
         (dict(keyframes=spec((0, "memvos/broken.png", [1]))), "'memvos/broken.png' could not be read as a PNG"),
         (dict(keyframes=spec((0, "memvos/rgb.png", [1]))), "is a RGB image, not an indexed PNG"),
-        (dict(keyframes=spec((0, narrow, [1]))), "a different aspect ratio"),
+        (dict(keyframes=spec((0, narrow, [1]))), "painted on other footage .*: a different aspect ratio"),
         (dict(keyframes=spec((0, stray, [1, 2]))), r"has pixels of object\(s\) \[7\]"),
         (dict(keyframes=spec((0, write_keyframe(comfy, "blank.png", np.zeros((H, W))), [3]))),
          r"object\(s\) 3 \(painted\) have no pixels on any keyframe"),
@@ -276,7 +276,7 @@ def bad_cases(comfy, masks):
         (dict(mask=obj1, mask_object_ids="256"), r"object id 256 is outside 1..255"),
         (dict(mask=torch.stack([obj1, obj1]), mask_frames="0, 1, 2"), "lists 3 frames but the batch holds 2"),
         (dict(mask=torch.stack([obj1, obj1]), mask_frames="1"), "mask 0 and mask 1 are both object 1 on frame 1"),
-        (dict(mask=obj1[:, :20]), "mask 0 is 24x20 but the frame is 24x40"),
+        (dict(mask=obj1[:, :20]), "mask 0 is 20\u00d724 but the frame is 40\u00d724"),
         (dict(mask=obj1, mask_frames="one"), "mask_frames 'one' is not a list of whole numbers"),
         (dict(label_map=torch.zeros(1, H, W, 3)), r"label_map 0 \(frame 0\) is empty"),
         (dict(label_map=torch.full((1, H, W, 3), 0.3)), "are not DAVIS palette colours"),
@@ -302,7 +302,7 @@ def test_a_session_of_another_size_is_refused(comfy, session, clip):
     frames, masks = clip
     (other,) = outputs_of(NODES["MemVOSAddAnnotation"], NODES["MemVOSAddAnnotation"]().add(
         session, frames[:, :12, :20], masks[1][0, :12, :20], 0, 1))
-    with pytest.raises(ValueError, match="frames are 24x40 but the session's keyframes are 12x20"):
+    with pytest.raises(ValueError, match="frames are 40\u00d724 but the session's keyframes are 20\u00d712"):
         build(other, frames, "")
 
 

@@ -252,7 +252,7 @@ def test_outputs_go_to_the_intermediate_device(comfy, annotated, clip):
 
 def test_propagate_refuses_bad_inputs(model, annotated, clip):
     frames, _ = clip
-    with pytest.raises(ValueError, match="no annotation frame"):
+    with pytest.raises(ValueError, match="no keyframe: open the MemVOS Keyframes node"):
         NODES["MemVOSPropagate"]().propagate(new_session(model), frames, "both", 0, -1, 0, 12.0)
     with pytest.raises(ValueError, match="annotations were drawn on 24x40 frames"):
         NODES["MemVOSPropagate"]().propagate(annotated, torch.rand(2, 30, 50, 3), "both", 0, -1, 0, 12.0)

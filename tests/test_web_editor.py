@@ -411,3 +411,66 @@ def test_panel_and_editor_in_both_renderers(browser, server, shot, renderer, art
                 assert image.width >= 900 and image.height >= 600
     finally:
         page.close()
+
+
+# ------------------------------------------------------------------ a template on other footage
+
+@pytest.mark.parametrize("renderer", ["classic", "vue"])
+def test_template_keyframe_of_other_footage_is_reported_dropped_then_paint_and_run(browser, server, shot, comfy,
+                                                                                   renderer, artifacts_dir):
+    """A template's bundled keyframe (painted at 186x108) on this 160x90 shot: the node refuses it
+    and tells the page which; the node and its editor (without frames) show why and drop it in
+    one click; then the artist paints on the shot and the node runs."""
+    folder = os.path.join(comfy.dirs["input"], "memvos")
+    os.makedirs(folder, exist_ok=True)
+    labels = np.zeros((108, 186), np.uint8)
+    labels[30:60, 40:90] = 1
+    Image.fromarray(labels, "L").save(os.path.join(folder, "memvos_example_keyframe_f00.png"))
+    template = json.dumps({"format": "memvos-keyframes", "version": 1, "objects": [{"id": 1, "name": "bunny"}],
+                           "keyframes": [{"frame": 0, "file": "memvos/memvos_example_keyframe_f00.png", "objects": [1]}]})
+    page = Page(browser, server, query=f"?renderer={renderer}&fresh=1")
+    try:
+        page.js("(text) => { const w = stub.keyframes.widgets.find(w => w.name === 'keyframes'); w.value = text; "
+                "stub.keyframes.onConfigure({}); }", template)
+        node_id = str(page.js("stub.keyframes.id"))
+        sent = []
+        instance = comfy.modules["server"].PromptServer.instance
+        instance.send_sync = lambda event, data, sid=None: sent.append((event, data))
+        try:
+            with pytest.raises(ValueError, match="painted on other footage") as failed:
+                NODES["MemVOSKeyframes"]().build(shot.session, shot.frames, template, unique_id=node_id)
+        finally:
+            del instance.send_sync
+        (event, detail), = sent
+        assert detail["node"] == node_id and detail["frames"] == [0]
+        assert "186\u00d7108, the frames 160\u00d790" in detail["message"], "sizes as width\u00d7height"
+        # What ComfyUI sends to the page: our event, then the node's error.
+        page.js("([e, d]) => stub.app.deliverEvent(e, d)", [event, detail])
+        page.js("([id, text]) => stub.app.deliverEvent('execution_error', {node_id: id, exception_message: text})",
+                [node_id, str(failed.value)])
+        drop = page.panel.locator(".memvos-kf-drop")
+        assert drop.is_visible() and "painted on other footage" in page.panel.locator(".memvos-kf-error").text_content()
+
+        page.open()  # no frames: the editor says why and offers the same way out
+        message = page.window.locator(".memvos-ed-message")
+        assert "painted on other footage" in message.text_content()
+        assert "painted on other footage" in page.window.locator(".memvos-ed-error").text_content()
+        assert "Running this node" not in page.window.locator(".memvos-ed-status").text_content()
+        page.page.screenshot(path=str(artifacts_dir / f"keyframes_template_misfit_{renderer}.png"))
+        page.window.locator(".memvos-ed-drop").click()
+        page.settle()
+        assert page.spec()["keyframes"] == [] and [o["name"] for o in page.spec()["objects"]] == ["bunny"]
+        assert not page.window.locator(".memvos-ed-drop").is_visible()
+        assert not drop.is_visible() and not page.panel.locator(".memvos-kf-error").is_visible()
+
+        loaded(page, shot, json.dumps(page.spec()))  # Load frames: the node runs on the shot
+        page.settle()
+        page.page.locator(".memvos-ed-size").fill("16")
+        page.drag([(30, 45), (60, 45)])
+        page.key("Escape")
+        spec = page.spec()
+        assert [(k["frame"], k["objects"]) for k in spec["keyframes"]] == [(0, [1])]
+        keyed, _ = shot.keyframes(json.dumps(spec))  # the run
+        assert [k.frame_index for k in keyed.keyframes] == [0] and keyed.frame_size == (H, W)
+    finally:
+        page.close()

@@ -13,6 +13,7 @@ const NODE = "MemVOSKeyframes";
 const SPEC_WIDGET = "keyframes";
 const UI_KEY = "memvos_keyframes";
 const PANEL_WIDGET = "memvos_keyframes_panel";
+const MISFIT_EVENT = "memvos.keyframes_misfit";
 const MIN_WIDTH = 340;
 const openEditors = new Set();
 
@@ -68,6 +69,13 @@ function attach(node) {
       panel?.refresh();
     },
     shot: () => node.memvosShot ?? null,
+    runError: () => node.memvosRunError ?? null,
+    misfit: () => node.memvosMisfit ?? null,
+    misfitDropped: () => {
+      node.memvosMisfit = null;
+      node.memvosRunError = null;
+      panel?.refresh();
+    },
     loadFrames: () => app.queuePrompt(0, 1, [String(node.id)]),
     context: () => downstreamContext(node),
     closed: () => {
@@ -101,10 +109,26 @@ function attach(node) {
   node.setSize?.([Math.max(node.size?.[0] ?? 0, size[0], MIN_WIDTH), Math.max(node.size?.[1] ?? 0, size[1])]);
 }
 
+// The node's run failed: the error on the node and in its editor (where the artist is looking).
+function showRunError(node, message, misfit = null) {
+  if (!node?.memvosKeyframes) return;
+  node.memvosRunError = message;
+  if (misfit) node.memvosMisfit = misfit;
+  node.memvosKeyframes.panel.refresh();
+  node.memvosKeyframes.editor.showRunError(message);
+}
+
+function nodeById(id) {
+  const graph = app.rootGraph ?? app.graph;
+  return /^\d+$/.test(String(id ?? "")) ? graph?.getNodeById?.(Number(id)) : null;
+}
+
 function showOutput(node, output) {
   const shot = shotOf(output);
   if (!shot || !node.memvosKeyframes) return;
   node.memvosShot = shot;
+  node.memvosRunError = null;
+  node.memvosMisfit = null;
   node.memvosKeyframes.editor.setShot();
   node.memvosKeyframes.panel.refresh();
 }
@@ -122,6 +146,15 @@ app.registerExtension({
       return openEditors.size > 0 || (typeof previous === "function" && previous.apply(this, args));
     };
     App.memvosKeyframesHooked = true;
+    // Sent by the node before it refuses keyframes painted on other footage (nodes/keyframes_node.py).
+    api.addEventListener?.(MISFIT_EVENT, ({ detail }) => {
+      const frames = Array.isArray(detail?.frames) ? detail.frames.filter(Number.isInteger) : [];
+      showRunError(nodeById(detail?.node), String(detail?.message ?? ""), frames.length ? { frames } : null);
+    });
+    api.addEventListener?.("execution_error", ({ detail }) => {
+      const node = nodeById(detail?.node_id);
+      if (node?.memvosKeyframes) showRunError(node, String(detail?.exception_message ?? "The node failed.").trim());
+    });
   },
 
   async beforeRegisterNodeDef(nodeType, nodeData) {

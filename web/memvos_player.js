@@ -5,7 +5,8 @@
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 import { chain } from "./player/dom.js";
-import { fixFrameUpstream } from "./player/graph.js";
+import { parseSpec } from "./keyframes/spec.js";
+import { findNearestUpstream, fixFrameUpstream } from "./player/graph.js";
 import { createPlayer } from "./player/widget.js";
 
 const PLAYER_NODES = new Set(["MemVOSPropagate", "MemVOSComposite", "MemVOSRefine"]);
@@ -23,10 +24,19 @@ function viewURL(entry, filename) {
   return api.apiURL(`/view?${query}`);
 }
 
+// The names the artist gave the objects in the nearest Keyframes node upstream.
+function objectNameUpstream(node, id) {
+  const keyframes = findNearestUpstream(node, node.graph ?? app.graph);
+  const text = keyframes?.widgets?.find((w) => w.name === "keyframes")?.value;
+  if (typeof text !== "string" || !text) return "";
+  return parseSpec(text).spec.objects.find((o) => o.id === id)?.name ?? "";
+}
+
 function attachPlayer(node) {
   const player = createPlayer({
     resolveURL: viewURL,
     fixFrame: (clipFrame, masksToken) => fixFrameUpstream(node, node.graph ?? app.graph, clipFrame, masksToken),
+    objectName: (id) => objectNameUpstream(node, id),
   });
   // Not serialised: nothing of the preview goes into the workflow or the prompt.
   const widget = node.addDOMWidget(WIDGET_NAME, "memvos.player", player.element, {
@@ -45,8 +55,22 @@ function previewEntry(output) {
   return Array.isArray(entries) && entries.length ? entries[0] : null;
 }
 
+// Warnings of the nodes (nodes/messages.py: a mask resized to the frame, an output about to take
+// gigabytes) as toasts, where the artist looks, not only in the server's log.
+function toast(message) {
+  const toasts = app.extensionManager?.toast;
+  if (toasts?.add) toasts.add({ severity: "warn", summary: "MemVOS", detail: message, life: 10000 });
+  else console.warn(`MemVOS: ${message}`);
+}
+
 app.registerExtension({
   name: "memvos.player",
+
+  setup() {
+    api.addEventListener?.("memvos.warning", ({ detail }) => {
+      if (typeof detail?.message === "string" && detail.message) toast(detail.message);
+    });
+  },
 
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!PLAYER_NODES.has(nodeData?.name)) return;

@@ -287,21 +287,29 @@ def long_shot_from_video():
     prop = g.add("MemVOSPropagate", (3 * COLUMN - 40, 0), size=[380, 600], direction="forward")
     g.connect(chain, "session", prop, "session")
     g.connect(video, "VIDEO", prop, "frames")
-    matte = g.add("MemVOSSaveMasks", (4 * COLUMN, 0), size=[360, 330], filename_prefix="memvos/long_shot/matte")
-    g.connect(prop, "masks", matte, "masks")
-    labels = g.add("MemVOSSaveMasks", (4 * COLUMN, 360), size=[360, 330], filename_prefix="memvos/long_shot/labels",
+    refine = g.add("MemVOSRefine", (4 * COLUMN, 0), size=[360, 440], fill_holes=True, grow_px=1, feather_px=1.0)
+    g.connect(prop, "masks", refine, "masks")
+    g.connect(video, "VIDEO", refine, "frames")
+    matte = g.add("MemVOSSaveMasks", (5 * COLUMN, 0), size=[360, 330], filename_prefix="memvos/long_shot/matte")
+    g.connect(refine, "masks", matte, "masks")
+    overlay = g.add("MemVOSComposite", (6 * COLUMN, 0), size=[380, 600], title="Refined masks over the shot")
+    g.connect(video, "VIDEO", overlay, "frames")
+    g.connect(refine, "masks", overlay, "masks")
+    labels = g.add("MemVOSSaveMasks", (4 * COLUMN, 480), size=[360, 330], filename_prefix="memvos/long_shot/labels",
                    content="label map", video="none")
     g.connect(prop, "masks", labels, "masks")
-    some = g.add("MemVOSGetMasks", (4 * COLUMN, 720), title="A few frames to look at", start_frame=4, end_frame=8)
+    some = g.add("MemVOSGetMasks", (4 * COLUMN, 840), title="A few frames to look at", start_frame=4, end_frame=8)
     g.connect(prop, "masks", some, "masks")
-    show = g.add("PreviewImage", (5 * COLUMN, 720), size=[300, 260])
+    show = g.add("PreviewImage", (5 * COLUMN, 840), size=[300, 260])
     g.connect(some, "label_map", show, "images")
     g.note((0, -380), [360, 340],
            "MemVOS on a long shot, from a video file: Load Video's VIDEO goes straight into MemVOS, which decodes "
            "one frame at a time, so a shot of any length never sits in memory as an IMAGE batch. Propagate keeps "
            "the masks compact (and builds its full-size mask / label_map outputs only when they are connected); "
-           "Save Masks streams every frame to output/memvos/long_shot: a 16-bit PNG matte per frame, named like "
-           "the frames, plus an mp4, and indexed label maps.\n\nPaint a keyframe: open the Keyframes node's "
+           "Refine Masks cleans the masks a chunk at a time and keeps them on disk; Save Masks streams every "
+           "frame to output/memvos/long_shot: a 16-bit PNG matte per frame, named like the frames, plus an mp4, "
+           "and indexed label maps; Composite shows the refined masks over the shot (its IMAGE outputs are built "
+           "only when connected).\n\nPaint a keyframe: open the Keyframes node's "
            "editor, go to the frame, paint each object and save; the editor reads only the frames it shows. A "
            "folder of frames works the same through MemVOS Load Frames.")
     return g.to_json()

@@ -188,13 +188,18 @@ def motion_blur(part, frames, shutter, samples=0, method="auto"):
     return out
 
 
+def matte_preview_size(frame_hw, max_side=320):
+    """``(h, w)`` of :func:`matte_preview`'s pictures for frames of ``frame_hw``."""
+    height, width = frame_hw
+    scale = min(1.0, max_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def matte_preview(frames, alpha, max_side=320, square=8):
     """What the player shows of a matte: the frames over a grey checkerboard through ``alpha``
     (``[t,H,W]``; the matte as grey without frames), shrunk so the longer side is at most
     ``max_side``: uint8 ``[t,h,w,3]``."""
-    height, width = alpha.shape[-2:]
-    scale = min(1.0, max_side / max(height, width))
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    size = matte_preview_size(alpha.shape[-2:], max_side)
     a = F.interpolate(alpha.float().unsqueeze(1), size=size, mode="area")
     if frames is None:
         image = a.expand(-1, 3, -1, -1)
@@ -207,4 +212,4 @@ def matte_preview(frames, alpha, max_side=320, square=8):
     return (image.permute(0, 2, 3, 1).clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-__all__ = ["contrast", "matte_preview", "edge_band", "motion_blur", "optical_flow", "reduce_chatter", "shift_edge"]
+__all__ = ["contrast", "matte_preview", "matte_preview_size", "edge_band", "motion_blur", "optical_flow", "reduce_chatter", "shift_edge"]

@@ -124,14 +124,16 @@ class RefineSteps:
         return part[halo[0]:part.shape[0] - halo[1]]
 
 
-def refine_masks(masks, steps, frames=None, compute=None, out_dtype=torch.float32):
+def refine_masks(masks, steps, frames=None, compute=None, out_dtype=torch.float32, sink=None):
     """Run ``steps`` (a ``RefineSteps``) over per-object masks ``[T,N,H,W]`` float 0..1.
 
     masks and frames may be tensors or lazy sources (``num_frames`` and ``chunk(t0, t1)``, e.g.
     the masks of a propagation materialised on demand); frames (IMAGE ``[T,H,W,3]``) are needed
     for temporal smoothing and edge refinement. Each budget-sized chunk (plus the temporal
     window's frames on both sides) is read, moved to the compute device, refined there and
-    handed back on the output device as ``out_dtype``. Returns ``[T,N,H,W]``."""
+    handed back on the output device as ``out_dtype``. Returns ``[T,N,H,W]``; with ``sink``, each
+    chunk goes to ``sink(t0, part)`` instead as soon as it is done, and None is returned (a long
+    shot's refined masks never held at once)."""
     num_frames = num_frames_of(masks)
     if steps.needs_frames:
         if frames is None:
@@ -157,7 +159,11 @@ def refine_masks(masks, steps, frames=None, compute=None, out_dtype=torch.float3
         lo, hi = max(0, t0 - radius), min(num_frames, t1 + radius)
         part = read_chunk(masks, lo, hi).to(dev).float()
         guide = read_chunk(frames, lo, hi).to(dev) if steps.needs_frames else None
-        return steps.run(part, guide, (t0 - lo, hi - t1)).to(out_dtype)
+        out = steps.run(part, guide, (t0 - lo, hi - t1)).to(out_dtype)
+        if sink is None:
+            return out
+        sink(t0, out)
+        return None
     parts = run_chunked(num_frames, work, bytes_per_frame=bytes_per_frame, compute=compute,
                         source_device=first.device, halo=radius)
-    return torch.cat(parts)
+    return None if sink is not None else torch.cat(parts)

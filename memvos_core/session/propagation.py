@@ -96,6 +96,7 @@ class Propagation:
         self.next = {}            # pass -> next clip frame it will step
         self._pass = None         # the pass running now
         self._done = 0
+        self.resumed_at = 0       # frames of work a resumed run did not do again
         self._releasable = []     # frames whose waiting backward result may go at the next checkpoint
 
     # ------------------------------------------------------------------ facts
@@ -271,7 +272,7 @@ class Propagation:
                                      "start over without resuming")
         self.states = {"forward": saved.forward_state, "backward": saved.backward_state}
         self.phase = dict(extra["phase"])
-        self._done = extra["done"]
+        self._done = self.resumed_at = extra["done"]
         for name in PASSES:
             if self.phase[name] == "running" and self.states[name] is None:
                 raise CheckpointMismatch(f"{where} is damaged (no {name} state): start over without resuming")

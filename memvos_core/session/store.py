@@ -359,6 +359,14 @@ class ResultStore:
         finally:
             self._finalizer()
 
+    def hand_over(self):
+        """Make a persistent store temporary: its folder goes when the last result holding it is
+        gone (or at exit). For a resumable run that finished and whose results are handed on
+        (the Propagate node's)."""
+        self.flush()
+        self.temporary = True
+        self._writer.remove_folder = True
+
     def remove(self):
         """Close and delete what this store wrote (its areas and lock); the folder too when
         nothing else is left in it. For a persistent store whose run is finished."""

@@ -17,7 +17,10 @@ const SCRUB_PAUSE_MS = 40;
 
 const errorText = (err) => err?.message ?? String(err);
 
-// host: {server, title(), readSpec(), writeSpec(text), shot(), loadFrames(), context()}
+// host: {server, title(), readSpec(), writeSpec(text), shot(), loadFrames(), context(), runError(),
+//   misfit(), misfitDropped()}
+//   runError(): the last run's error of this node, or null; misfit(): {frames, message} of the
+//   keyframes painted on other footage (the node refused them), or null
 //   shot(): {token, numFrames, width, height, keyframes: [{frame, objects, sources}]} or null
 //   context(): {suggestions: [{frame, lines}], masksToken(frame)} from the players downstream
 export function createEditor(host) {
@@ -27,7 +30,7 @@ export function createEditor(host) {
   const frameCache = new Map(); // frame -> Promise<ImageBitmap>, least recently used first
   const history = new History();
   const editor = { state, entries, history, element: null, open, openAt, close, save, goTo, setShot, isDirty,
-    settled, act: run, current: () => current, sourceToClient };
+    settled, act: run, current: () => current, sourceToClient, showRunError };
   let spec = parseSpec("").spec;
   let specDirty = false;
   let parts = null, view = null, current = null, reference = null, fixToken = null;
@@ -50,6 +53,7 @@ export function createEditor(host) {
       undo: () => run(["undo"]), redo: () => run(["redo"]), prefill: () => run(["prefill"]),
       clearObject: () => run(["clearObject"]), removeKeyframe: () => run(["removeKeyframe"]), fit: () => run(["fit"]),
       help: () => run(["help"]), save: () => run(["save"]), close: () => run(["close"]), load: () => loadFrames(),
+      drop: () => run(["dropFrames", host.misfit?.()?.frames ?? []]),
       newObject: () => run(["newObject"]), seek: (f) => goTo(f), back: () => run(["step", -1]), forward: () => run(["step", 1]),
     };
     const dom = buildEditorDom(on);
@@ -88,6 +92,7 @@ export function createEditor(host) {
       parts.overlay.checked = state.overlay;
       parts.reference.checked = state.reference;
       requestAnimationFrame(() => { view.fit(); redraw(); });
+      showRunError(host.runError?.() ?? null);
     }
     const start = frame ?? [...spec.keyframes.keys()].sort((a, b) => a - b)[0] ?? state.frame;
     return goTo(start);
@@ -152,6 +157,7 @@ export function createEditor(host) {
 
   // A new run of the node: new frames token, maybe another shot.
   function setShot() {
+    if (view) view.frame = null; // its bitmap is closed below: never drawn again
     for (const promise of frameCache.values()) promise.then((b) => b.close?.(), () => {});
     frameCache.clear();
     const size = dims();
@@ -174,7 +180,7 @@ export function createEditor(host) {
     while (frameCache.size > FRAME_CACHE) {
       const [oldest, old] = frameCache.entries().next().value;
       frameCache.delete(oldest);
-      old.then((b) => b.close?.(), () => {});
+      old.then((b) => { if (view?.frame !== b) b.close?.(); }, () => {});
     }
     return promise;
   }
@@ -227,7 +233,8 @@ export function createEditor(host) {
     view.setGhost(null);
     updateFrameUI();
     if (!shot) {
-      showMessage("The shot is not loaded yet: run this node (or the workflow) once, and its frames appear here.");
+      showMessage(host.runError?.() ?? "The shot is not loaded yet: run this node (or the workflow) once, and its "
+        + "frames appear here.");
       view.frame = null;
       redraw();
       pending = Promise.resolve();
@@ -499,6 +506,7 @@ export function createEditor(host) {
           objects.clear();
           return full();
         });
+      case "dropFrames": return dropFrames(arg);
       case "step": return goTo(state.frame + arg);
       case "ends": return goTo(arg < 0 ? 0 : frameCount() - 1);
       case "keyframe": {
@@ -519,6 +527,32 @@ export function createEditor(host) {
       case "close": return close();
       default: return undefined;
     }
+  }
+
+  // Keyframes painted on other footage (a template's, after its video was swapped): gone from
+  // the list at once, no frames needed; the artist then loads the shot and paints on it.
+  function dropFrames(frames) {
+    if (!state.open && !isDirty()) spec = parseSpec(host.readSpec()).spec;
+    const dropped = frames.filter((f) => spec.keyframes.delete(f) | entries.delete(f));
+    host.writeSpec(serializeSpec(spec));
+    specDirty = false;
+    host.misfitDropped?.();
+    if (!parts) return;
+    setMessage(parts.error, "");
+    setStatus(`Dropped ${dropped.length} keyframe${dropped.length === 1 ? "" : "s"} painted on other footage: load `
+      + "the shot's frames and paint the objects on them.");
+    if (state.open) goTo(state.frame);
+  }
+
+  // The node's last run failed: its error here, above the painting (ComfyUI's own dialog opens
+  // under this window), in place of "Running this node...".
+  function showRunError(text) {
+    if (!parts) return;
+    parts.drop.hidden = !host.misfit?.();
+    if (!text) return;
+    if (parts.status.textContent.startsWith("Running this node")) setStatus("");
+    setMessage(parts.error, text);
+    if (state.open && !host.shot()) showMessage(text);
   }
 
   function selectObject(id) {
@@ -582,6 +616,7 @@ export function createEditor(host) {
   function showMessage(text) {
     parts.message.querySelector(".memvos-ed-message-text").textContent = text;
     parts.message.hidden = !text;
+    parts.drop.hidden = !host.misfit?.();
   }
 
   function redraw() {

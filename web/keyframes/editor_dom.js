@@ -55,6 +55,7 @@ const CSS = `
 .memvos-editor .memvos-ed-help td { padding: 1px 6px 1px 0; vertical-align: top; }
 .memvos-editor .memvos-ed-help td:first-child { white-space: nowrap; color: #f5c518; }
 .memvos-editor [hidden] { display: none !important; }
+.memvos-editor .memvos-ed-message button { margin: 8px 4px 0; }
 `;
 
 
@@ -98,7 +99,10 @@ export function buildEditorDom(on) {
   const canvas = el("canvas", { className: "memvos-ed-canvas" });
   const message = el("div", { className: "memvos-ed-message" });
   const loadButton = button("load", "Load the shot's frames", "Run this node (and what feeds it) to load the frames");
-  message.append(el("div", { className: "memvos-ed-message-text" }), loadButton);
+  const dropButton = button("drop", "Drop keyframes that do not fit", "Remove the keyframes painted on other footage "
+    + "(a template's) from this node; then load the shot's frames and paint on them");
+  dropButton.hidden = true;
+  message.append(el("div", { className: "memvos-ed-message-text" }), dropButton, loadButton);
   const stage = el("div", { className: "memvos-ed-stage" }, [canvas, message]);
 
   const objects = el("div", { className: "memvos-ed-objects" });
@@ -127,6 +131,6 @@ export function buildEditorDom(on) {
   return {
     element,
     parts: { title, tools, size, sizeText, overlay, opacity, reference, canvas, message, objects, keyframes, help,
-      scrub, counter, timeline, status, error, top },
+      scrub, counter, timeline, status, error, top, drop: dropButton },
   };
 }

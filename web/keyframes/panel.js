@@ -31,8 +31,12 @@ export function createPanel({ host, editor }) {
   const objects = el("div", { className: "memvos-kf-row memvos-kf-objects" });
   const shotLine = el("div", { className: "memvos-kf-info memvos-kf-shot" });
   const error = el("div", { className: "memvos-kf-error", attrs: { role: "alert" } });
+  const dropButton = el("button", { className: "memvos-kf-drop", text: "Drop keyframes that do not fit",
+    title: "Remove the keyframes painted on other footage (a template's) from this node",
+    on: { click: () => editor.act(["dropFrames", host.misfit?.()?.frames ?? []]) } });
   const element = el("div", { className: "memvos-kf-panel" }, [
     el("div", { className: "memvos-kf-row" }, [openButton, loadButton]), summary, chips, objects, shotLine, error,
+    dropButton,
   ]);
   const panel = { element, refresh, showError };
   element.memvosPanel = panel;
@@ -72,7 +76,8 @@ export function createPanel({ host, editor }) {
     shotLine.textContent = shot
       ? `Shot: ${shot.numFrames} frames, ${shot.width}\u00D7${shot.height}`
       : "Shot not loaded: press Load frames (or run the workflow) to paint on it.";
-    showError(problem ?? "");
+    showError(problem ?? host.runError?.() ?? "");
+    dropButton.hidden = !host.misfit?.();
   }
 
   function chip(frame, text, title, extra) {

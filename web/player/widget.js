@@ -15,7 +15,8 @@ function sameEntry(a, b) {
   return a.filename === b.filename && a.subfolder === b.subfolder && a.type === b.type;
 }
 
-export function createPlayer({ resolveURL, fixFrame }) {
+// objectName(id): the object's name given in the Keyframes editor, or "" (then "object <id>").
+export function createPlayer({ resolveURL, fixFrame, objectName = () => "" }) {
   ensureStyles();
   const state = { frame: 0, playing: false, objects: {} };
   const player = {
@@ -178,7 +179,8 @@ export function createPlayer({ resolveURL, fixFrame }) {
     const swatch = el("span", { className: "memvos-swatch" });
     swatch.style.background = rgbCss(color);
     return el("label", { className: "memvos-object", attrs: { "data-object": id } },
-      [toggleBox, swatch, el("span", { text: `object ${id}` }), opacity]);
+      [toggleBox, swatch, el("span", { text: objectName(id) || `object ${id}`, attrs: { title: `object ${id}` } }),
+        opacity]);
   }
 
   function updateFrameUI() {

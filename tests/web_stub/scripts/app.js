@@ -2,6 +2,7 @@
 // extension API the MemVOS player uses, with the same call order as the real frontend
 // (beforeRegisterNodeDef on registration; constructor then onNodeCreated on creation, before the
 // node joins the graph; onExecuted(output) when the server reports a node's UI output).
+import { api } from "./api.js";
 
 class StubNode {
   constructor(nodeData) {
@@ -145,6 +146,12 @@ class StubApp {
   deliverExecuted(nodeId, output) {
     const node = this.graph.getNodeById(nodeId);
     node?.onExecuted?.(output);
+  }
+
+  // What the frontend's api does with a websocket message from the server ("execution_error",
+  // a pack's send_sync event): a CustomEvent on api with the message's data.
+  deliverEvent(type, detail) {
+    api.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
   // The frontend's app.queuePrompt(number, batchCount, queueNodeIds): recorded for the test,

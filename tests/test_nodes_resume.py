@@ -1,0 +1,114 @@
+"""A cancelled Propagate node resumes: queued again with the same inputs it continues from the
+checkpoint its run left in ComfyUI's temp folder, and gives the masks of an uninterrupted run."""
+import gc
+import os
+
+import pytest
+import torch
+
+from pack_loader import pack_for_tests
+from comfy_stand_ins import Interrupted, tiny_clip
+
+PACK = pack_for_tests()
+NODES = PACK.NODE_CLASS_MAPPINGS
+RUNS = PACK.nodes.propagation_runs
+FRAMES, KEYS = 10, (0, 5)
+WORK = (KEYS[-1] + 1) + FRAMES  # both directions: backward from frame 12 down, then forward over all
+
+
+@pytest.fixture(scope="module")
+def shot(comfy):
+    frames, masks = tiny_clip(num_frames=FRAMES)
+    model = NODES["MemVOSLoadModel"]().load("XMem.pth", "cpu", "fp32")[0]
+    (session,) = NODES["MemVOSNewSession"]().create(model, internal_size=32)
+    for frame in KEYS:
+        for object_id in (1, 2):
+            (session,) = NODES["MemVOSAddAnnotation"]().add(session, frames, masks[object_id], frame, object_id)
+    return session, frames
+
+
+def propagate(session, frames, **widgets):
+    settings = {"direction": "both", "start_frame": 0, "end_frame": -1, "first_frame_index": 0,
+                "preview_fps": 10.0, "memvos_linked_outputs": "", **widgets}
+    return NODES["MemVOSPropagate"]().propagate(session, frames, **settings)["result"]
+
+
+def steps_of_propagate(comfy, total=WORK):
+    """The frames of work a run reported (Propagate's bar; the preview's has its own total)."""
+    return [done for done, of in comfy.progress if of == total]
+
+
+def cancelled_at(comfy, session, frames, fraction, **widgets):
+    """Runs the node and presses cancel once ``fraction`` of the work is done; returns the frames done."""
+    comfy.progress.clear()
+    frame = int(WORK * fraction)
+    comfy.checks, comfy.interrupt_after = 0, 2 * frame  # a progress update and a cancel check per frame
+    try:
+        with pytest.raises(Interrupted):
+            propagate(session, frames, **widgets)
+    finally:
+        comfy.interrupt_after = None
+    return max(steps_of_propagate(comfy))
+
+
+def run_folders(comfy):
+    folder = os.path.join(comfy.dirs["temp"], RUNS.RUNS_FOLDER)
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def test_resume_after_cancel_gives_the_uninterrupted_masks_and_skips_the_done_work(comfy, shot):
+    session, frames = shot
+    done = cancelled_at(comfy, session, frames, 0.4)
+    assert done == int(WORK * 0.4)
+    assert len(run_folders(comfy)) == 1, "the cancelled run keeps its checkpoint in ComfyUI's temp folder"
+
+    comfy.progress.clear()
+    resumed_session, resumed = propagate(session, frames)[:2]
+    steps = steps_of_propagate(comfy)
+    assert steps[0] == done + 1 and steps[-1] == WORK, "the second run starts past the cancelled point"
+    assert len(steps) == WORK - done, "only the frames after the checkpoint are computed again"
+
+    comfy.progress.clear()
+    whole_session, whole = propagate(session, frames)[:2]  # the resumed results hold their folder: afresh
+    assert len(steps_of_propagate(comfy)) == WORK
+    assert torch.equal(resumed.chunk(0, FRAMES), whole.chunk(0, FRAMES))
+    for name in ("forward_state", "backward_state"):
+        a, b = getattr(resumed_session, name), getattr(whole_session, name)
+        assert a.tensors.keys() == b.tensors.keys()
+        assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
+
+    del resumed_session, resumed, whole_session, whole
+    gc.collect()
+    assert run_folders(comfy) == [], "a finished run's folder goes with its results"
+
+
+def test_resume_and_cancel_with_other_inputs_starts_afresh(comfy, shot):
+    session, frames = shot
+    cancelled_at(comfy, session, frames, 0.4)
+    changed = frames.clone()
+    changed[3] = 1 - changed[3]  # one frame of the footage differs: another run
+    comfy.progress.clear()
+    _, masks = propagate(session, changed)[:2]
+    assert steps_of_propagate(comfy)[0] == 1
+    assert len(run_folders(comfy)) == 2
+    del masks
+    gc.collect()
+    assert len(run_folders(comfy)) == 1, "the cancelled run is still there to resume"
+
+
+def test_every_input_of_a_run_names_it(comfy, shot):
+    session, frames = shot
+    clip = PACK.nodes.common.check_frames(frames)
+    key = RUNS.run_key(session, clip, 0, "both", 0, FRAMES)
+    assert key == RUNS.run_key(session, clip.clone(), 0, "both", 0, FRAMES)
+    changed = clip.clone()
+    changed[7, 8, 8, 0] += 0.5  # one pixel the fingerprint samples
+    one_object = session.remove_keyframe(KEYS[-1])
+    others = [RUNS.run_key(session, changed, 0, "both", 0, FRAMES),
+              RUNS.run_key(session, clip, 0, "forward", 0, FRAMES),
+              RUNS.run_key(session, clip, 0, "both", 1, FRAMES),
+              RUNS.run_key(session, clip, 0, "both", 0, FRAMES - 1),
+              RUNS.run_key(session, clip[1:], 1, "both", 1, FRAMES),
+              RUNS.run_key(one_object, clip, 0, "both", 0, FRAMES),
+              RUNS.run_key(session.replace(internal_size=48), clip, 0, "both", 0, FRAMES)]
+    assert len({key, *others}) == len(others) + 1
