@@ -81,7 +81,7 @@ def release_freed_memory_to_the_system():
 
 def graph(refine_node, composite_node, source, masks):
     refined, union = refine_node.refine(masks, temporal_radius=1, grow_px=2, feather_px=1.0, frames=source,
-                                        memvos_linked_outputs="")
+                                        memvos_linked_outputs="")["result"]
     returned = composite_node.composite(source, refined, "overlay", preview_fps=24.0, memvos_linked_outputs="")
     saved = NODES["MemVOSSaveMasks"]().save(refined, "memvos/long", "matte", "", True, "none", 0.0)
     return refined, union, returned, saved
