@@ -65,8 +65,10 @@ def _first_line(exc):
 
 
 def unwrap_state_dict(state, source="<memory>"):
-    if isinstance(state, dict) and "network" in state and isinstance(state["network"], dict):
-        state = state["network"]  # a full training checkpoint
+    for entry in ("network", "model"):  # a full training checkpoint (XMem/Cutie), SAM 2's release files
+        if isinstance(state, dict) and entry in state and isinstance(state[entry], dict):
+            state = state[entry]
+            break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"weights file {source!r} is not a mapping of tensor names to tensors")
     if state and all(k.startswith("module.") for k in state):
