@@ -17,7 +17,7 @@ from torch import nn
 
 from .heads import MaskDecoder, PromptEncoder, choose_masks
 from .hiera import FpnNeck, Hiera, ImageEncoder
-from .layers import MLP, sine_table
+from .layers import MLP, sine_1d, sine_table
 from .memory_net import MemoryAttention, MemoryEncoder
 
 NO_OBJECT_SCORE = -1024.0   # logits of every mask of an object judged absent
@@ -160,7 +160,6 @@ class Sam2Network(nn.Module):
 
     def pointer_positions(self, offsets, num_frames):
         """Temporal codes ``[N, 64]`` of object pointers at signed frame ``offsets``."""
-        span = min(num_frames, MAX_POINTERS) - 1
+        span = max(min(num_frames, MAX_POINTERS) - 1, 1)
         pos = torch.tensor(offsets, dtype=torch.float32, device=self.no_obj_ptr.device)
-        from .layers import sine_1d
         return self.obj_ptr_tpos_proj(sine_1d(pos / span, self.hidden_dim))
