@@ -179,53 +179,48 @@ class VideoTracker:
         return FrameOutput(low, pointer, score, mem.to(torch.bfloat16), iou)
 
     def _conditioned(self, track, t, feat, pos, init, reverse):
-        """The stride-16 map of frame ``t`` after the memory attention (or with the no-memory
-        code added on a first prompted frame)."""
-        net = self.net
         if init:
-            return feat + net.no_mem_embed.view(1, -1, 1, 1)
-        mem_pos = net.memory_encoder.out_dim
-        table = None
-        memories, positions = [], []
+            return feat + self.net.no_mem_embed.view(1, -1, 1, 1)
+        return attend_memory(self.net, feat, pos, list(track.cond.items()), track.recent, t, self.num_frames, reverse)
 
-        def add(out, slot):
-            nonlocal table
-            memories.append(out.memory.flatten(2).transpose(1, 2).float())
-            if table is None:
-                table = sine_table(mem_pos, out.memory.shape[-2], out.memory.shape[-1], feat.device)
-                table = table.flatten(2).transpose(1, 2)
-            positions.append(table + net.maskmem_tpos_enc[slot].view(1, 1, -1))
 
-        for out in track.cond.values():
-            if out.memory is not None:
-                add(out, NUM_MASKMEM - 1)
-        step = -1 if reverse else 1
-        for back in range(NUM_MASKMEM - 1, 0, -1):
-            out = track.recent.get(t - step * back)
-            if out is not None:
-                add(out, back - 1)
-        offsets, pointers = [], []
-        for f, out in track.cond.items():
-            if (f >= t) if reverse else (f <= t):
-                offsets.append((t - f) * step)
-                pointers.append(out.pointer)
-        for back in range(1, min(self.num_frames, MAX_POINTERS)):
-            f = t - step * back
-            if f < 0 or f >= self.num_frames:
-                break
-            out = track.recent.get(f)
-            if out is not None:
-                offsets.append(back)
-                pointers.append(out.pointer)
-        num_ptr = 0
-        if pointers:
-            dim = net.memory_encoder.out_dim
-            split = net.hidden_dim // dim
-            ptr = torch.stack(pointers, 0)[:, 0]                      # [N, 256]
-            memories.append(ptr.reshape(1, -1, dim))                  # each pointer -> `split` tokens
-            enc = net.pointer_positions(offsets, self.num_frames)     # [N, 64]
-            positions.append(enc.repeat_interleave(split, dim=0)[None])
-            num_ptr = len(pointers) * split
-        memory = torch.cat(memories, 1)
-        memory_pos = torch.cat(positions, 1)
-        return net.attend_memory(feat, pos, memory, memory_pos, num_ptr)
+def attend_memory(net, feat, pos, conds, recent, t, num_frames, reverse=False):
+    """The stride-16 map of frame ``t`` after the memory attention, as the official tracker
+    builds its memory: every conditioning frame (``(frame or None, FrameOutput)`` pairs, in
+    the order they were given; ``None``: not reached yet, so its pointer is not used), the 6
+    frames before ``t`` in the tracking direction from ``recent``, then the object pointers of
+    the conditioning frames not ahead of ``t`` and of the last ``min(num_frames, 16) - 1``
+    recent frames, with their signed temporal offsets."""
+    memories, positions = [], []
+    table = None
+    for slot, out in [(NUM_MASKMEM - 1, out) for _, out in conds] + [
+            (back - 1, recent.get(t - (-back if reverse else back))) for back in range(NUM_MASKMEM - 1, 0, -1)]:
+        if out is None or out.memory is None:
+            continue
+        if table is None:
+            table = sine_table(out.memory.shape[1], out.memory.shape[-2], out.memory.shape[-1], feat.device)
+            table = table.flatten(2).transpose(1, 2)
+        memories.append(out.memory.flatten(2).transpose(1, 2).float())  # bfloat16 storage back to float32
+        positions.append(table + net.maskmem_tpos_enc[slot].view(1, 1, -1))
+    step = -1 if reverse else 1
+    offsets, pointers = [], []
+    for f, out in conds:
+        if f is not None and ((f >= t) if reverse else (f <= t)):
+            offsets.append((t - f) * step)
+            pointers.append(out.pointer)
+    for back in range(1, min(num_frames, MAX_POINTERS)):
+        f = t - step * back
+        if f < 0 or f >= num_frames:
+            break
+        out = recent.get(f)
+        if out is not None:
+            offsets.append(back)
+            pointers.append(out.pointer)
+    num_ptr = 0
+    if pointers:
+        dim = net.mem_dim
+        split = net.hidden_dim // dim
+        memories.append(torch.stack(pointers, 0)[:, 0].reshape(1, -1, dim))  # each pointer -> `split` tokens
+        positions.append(net.pointer_positions(offsets, num_frames).repeat_interleave(split, dim=0)[None])
+        num_ptr = len(pointers) * split
+    return net.attend_memory(feat, pos, torch.cat(memories, 1), torch.cat(positions, 1), num_ptr)
