@@ -85,6 +85,22 @@ class Sam2Network(nn.Module):
         pos = sine_table(self.hidden_dim, s16.shape[-2], s16.shape[-1], s16.device).to(s16.dtype)
         return s16, pos, high_res
 
+    def encode_key(self, image, need_shrinkage=True, need_selection=True):
+        """The stride-16 features of normalised images at any size (resized to ``S x S``) as
+        keys, with neutral shrinkage and selection: what Suggest Frames compares frames by."""
+        from ...network.features import KeyFeatures
+        s = self.image_size
+        if image.shape[-2:] != (s, s):
+            image = F.interpolate(image, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+        key = self.image_encoder(image)[-1]
+        ones = key.new_ones(key.shape[0], 1, *key.shape[-2:])
+        return KeyFeatures(key, ones if need_shrinkage else None,
+                           torch.ones_like(key) if need_selection else None, None)
+
+    @property
+    def dims(self):
+        return {"size": self.size, "image_size": self.image_size}
+
     # -------------------------------------------------------------- SAM heads
     def decode(self, feat, high_res, coords=None, labels=None, mask_logits=None):
         """The raw decoder outputs for prompts (see :class:`.heads.MaskDecoder`).
