@@ -53,3 +53,24 @@ def load_sam2(source, *, image_size=1024, source_name=None):
         name = str(source)
         state = read_state_dict(source)
     return build_sam2(state, name, image_size)
+
+
+def recognise(state):
+    """The registry's claim: 1 when the keys are SAM 2's (its trunk and its mask decoder)."""
+    return 1 if is_sam2_state(state) else 0
+
+
+def encode_keys(network, images):
+    return network.encode_key(images, True, True)
+
+
+def synthetic(variant=None):
+    """``(specs, rule)`` of the default (tiny) network for tests and benchmarks: the keys with
+    shapes, and the weight rule of the parity fixtures (mask-feature gain 4, first mask bias 20)."""
+    import torch
+    with torch.device("meta"):
+        state = Sam2Network(variant or "tiny").state_dict()
+    specs = [(k, tuple(v.shape), "float32") for k, v in state.items()]
+    rule = {"gains": {"memory_encoder.mask_downsampler.encoder.12.weight": 4.0,
+                      "memory_encoder.mask_downsampler.encoder.0.bias": 20.0}}
+    return specs, rule
