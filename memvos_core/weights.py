@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .families.sam2 import RELEASE as SAM21_RELEASE, WEIGHT_FILES as SAM21_FILES
 from .network.checkpoint import SAFETENSORS_EXTENSIONS, load_network, read_state_dict
 
 
@@ -49,14 +50,6 @@ class KnownCheckpoint:
 
 _XMEM_RELEASE = "https://github.com/hkchengrex/XMem/releases/download/v1.0/"
 _CUTIE_RELEASE = "https://github.com/hkchengrex/Cutie/releases/download/v1.0/"
-# Meta's SAM 2.1 release (Apache-2.0 code and weights), the URLs of sam2's checkpoints/download_ckpts.sh.
-_SAM21_RELEASE = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
-_SAM21_FILES = (
-    ("sam2.1_hiera_tiny.pt", "SAM 2.1 hiera tiny (39 M parameters): the fastest SAM 2.1"),
-    ("sam2.1_hiera_small.pt", "SAM 2.1 hiera small (46 M)"),
-    ("sam2.1_hiera_base_plus.pt", "SAM 2.1 hiera base+ (81 M)"),
-    ("sam2.1_hiera_large.pt", "SAM 2.1 hiera large (224 M): the most accurate SAM 2.1, the slowest"),
-)
 KNOWN_CHECKPOINTS = {c.name: c for c in (
     KnownCheckpoint("XMem.pth", _XMEM_RELEASE + "XMem.pth", None,
                     "XMem, the default release model (static-image pretraining + video training)"),
@@ -68,8 +61,7 @@ KNOWN_CHECKPOINTS = {c.name: c for c in (
     KnownCheckpoint("cutie-small-mega.pth", _CUTIE_RELEASE + "cutie-small-mega.pth", None,
                     "Cutie small (ResNet-18 image encoder), same training data: faster, a little less accurate",
                     family="cutie"),
-    *(KnownCheckpoint(name, _SAM21_RELEASE + name, None, what, family="sam2")
-      for name, what in _SAM21_FILES),
+    *(KnownCheckpoint(name, SAM21_RELEASE + name, None, what, family="sam2") for name, what in SAM21_FILES),
 )}
 
 SIDECAR_SUFFIX = ".sha256"

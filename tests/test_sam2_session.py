@@ -7,7 +7,7 @@ import torch
 from memvos_core.model import load_model
 from memvos_core.session import Session, SessionFileError
 from sam2_fixture import generated_state
-from session_helpers import moving_discs, same, small_config, stored
+from session_helpers import assert_chunks_equal_one_pass, moving_discs, small_config
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +36,7 @@ def test_the_general_loader_recognises_sam2(model):
 def test_chunks_give_the_same_masks_as_one_pass_in_both_directions(model, shot):
     frames, labels = shot
     s = sam2_session(model, frames, labels, [0, 5])
-    for direction, parts in (("forward", ((0, 4), (4, 8))), ("backward", ((4, 8), (0, 4)))):
-        _, whole = s.propagate(frames, direction=direction)
-        chunked, state = {}, s
-        for lo, hi in parts:
-            state, part = state.propagate(frames[lo:hi], first_frame_index=lo, direction=direction)
-            chunked.update(stored(part))
-        assert sorted(chunked) == whole.frame_indices
-        for t, prob in stored(whole).items():
-            assert same(chunked[t], prob), (direction, t)
+    assert_chunks_equal_one_pass(s, frames, {"forward": ((0, 4), (4, 8)), "backward": ((4, 8), (0, 4))})
 
 
 def test_partial_keyframes_and_a_late_object(model, shot):

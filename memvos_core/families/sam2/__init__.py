@@ -11,7 +11,8 @@ as Meta's video predictor does it); :mod:`.model` (the engine's family interface
 wired in by name (``families/__init__.py``, ``network/checkpoint.py``). This module imports
 nothing heavy.
 """
-_RELEASE = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+# Meta's release folder (the URLs of sam2's checkpoints/download_ckpts.sh)
+RELEASE = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 _LICENCE = "Apache-2.0 (facebookresearch/sam2)"
 WEIGHT_FILES = (
     ("sam2.1_hiera_tiny.pt", "SAM 2.1 hiera tiny (39 M parameters): the fastest SAM 2.1"),
@@ -33,5 +34,5 @@ else:
         model=lazy(__name__, ".model:Sam2Model"), synthetic=lazy(__name__, ".checkpoint:synthetic"),
         encode_keys=lazy(__name__, ".checkpoint:encode_keys"),
         keeps=KEEPS,
-        weights=tuple(WeightFile(name, _RELEASE + name, None, what, _LICENCE, _LICENCE) for name, what in WEIGHT_FILES),
+        weights=tuple(WeightFile(name, RELEASE + name, None, what, _LICENCE, _LICENCE) for name, what in WEIGHT_FILES),
     )
