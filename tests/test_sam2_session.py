@@ -63,3 +63,13 @@ def test_save_load_continues_identically_and_refuses_the_other_family(model, sho
     xmem_model = load_model(xmem_net.state_dict(), name="XMem.pth")
     with pytest.raises(SessionFileError, match="sam2 model family .* loaded model is xmem"):
         Session.load(path, xmem_model)
+
+
+def test_suggest_frames_reads_sam2_keys(model, shot):
+    from memvos_core.ops import compute_candidate_keys, select_annotation_candidates
+    frames, labels = shot
+    keys, shrinkages, selections = compute_candidate_keys(model.network, frames[:4], internal_short_side=-1)
+    assert keys.shape == (4, 256, 8, 8) and bool((shrinkages == 1).all())
+    masks = torch.stack([(labels[t] > 0).float()[None] for t in range(4)])
+    chosen = select_annotation_candidates(keys, shrinkages, selections, masks, k=2)
+    assert len(chosen) == 2 and 0 not in chosen
