@@ -9,6 +9,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from memvos_core.frames import normalize
+
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "sam2_parity")
 CLIP = os.path.join(os.path.dirname(__file__), "fixtures", "xmem_parity", "clip")  # the same clip
 _CACHE = {}
@@ -35,10 +37,7 @@ def official_frame(path, size):
     """The official JPEG-folder loader's arithmetic: PIL bicubic to S x S, /255 in float64,
     float32, then the ImageNet normalisation."""
     rgb = np.array(Image.open(path).convert("RGB").resize((size, size))) / 255.0
-    x = torch.from_numpy(rgb).permute(2, 0, 1).float()
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-    return ((x - mean) / std)[None]
+    return normalize(torch.from_numpy(rgb).permute(2, 0, 1).float())[None]
 
 
 def replay_video_run(net, run_dir, clip=CLIP, max_frames=None):

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .network import IMAGE_MEAN, IMAGE_STD
+from ...frames import normalize
+from .heads import choose_masks
 
 
 class FrameEmbedding(NamedTuple):
@@ -21,13 +22,6 @@ class FrameEmbedding(NamedTuple):
     feat: torch.Tensor
     high_res: tuple
     frame_hw: tuple
-
-
-def normalize(image01, device=None):
-    """``[B,3,H,W]`` RGB in ``[0,1]`` -> the network's normalisation."""
-    mean = torch.tensor(IMAGE_MEAN, device=image01.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGE_STD, device=image01.device).view(1, 3, 1, 1)
-    return (image01 - mean) / std
 
 
 def image_input(rgb, image_size):
@@ -87,7 +81,6 @@ def predict(network, embedding, points=None, labels=None, box=None, mask_logits=
     ``mask_logits``)``; ``M`` is 3 with ``multimask`` (for one click), else 1 (token 0, or the
     best multimask output where token 0 is unstable). No object-score masking: this is the
     image predictor, not the tracker."""
-    from .heads import choose_masks
     device = embedding.feat.device
     coords, labs = prompt_points(points, labels, box, embedding.frame_hw, network.image_size, device)
     if coords is None and mask_logits is None:

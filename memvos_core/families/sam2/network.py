@@ -24,8 +24,6 @@ NO_OBJECT_SCORE = -1024.0   # logits of every mask of an object judged absent
 MASK_OUT_SCALE, MASK_OUT_BIAS = 20.0, -10.0  # a binary mask as logits (and the memory input)
 NUM_MASKMEM = 7              # the prompt frames' slot + 6 previous frames
 MAX_POINTERS = 16
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ class ObjectTrack:
     cond: dict = field(default_factory=dict)      # frame -> FrameOutput (prompted)
     recent: dict = field(default_factory=dict)    # frame -> FrameOutput (tracked)
     points: dict = field(default_factory=dict)    # frame -> (coords [1,P,2], labels [1,P])
-    tracked: set = field(default_factory=set)     # frames tracked or used as conditioning
+    tracked: dict = field(default_factory=dict)   # frame -> reverse: frames a propagation went through
 
 
 class VideoTracker:
@@ -100,9 +100,12 @@ class VideoTracker:
         track.points[t] = (coords, labs)
         prev = track.cond.get(t) or track.recent.get(t)
         prev_logits = None if prev is None else prev.low.clamp(-32.0, 32.0)
+        # A frame no propagation went through yet is a first prompt (no memory read); a correction
+        # on a tracked frame reads memory as that frame's tracking did. Either way it becomes a
+        # conditioning frame (the official predictor's add_all_frames_to_correct_as_cond).
         init = t not in track.tracked
+        reverse = track.tracked.get(t, False)
         feat, pos, high_res = self.features(t)
-        reverse = False
         pix = self._conditioned(track, t, feat, pos, init, reverse)
         multimask = coords.shape[1] <= 1 and init
         low, pointer, score, iou, _ = self.net.sam_heads(pix, high_res, coords.to(feat.device),
@@ -133,7 +136,6 @@ class VideoTracker:
                     high = F.interpolate(out.low, size=(s, s), mode="bilinear", align_corners=False)
                     mem, _ = self.net.encode_memory(feat, high, out.score, binarize=True)
                     out.memory = mem.to(torch.bfloat16)
-                track.tracked.add(t)
             if not track.cond:
                 raise ValueError(f"object {obj_id} has no prompt: give it a mask, clicks or a box first")
 
@@ -158,9 +160,9 @@ class VideoTracker:
                 if out is None:
                     out = self._track_frame(track, t, reverse)
                     track.recent[t] = out
-                    track.tracked.add(t)
                     if not self.keep_all:
                         self._forget(track, t, reverse)
+                track.tracked[t] = reverse
                 scores.append(float(out.score.reshape(-1)[0]))
             yield t, ids, self.frame_logits(t), scores
 
