@@ -44,26 +44,31 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     state = generated_state()
     rows = []
+    print(f"SAM 2.1 tiny, generated weights, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
+
+    def row(name, value):
+        rows.append((name, value))
+        print(f"{name}: {value}", flush=True)
+
     net = build_sam2(state, "tiny", 1024)
     for n in args.objects:
         s = time_engine(net, MemoryConfig(), "cpu", "fp32", args.frames, n, 480, 854)
-        rows.append((f"time per frame, 854x480, {n} object(s), image size 1024", f"{s * 1000:.0f} ms"))
+        row(f"time per frame, 854x480, {n} object(s), image size 1024", f"{s * 1000:.0f} ms")
     frame = (torch.rand(480, 854, 3) * 255).to(torch.uint8).numpy()
     t0 = time.perf_counter()
     emb = embed_frame(net, frame)
-    rows.append(("image path: embed one 854x480 frame", f"{(time.perf_counter() - t0) * 1000:.0f} ms"))
+    row("image path: embed one 854x480 frame", f"{(time.perf_counter() - t0) * 1000:.0f} ms")
     t0 = time.perf_counter()
     for _ in range(5):
         predict(net, emb, [[400, 240]], [1])
-    rows.append(("image path: one click on the cached frame", f"{(time.perf_counter() - t0) * 200:.0f} ms"))
+    row("image path: one click on the cached frame", f"{(time.perf_counter() - t0) * 200:.0f} ms")
     small = build_sam2(state, "tiny", args.long_size)
     for n in args.long:
         _, engine = time_engine(small, MemoryConfig(), "cpu", "fp32", n, 2, 96, 160, with_engine=True)
-        rows.append((f"state held after {n} frames, 2 objects, image size {args.long_size}",
-                     f"{held_bytes(engine) / 2**20:.2f} MiB"))
-    load = os.getloadavg()
-    print(f"SAM 2.1 tiny, generated weights, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"load average {load[0]:.1f}")
+        row(f"state held after {n} frames, 2 objects, image size {args.long_size}",
+            f"{held_bytes(engine) / 2**20:.2f} MiB")
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
