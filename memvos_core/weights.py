@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .families.sam2 import RELEASE as SAM21_RELEASE, WEIGHT_FILES as SAM21_FILES
 from .network.checkpoint import SAFETENSORS_EXTENSIONS, load_network, read_state_dict
 
 
@@ -60,6 +61,7 @@ KNOWN_CHECKPOINTS = {c.name: c for c in (
     KnownCheckpoint("cutie-small-mega.pth", _CUTIE_RELEASE + "cutie-small-mega.pth", None,
                     "Cutie small (ResNet-18 image encoder), same training data: faster, a little less accurate",
                     family="cutie"),
+    *(KnownCheckpoint(name, SAM21_RELEASE + name, None, what, family="sam2") for name, what in SAM21_FILES),
 )}
 
 SIDECAR_SUFFIX = ".sha256"

@@ -15,7 +15,7 @@ from torch import nn
 from ..memvos_core.weights import default_models_dir
 
 MODEL_FOLDER = "memvos"
-MODEL_EXTENSIONS = frozenset({".pth", ".safetensors"})
+MODEL_EXTENSIONS = frozenset({".pth", ".pt", ".safetensors"})  # .pt: SAM 2.1 releases
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
 

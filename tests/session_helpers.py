@@ -45,3 +45,17 @@ def stored(result):
 
 def same(a, b):
     return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
+
+
+def assert_chunks_equal_one_pass(session, frames, parts):
+    """Propagating ``frames`` in chunks (``parts``: ``(lo, hi)`` ranges in the pass's order) gives
+    the same stored masks as one pass, for each direction (``parts`` per direction)."""
+    for direction, ranges in parts.items():
+        _, whole = session.propagate(frames, direction=direction)
+        chunked, state = {}, session
+        for lo, hi in ranges:
+            state, part = state.propagate(frames[lo:hi], first_frame_index=lo, direction=direction)
+            chunked.update(stored(part))
+        assert sorted(chunked) == whole.frame_indices
+        for t, prob in stored(whole).items():
+            assert same(chunked[t], prob), (direction, t)

@@ -154,7 +154,7 @@ def test_model_folder_is_created_with_our_extensions(fake_comfy):
     fp = fake_comfy.fp
     dirs = comfy_env.register_model_folder()
     assert dirs == [os.path.join(fp.models_dir, "memvos")]
-    assert fp.folder_names_and_paths["memvos"] == (dirs, {".pth", ".safetensors"})
+    assert fp.folder_names_and_paths["memvos"] == (dirs, {".pth", ".pt", ".safetensors"})
     assert fp.folder_names_and_paths["checkpoints"][1] == {".safetensors"}  # nobody else touched
 
 
@@ -166,7 +166,7 @@ def test_yaml_entry_is_kept_first_and_ours_appended_once(fake_comfy, tmp_path):
     comfy_env.register_model_folder()  # e.g. a reload: still no duplicate
     default_dir = os.path.join(fp.models_dir, "memvos")
     assert comfy_env.model_dirs() == [user_dir, default_dir]
-    assert fp.folder_names_and_paths["memvos"][1] == {".pth", ".safetensors"}
+    assert fp.folder_names_and_paths["memvos"][1] == {".pth", ".pt", ".safetensors"}
 
     for folder, files in ((user_dir, ["XMem.pth", "XMem.pth.sha256", "XMem.pth.part-1a2b"]),
                           (default_dir, ["XMem-s012.safetensors", "notes.txt"])):
@@ -181,7 +181,7 @@ def test_an_existing_extension_filter_is_widened_not_replaced(fake_comfy, tmp_pa
     fp.folder_names_and_paths["memvos"] = ([str(tmp_path / "mine")], {".ckpt"})
     comfy_env.register_model_folder()
     paths, extensions = fp.folder_names_and_paths["memvos"]
-    assert paths[0] == str(tmp_path / "mine") and extensions == {".ckpt", ".pth", ".safetensors"}
+    assert paths[0] == str(tmp_path / "mine") and extensions == {".ckpt", ".pth", ".pt", ".safetensors"}
 
 
 def test_without_comfyui_the_environment_folder_is_used(no_comfy):

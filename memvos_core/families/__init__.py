@@ -2,8 +2,8 @@
 interface; the family of a network is its ``family`` attribute, set by the checkpoint loader."""
 from .base import FamilyModel, Plan
 
-FAMILIES = ("xmem", "cutie")
-FAMILY_NAMES = {"xmem": "XMem", "cutie": "Cutie"}
+FAMILIES = ("xmem", "cutie", "sam2")
+FAMILY_NAMES = {"xmem": "XMem", "cutie": "Cutie", "sam2": "SAM 2.1"}
 
 
 def family_of(network):
@@ -16,6 +16,9 @@ def family_model(network, config, device, precision, options):
     if family == "cutie":
         from .cutie import CutieModel
         return CutieModel(network, config, device, precision, options)
+    if family == "sam2":
+        from .sam2.model import Sam2Model
+        return Sam2Model(network, config, device, precision, options)
     if family == "xmem":
         from .xmem import XMemModel
         return XMemModel(network, config, device, precision, options)

@@ -65,8 +65,10 @@ def _first_line(exc):
 
 
 def unwrap_state_dict(state, source="<memory>"):
-    if isinstance(state, dict) and "network" in state and isinstance(state["network"], dict):
-        state = state["network"]  # a full training checkpoint
+    for entry in ("network", "model"):  # a full training checkpoint (XMem/Cutie), SAM 2's release files
+        if isinstance(state, dict) and entry in state and isinstance(state[entry], dict):
+            state = state[entry]
+            break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"weights file {source!r} is not a mapping of tensor names to tensors")
     if state and all(k.startswith("module.") for k in state):
@@ -105,7 +107,10 @@ KNOWN_FILES = "XMem.pth, XMem-s012.pth, cutie-base-mega.pth or cutie-small-mega.
 
 
 def detect_family(state, source="<memory>"):
-    """``"xmem"`` or ``"cutie"``, from the module names the keys start with."""
+    """``"xmem"``, ``"cutie"`` or ``"sam2"``, from the module names the keys start with."""
+    from ..families.sam2.checkpoint import is_sam2_state
+    if is_sam2_state(state):
+        return "sam2"
     xmem = any(k.startswith(XMEM_PREFIXES) for k in state)
     cutie = any(k.startswith(CUTIE_PREFIXES) for k in state)
     if xmem and cutie:
@@ -128,7 +133,11 @@ def load_network(source, *, source_name=None):
     else:
         name = source_name or "<state dict>"
         state = unwrap_state_dict(source, name)
-    if detect_family(state, name) == "cutie":
+    family = detect_family(state, name)
+    if family == "sam2":
+        from ..families.sam2.checkpoint import build_sam2
+        return build_sam2(state, name)
+    if family == "cutie":
         from .cutie_checkpoint import build_cutie
         return build_cutie(state, name)
     model = XMemNetwork(**infer_dims(state, name))

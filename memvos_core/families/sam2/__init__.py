@@ -1,0 +1,38 @@
+"""SAM 2.1 (Meta, Apache-2.0 code and weights): the third model family.
+
+Modules: :mod:`.network` (the whole network, checkpoint names) built from :mod:`.hiera`
+(image encoder), :mod:`.heads` (prompt encoder, mask decoder), :mod:`.memory_net` (memory
+attention, memory encoder), :mod:`.layers`; :mod:`.checkpoint` (reading Meta's ``.pt``
+files, the four sizes); :mod:`.image` (the click tool's image path); :mod:`.video` (tracking
+as Meta's video predictor does it); :mod:`.model` (the engine's family interface).
+
+``FAMILY`` is this family's declaration for the family registry
+(``memvos_core/families/registry.py``); until that module exists it is None and the family is
+wired in by name (``families/__init__.py``, ``network/checkpoint.py``). This module imports
+nothing heavy.
+"""
+# Meta's release folder (the URLs of sam2's checkpoints/download_ckpts.sh)
+RELEASE = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+_LICENCE = "Apache-2.0 (facebookresearch/sam2)"
+WEIGHT_FILES = (
+    ("sam2.1_hiera_tiny.pt", "SAM 2.1 hiera tiny (39 M parameters): the fastest SAM 2.1"),
+    ("sam2.1_hiera_small.pt", "SAM 2.1 hiera small (46 M)"),
+    ("sam2.1_hiera_base_plus.pt", "SAM 2.1 hiera base+ (81 M)"),
+    ("sam2.1_hiera_large.pt", "SAM 2.1 hiera large (224 M): the most accurate SAM 2.1, the slowest"),
+)
+KEEPS = ("per object: every keyframe as a conditioning frame (memory, pointer), the last 15 tracked "
+         "frames' memory and pointers; nothing per clip")
+
+try:
+    from ..registry import Family, WeightFile, lazy
+except ImportError:  # the registry is not there yet
+    FAMILY = None
+else:
+    FAMILY = Family(
+        name="sam2", title="SAM 2.1", marker="image_encoder.trunk.",
+        recognise=lazy(__name__, ".checkpoint:recognise"), build=lazy(__name__, ".checkpoint:build_sam2"),
+        model=lazy(__name__, ".model:Sam2Model"), synthetic=lazy(__name__, ".checkpoint:synthetic"),
+        encode_keys=lazy(__name__, ".checkpoint:encode_keys"),
+        keeps=KEEPS,
+        weights=tuple(WeightFile(name, RELEASE + name, None, what, _LICENCE, _LICENCE) for name, what in WEIGHT_FILES),
+    )
