@@ -19,7 +19,8 @@ from PIL import Image
 
 from . import comfy_env
 from .routes import _lookup
-from ..memvos_core.ops.click import NO_WEIGHTS, PromptError, pick_weights, segmenter_for_file, segmenter_for_network
+from ..memvos_core.ops.click import (NO_WEIGHTS, PromptError, parse_prompt_list, pick_weights, segmenter_for_file,
+                                     segmenter_for_network)
 
 
 class NoClickWeights(ValueError):
@@ -47,6 +48,40 @@ def frame_pixels(frames, index):
     """Frame ``index`` of an IMAGE batch (or a FrameClip) as ``[3,H,W]`` float in [0,1]."""
     frame = frames[index][..., :3].detach().float().clamp(0, 1)
     return frame.permute(2, 0, 1)
+
+
+def prompt_layer(widget, feed, frames, session, frame_hw):
+    """The Keyframes node's ``prompts`` widget and ``prompts_input`` as a keyframe layer
+    ``{frame: (labels, object ids)}``: each (frame, object)'s mask as the click route gives it for
+    the same prompt (its best candidate). Empty when neither holds a prompt (no weights needed)."""
+    prompts = parse_prompt_list(widget, "prompts")
+    fed = parse_prompt_list(feed if feed is not None else "", "prompts_input")
+    both = sorted(set(prompts) & set(fed))
+    if both:
+        frame, obj = both[0]
+        raise PromptError(f"object {obj} on frame {frame} has prompts in both the prompts widget and prompts_input: "
+                          "give each (frame, object) in one of them")
+    prompts.update(fed)
+    if not prompts:
+        return {}
+    num_frames = frames.shape[0]
+    late = sorted(f for f, _ in prompts if f >= num_frames)
+    if late:
+        raise PromptError(f"prompts: frame {late[0]} is past the shot ({num_frames} frames: 0..{num_frames - 1}): "
+                          "use the frame numbers of the frames connected to this node")
+    segmenter, _ = click_segmenter(session)
+    layer = {}
+    for frame in sorted({f for f, _ in prompts}):
+        objects = {o: p for (f, o), p in prompts.items() if f == frame}
+        key = ("keyframes-node", id(frames), frame)  # only while this run holds the frames
+        try:
+            labels = segmenter.labels(key, lambda frame=frame: frame_pixels(frames, frame), objects, frame_hw)
+        except PromptError as exc:
+            raise PromptError(f"prompts, frame {frame}: {exc}") from None
+        finally:
+            segmenter.forget(key)
+        layer[frame] = (labels, set(objects))
+    return layer
 
 
 def _png(mask):

@@ -116,13 +116,15 @@ def test_click_refuses_bad_prompts_with_one_line(shot):
     assert status == 404 and "outside frames 0..1" in body["error"]
 
 
-def test_click_embeddings_are_an_lru_bounded_by_bytes():
-    net = build_sam2(generated_state(), "generated", 128)
-    one = click_core.embedding_bytes(embed_frame(net, torch.rand(3, 40, 50)))
-    seg = click_core.ClickSegmenter(net, cache_bytes=2 * one)
-    pixels = {k: torch.rand(3, 40, 50) for k in "abc"}
+def test_click_embeddings_are_an_lru_bounded_by_bytes(monkeypatch):
+    from memvos_core.families.sam2.image import FrameEmbedding
+    # the cache's rule, not the encoder: a stand-in embedding of 4 KiB per frame
+    monkeypatch.setattr(click_core, "embed_frame", lambda net, px: FrameEmbedding(px.clone(), (), (32, 32)))
+    one = 32 * 32 * 4
+    seg = click_core.ClickSegmenter(torch.nn.Identity(), cache_bytes=2 * one)
+    pixels = {k: torch.rand(32, 32) for k in "abc"}
     for key in "abab":
-        seg.embedding(key, lambda key=key: pixels[key])
+        assert torch.equal(seg.embedding(key, lambda key=key: pixels[key]).feat, pixels[key])
     assert seg.embedded == 2
     seg.embedding("c", lambda: pixels["c"])  # drops "a", the least recently used
     assert seg.embedded == 3 and seg.cached_bytes <= 2 * one
@@ -137,3 +139,31 @@ def test_click_weights_are_picked_smallest_known_first():
         "sam2.1_hiera_tiny.pt"
     assert click_core.pick_weights(["XMem.pth", "my_sam2_finetune.safetensors"]) == "my_sam2_finetune.safetensors"
     assert click_core.pick_weights(["XMem.pth", "cutie-base-mega.pth"]) is None
+
+
+def test_click_prompts_in_the_keyframes_node_give_the_route_masks(shot, frames, image_path):
+    net, emb = image_path
+    widget = json.dumps([{"frame": 0, "object": 1, "points": [[40, 46, 1]]}])
+    fed = [{"frame": 0, "object": 2, "box": [128, 44, 172, 88]}]
+    returned = NODES["MemVOSKeyframes"]().build(shot["session"], frames, "", prompts=widget,
+                                                 prompts_input=json.dumps(fed))
+    keyframe = returned["result"][0].keyframe(0)
+    assert sorted(keyframe.object_ids) == [1, 2]
+    logits, ious, _ = predict(net, emb, [[40, 46]], [1], multimask=True)
+    one = logits[int(torch.argmax(ious))] > 0
+    two = predict(net, emb, None, None, [128, 44, 172, 88], multimask=False)[0][0] > 0
+    expected = torch.zeros(109, 187, dtype=torch.uint8)
+    expected[one], expected[two] = 1, 2
+    assert torch.equal(keyframe.labels.cpu(), expected)
+    assert returned["ui"]["memvos_keyframes"][0]["keyframes"][0]["sources"] == {"1": "prompts", "2": "prompts"}
+
+
+def test_click_prompts_refused_with_one_line(shot, frames):
+    node = NODES["MemVOSKeyframes"]
+    assert node.VALIDATE_INPUTS(prompts="[{") .startswith("prompts is not valid JSON")
+    assert "object must be an object id" in node.VALIDATE_INPUTS(prompts='[{"frame": 0, "object": 0, "box": [1,1,2,2]}]')
+    entry = [{"frame": 0, "object": 1, "points": [[40, 46, 1]]}]
+    with pytest.raises(ValueError, match="in both the prompts widget and prompts_input"):
+        node().build(shot["session"], frames, "", prompts=json.dumps(entry), prompts_input=json.dumps(entry))
+    with pytest.raises(ValueError, match="frame 7 is past the shot"):
+        node().build(shot["session"], frames, "", prompts=json.dumps([{**entry[0], "frame": 7}]))

@@ -153,6 +153,10 @@ class ClickSegmenter:
                 self._cache.popitem(last=False)
             return found
 
+    def forget(self, frame_key):
+        with self._lock:
+            self._cache.pop(frame_key, None)
+
     def candidates(self, frame_key, frame, prompt):
         """``(masks bool [M,H,W], scores [M], best index)``: three candidates for a lone click
         (ambiguous: whole, part, subpart), one otherwise; ``best`` has the highest predicted IoU."""
