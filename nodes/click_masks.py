@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from . import comfy_env
-from .routes import _lookup
+from .routes import _error, _lookup
 from ..memvos_core.ops.click import (NO_WEIGHTS, PromptError, parse_prompt_list, pick_weights, segmenter_for_file,
                                      segmenter_for_network)
 
@@ -88,10 +88,6 @@ def _png(mask):
     buffer = io.BytesIO()
     Image.fromarray(mask.numpy().astype(np.uint8) * 255).save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _error(status, message):
-    return status, "application/json", json.dumps({"error": message}).encode()
 
 
 def click_response(query):
