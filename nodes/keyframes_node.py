@@ -59,7 +59,7 @@ class MemVOSKeyframes:
                                '[{"frame": 0, "object": 1, "points": [[120, 80, 1], [60, 40, 0]], '
                                '"box": [10, 10, 200, 150]}] in frame pixels; label 1 adds, 0 subtracts.'}),
                 "prompts_input": ("STRING", {
-                    "forceInput": True,
+                    "default": "", "forceInput": True,
                     "tooltip": "The same JSON from another node (e.g. a points editor or a script); a (frame, "
                                "object) must not be in both."}),
             },
@@ -83,7 +83,7 @@ class MemVOSKeyframes:
         return fingerprint(keyframes, folders.input_directory())
 
     def build(self, session, frames, keyframes="", mask=None, mask_frames="0", mask_object_ids="1",
-              label_map=None, label_map_frames="0", prompts="", prompts_input=None):
+              label_map=None, label_map_frames="0", prompts="", prompts_input=""):
         check_session(session)
         frames = check_frames(frames)
         spec = parse_spec(keyframes)
