@@ -167,3 +167,11 @@ def test_click_prompts_refused_with_one_line(shot, frames):
         node().build(shot["session"], frames, "", prompts=json.dumps(entry), prompts_input=json.dumps(entry))
     with pytest.raises(ValueError, match="frame 7 is past the shot"):
         node().build(shot["session"], frames, "", prompts=json.dumps([{**entry[0], "frame": 7}]))
+
+
+def test_click_uses_the_sessions_sam2_model_when_it_propagates_with_one(frames):
+    model = PACK.memvos_core.model.load_model(generated_state(), name="sam2.1_hiera_tiny.pt")
+    (session,) = outputs_of(NODES["MemVOSNewSession"], NODES["MemVOSNewSession"]().create(model, internal_size=32))
+    segmenter, name = click_masks.click_segmenter(session)
+    assert name == "sam2.1_hiera_tiny.pt" and segmenter.network is session.model.network
+    assert click_masks.click_segmenter(session)[0] is segmenter  # its embeddings are kept between clicks
