@@ -1,5 +1,6 @@
 """Keyframes: every keyframe of a shot in one node, painted in its editor (web/) or fed from inputs."""
 from . import folders, routes
+from .click_masks import PromptError, parse_prompt_list, prompt_layer
 from .common import LOG, SESSION, check_frames
 from .frame_source import FRAMES_INPUT
 from .keyframe_files import WIDGET, KeyframeError, check_files, fingerprint, parse_spec
@@ -18,7 +19,9 @@ class MemVOSKeyframes:
         "(brush, eraser, fill, undo, zoom), or connect masks made by other nodes. Outputs the session to "
         "propagate. Each keyframe is an indexed PNG in input/memvos (pixel value = object id); the workflow "
         "keeps only their names. Run the node once (or the workflow) to show the shot in the editor. "
-        "Precedence per frame and object: painted > mask input > label_map input > the incoming session.")
+        "Clicks and boxes as JSON (prompts, or prompts_input from another node) become masks through SAM 2.1's "
+        "image path, as the editor's click tool makes them. "
+        "Precedence per frame and object: painted > prompts > mask input > label_map input > the incoming session.")
     CATEGORY = "MemVOS/session"
     FUNCTION = "build"
     OUTPUT_NODE = True  # it can run on its own: that loads the shot into the editor
@@ -51,18 +54,29 @@ class MemVOSKeyframes:
                                                    "another Propagate's label_map."}),
                 "label_map_frames": ("STRING", {"default": "0", "tooltip": "Frame of each label map of the batch, "
                                                                            "e.g. '0, 24'."}),
+                "prompts": ("STRING", {
+                    "default": "", "multiline": True,
+                    "tooltip": "Clicks and boxes per frame and object, made into masks by SAM 2.1 (any SAM 2.1 file "
+                               "in models/memvos, whichever model propagates): a JSON list like "
+                               '[{"frame": 0, "object": 1, "points": [[120, 80, 1], [60, 40, 0]], '
+                               '"box": [10, 10, 200, 150]}] in frame pixels; label 1 adds, 0 subtracts.'}),
+                "prompts_input": ("STRING", {
+                    "default": "", "forceInput": True,
+                    "tooltip": "The same JSON from another node (e.g. a points editor or a script); a (frame, "
+                               "object) must not be in both."}),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, keyframes=None):
+    def VALIDATE_INPUTS(cls, keyframes=None, prompts=None):
         # Before anything runs: a broken list or a missing file is reported on the node at once.
-        if keyframes is None:
-            return True
         try:
-            check_files(parse_spec(keyframes), folders.input_directory())
-        except KeyframeError as exc:
+            if keyframes is not None:
+                check_files(parse_spec(keyframes), folders.input_directory())
+            if prompts is not None:
+                parse_prompt_list(prompts, "prompts")
+        except (KeyframeError, PromptError) as exc:
             return str(exc)
         return True
 
@@ -72,7 +86,7 @@ class MemVOSKeyframes:
         return fingerprint(keyframes, folders.input_directory())
 
     def build(self, session, frames, keyframes="", mask=None, mask_frames="0", mask_object_ids="1",
-              label_map=None, label_map_frames="0", unique_id=None):
+              label_map=None, label_map_frames="0", prompts="", prompts_input="", unique_id=None):
         check_session(session)
         frames = check_frames(frames)
         spec = parse_spec(keyframes)
@@ -91,6 +105,9 @@ class MemVOSKeyframes:
             layers.append(("label_map", label_map_layer(label_map, label_map_frames, frame_hw, num_frames)))
         if mask is not None:
             layers.append(("mask", mask_layer(mask, mask_frames, mask_object_ids, frame_hw, num_frames)))
+        clicked = prompt_layer(prompts, prompts_input, frames, session, frame_hw)
+        if clicked:
+            layers.append(("prompts", clicked))
         layers.append(("painted", painted_layer(spec, folders.input_directory(), frame_hw, num_frames)))
         merged = merge_layers(layers, frame_hw)
         check_every_object_is_somewhere(merged)

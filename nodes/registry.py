@@ -1,5 +1,5 @@
 """Every node of the pack, by id, with its display name (what ComfyUI registers)."""
-from . import (comfy_env, composite_node, example_media, frames_nodes, keyframes_node, linked_outputs, mask_nodes,
+from . import (click_masks, comfy_env, composite_node, example_media, frames_nodes, keyframes_node, linked_outputs, mask_nodes,
                mask_output_nodes, model_nodes, propagate_node, routes, session_files, session_nodes, suggest_node)
 
 _MODULES = (model_nodes, session_nodes, keyframes_node, frames_nodes, propagate_node, mask_nodes, mask_output_nodes,
@@ -14,3 +14,4 @@ for _module in _MODULES:
 example_media.install()
 linked_outputs.install()
 comfy_env.add_get_routes(routes.ROUTES)  # the keyframe editor reads frames and masks
+comfy_env.add_get_routes(click_masks.ROUTES)  # and turns clicks into masks

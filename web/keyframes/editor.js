@@ -3,6 +3,7 @@
 // the shot at the source size. Edits stay in memory until saved; saving uploads one indexed PNG
 // per changed keyframe and writes the node's keyframe list. State is in `editor.state` and the
 // frames being edited in `editor.entries`, readable by tests and other extensions.
+import { createClickTool } from "./click_tool.js";
 import { buildEditorDom } from "./editor_dom.js";
 import { History } from "./history.js";
 import { actionFor } from "./keys.js";
@@ -12,7 +13,7 @@ import { createView } from "./view.js";
 
 const FRAME_CACHE = 6; // decoded source frames kept in the browser
 const CLEAN_ENTRIES = 8; // unedited label maps kept (edited ones stay until saved)
-const TOOLS = ["brush", "eraser", "fill", "lasso"];
+const TOOLS = ["brush", "eraser", "fill", "lasso", "click"];
 const SCRUB_PAUSE_MS = 40;
 
 const errorText = (err) => err?.message ?? String(err);
@@ -36,6 +37,12 @@ export function createEditor(host) {
   let parts = null, view = null, current = null, reference = null, fixToken = null;
   let serial = 0, pending = Promise.resolve(), drawQueued = false;
   let pointer = null, cursor = null, lasso = null, spaceDown = false, savingPromise = null, closing = null;
+  const clickTool = createClickTool({
+    get server() { return host.server; }, token: () => host.shot()?.token, frame: () => state.frame,
+    labels: () => current.labels, objectId: () => state.activeId, status: (text) => setStatus(text),
+    preview: () => { view.paintLabels(current.labels, colours(), full()); redraw(); },
+  });
+  editor.clickTool = clickTool;
 
   // Resolves once the frame being loaded, a save and a close under way are done.
   async function settled() {
@@ -223,6 +230,7 @@ export function createEditor(host) {
   }
 
   function goTo(frame) {
+    clickTool.cancel();
     const shot = host.shot();
     const count = frameCount();
     const wanted = Math.max(0, Math.round(Number(frame) || 0));
@@ -341,6 +349,7 @@ export function createEditor(host) {
     if (!current || (event.button !== 0 && event.button !== 2)) return;
     const erase = state.tool === "eraser" || event.button === 2;
     const [x, y] = view.toSource(event.clientX, event.clientY);
+    if (state.tool === "click") return clickTool.down(x, y, event.clientX, event.clientY, event.button === 2 || event.altKey);
     if (state.tool === "fill") {
       let filled = null;
       edit((labels, objects, started) => {
@@ -384,11 +393,20 @@ export function createEditor(host) {
     } else if (pointer?.mode === "lasso") {
       const [lx, ly] = lasso[lasso.length - 1];
       if (Math.hypot(x - lx, y - ly) * view.scale >= 2) lasso.push([x, y]);
+    } else if (clickTool.press()) {
+      lasso = clickTool.move(x, y, event.clientX, event.clientY); // the box being drawn
     }
     redraw();
   }
 
-  function onPointerUp() {
+  function onPointerUp(event) {
+    if (clickTool.press()) {
+      lasso = null;
+      if (!current) return clickTool.cancel();
+      const [x, y] = view.toSource(event.clientX, event.clientY);
+      clickTool.up(x, y, event.clientX, event.clientY);
+      return redraw();
+    }
     const done = pointer;
     pointer = null;
     if (!done || done.mode === "pan" || !current) return;
@@ -427,6 +445,7 @@ export function createEditor(host) {
 
   function setTool(tool) {
     if (!TOOLS.includes(tool)) return;
+    if (tool !== "click") clickTool.cancel();
     state.tool = tool;
     for (const b of parts.tools) b.classList.toggle("active", b.dataset.tool === tool);
   }
@@ -471,7 +490,17 @@ export function createEditor(host) {
         specDirty = true;
         return selectObject(id);
       }
+      case "acceptClick": {
+        const done = clickTool.accept();
+        if (!done || !current) return setStatus("Nothing to accept: with the click tool (C), click on the object first.");
+        const started = { before: done.before, objects: new Set(current.objects) };
+        current.objects.add(done.id);
+        if (history.commit(state.frame, current.labels, current.objects, started, full())) afterEdit(full());
+        return setStatus(`Object ${done.id}'s mask accepted into this frame's keyframe (Ctrl+Z undoes it).`);
+      }
+      case "cycleClick": return clickTool.cycle();
       case "undo": case "redo": {
+        clickTool.cancel();
         if (!current) return;
         const done = history[name](state.frame, current.labels);
         if (!done) return setStatus(`Nothing to ${name} on this frame.`);
@@ -524,7 +553,7 @@ export function createEditor(host) {
       }
       case "help": state.help = !state.help; parts.help.hidden = !state.help; return;
       case "save": return save().catch(() => {});
-      case "close": return close();
+      case "close": return clickTool.prompt() ? clickTool.cancel() : close();
       default: return undefined;
     }
   }
@@ -556,6 +585,7 @@ export function createEditor(host) {
   }
 
   function selectObject(id) {
+    if (id !== state.activeId) clickTool.cancel();
     state.activeId = id;
     updateSide();
   }
@@ -564,6 +594,7 @@ export function createEditor(host) {
 
   // Upload every edited keyframe, then write the node's keyframe list (only when something changed).
   function save() {
+    clickTool.cancel(); // a preview not accepted with Enter is never saved
     if (savingPromise) return savingPromise;
     if (!isDirty()) return Promise.resolve(false);
     savingPromise = (async () => {

@@ -59,8 +59,9 @@ const CSS = `
 `;
 
 
-const TOOL_TITLES = { brush: "Brush (B)", eraser: "Eraser (E)", fill: "Fill a closed outline (F)", lasso: "Lasso (L)" };
-const TOOL_TEXT = { brush: "Brush", eraser: "Eraser", fill: "Fill", lasso: "Lasso" };
+const TOOL_TITLES = { brush: "Brush (B)", eraser: "Eraser (E)", fill: "Fill a closed outline (F)", lasso: "Lasso (L)",
+  click: "Click to mask with SAM 2.1 (C): click adds, right/Alt+click subtracts, drag draws a box, Enter accepts" };
+const TOOL_TEXT = { brush: "Brush", eraser: "Eraser", fill: "Fill", lasso: "Lasso", click: "Click" };
 
 // Builds the window; `on` maps control names to handlers. Returns {element, parts}.
 export function buildEditorDom(on) {

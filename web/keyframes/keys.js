@@ -6,6 +6,8 @@ export const SHORTCUTS = [
   ["X", "swap", "Swap brush and eraser"],
   ["F", "fill", "Fill: click inside a closed outline (or any region) to fill it"],
   ["L", "lasso", "Lasso: draw an outline, it is filled when you let go"],
+  ["C", "click", "Click to mask (SAM 2.1): click adds, right click or Alt+click subtracts, drag draws a box"],
+  ["Enter / Tab", "acceptClick", "Click to mask: accept the mask into the object's layer / next candidate"],
   ["[ / ]", "size", "Brush smaller / bigger"],
   ["1 \u2013 9", "object", "Select object 1\u20139 of the list"],
   ["N", "newObject", "New object"],
@@ -44,6 +46,9 @@ export function actionFor(event) {
     case "e": case "E": return ["tool", "eraser"];
     case "f": case "F": return ["tool", "fill"];
     case "l": case "L": return ["tool", "lasso"];
+    case "c": case "C": return ["tool", "click"];
+    case "Enter": return ["acceptClick"];
+    case "Tab": return ["cycleClick"];
     case "x": case "X": return ["swap"];
     case "[": return ["size", -1];
     case "]": return ["size", 1];

@@ -44,6 +44,13 @@ export function createServer(api) {
       return decodeLabelPng(await response.arrayBuffer());
     },
 
+    // Click to mask (nodes/click_masks.py): {masks: [PNG base64], scores, best, weights, width, height}.
+    async click(token, frame, prompt) {
+      const response = await get(api, `/memvos/click?${query({ token, frame, prompt: JSON.stringify(prompt) })}`,
+        `the click mask of frame ${frame}`);
+      return response.json();
+    },
+
     // A keyframe file ("memvos/name.png", relative to the input folder).
     async keyframe(file) {
       const { subfolder, filename } = splitFile(file);
