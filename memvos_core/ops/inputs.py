@@ -28,8 +28,7 @@ def check_frames(frames, name="frames", hint=None):
     if 0 in frames.shape[:3]:
         raise ValueError(f"{name} is empty (shape {tuple(frames.shape)}){fix or ': give at least one frame'}")
     check_finite(frames, name)
-    # the caller's own tensor when it is RGB already: nodes hand it on by reference (the keyframe
-    # editor's routes hold it weakly, as ComfyUI's cache holds it)
+    # the caller's own tensor when it is RGB already: nodes hand it on by reference, no copy
     return frames if frames.shape[-1] == 3 else frames[..., :3]
 
 
