@@ -14,10 +14,10 @@ def family_model(network, config, device, precision, options):
     """The per-clip family state for ``network``."""
     family = family_of(network)
     if family == "cutie":
-        from .cutie import CutieModel
+        from .cutie.model import CutieModel
         return CutieModel(network, config, device, precision, options)
     if family == "xmem":
-        from .xmem import XMemModel
+        from .xmem.model import XMemModel
         return XMemModel(network, config, device, precision, options)
     raise ValueError(f"model family {family!r} is not one of {', '.join(FAMILIES)}")
 
@@ -25,7 +25,7 @@ def family_model(network, config, device, precision, options):
 def check_config(family, config):
     """Raise a clear error for settings the family cannot run with (checked before any work)."""
     if family == "cutie":
-        from .cutie import check_cutie_config
+        from .cutie.model import check_cutie_config
         check_cutie_config(config)
 
 

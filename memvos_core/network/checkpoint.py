@@ -129,7 +129,7 @@ def load_network(source, *, source_name=None):
         name = source_name or "<state dict>"
         state = unwrap_state_dict(source, name)
     if detect_family(state, name) == "cutie":
-        from .cutie_checkpoint import build_cutie
+        from ..families.cutie.checkpoint import build_cutie
         return build_cutie(state, name)
     model = XMemNetwork(**infer_dims(state, name))
     return strict_load(model, adapt_state_dict(state, model), name, "the XMem network",

@@ -5,10 +5,10 @@ with object groups). Per object: the hidden state (64 channels). Nothing per fra
 """
 import torch
 
-from ..frames import aggregate, pad
-from ..memory import MemoryManager
-from ..perf import prepare_network
-from .base import FamilyModel, Plan
+from ...frames import aggregate, pad
+from ...memory import MemoryManager
+from ...perf import prepare_network
+from ..base import FamilyModel, Plan
 
 
 class XMemModel(FamilyModel):

@@ -5,8 +5,8 @@ import re
 
 import torch
 
-from .checkpoint import CheckpointError, strict_load
-from .cutie import VARIANTS, CutieNetwork
+from ...network.checkpoint import CheckpointError, strict_load
+from ...network.cutie import VARIANTS, CutieNetwork
 
 _WIDTH_TO_VARIANT = {ms_dims[0]: name for name, (_, ms_dims) in VARIANTS.items()}
 _SHAPE_KEYS = {
