@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 from .config import MEMORY_MODES, MemoryConfig, parse_setting
-from .families import check_config, evaluation_config
+from .families import check_config, evaluation_config, titles
+from .families.registry import FORMER_MEMORY_MODES, known_weights
 from .session import DIRECTIONS, Session
 from .shot_inputs import check_args
 from .weights import default_models_dir
@@ -45,10 +46,11 @@ def build_parser():
                          "PNGs (one object per colour; see 'Mask files' below). Required")
     ap.add_argument("--out", required=True,
                     help="output folder: one indexed PNG per frame, DAVIS palette, named like the frame. Required")
-    ap.add_argument("--weights", default="XMem.pth",
-                    help="checkpoint file, or a known name (XMem.pth, XMem-s012.pth, cutie-base-mega.pth, "
-                         "cutie-small-mega.pth) looked up in --models-dir and downloaded there on first use; the "
-                         "model family (XMem or Cutie) is read from the file (default: %(default)s)")
+    known = list(known_weights())
+    ap.add_argument("--weights", default=known[0],
+                    help=f"checkpoint file, or a known name ({', '.join(known)}) looked up in --models-dir and "
+                         f"downloaded there on first use; the model family ({titles()}) is read from the file "
+                         "(default: %(default)s)")
     ap.add_argument("--models-dir", default=default_models_dir(),
                     help="where named weights are kept and downloaded to (default: $MEMVOS_MODELS_DIR, "
                          "else ~/.cache/memvos/models; here %(default)s)")
@@ -58,18 +60,19 @@ def build_parser():
                     help="fp16/bf16 run under autocast on GPUs, faster with a small loss (default: fp32)")
     ap.add_argument("--size", type=int, default=480,
                     help="shorter side of the frames inside the network, in pixels (16 or more); -1 keeps the "
-                         "native resolution (default: 480, as XMem)")
+                         "native resolution (default: 480, as the released models)")
     ap.add_argument("--direction", default="both", choices=DIRECTIONS,
                     help="forward, backward, or both blended by the distance to the keyframes (default: both)")
     ap.add_argument("--start", type=int, default=None,
                     help="first frame (0-based) to propagate over (default: 0, the first frame)")
     ap.add_argument("--end", type=int, default=None,
                     help="frame after the last one to propagate over (default: the number of frames)")
-    ap.add_argument("--memory", default="xmem++", choices=MEMORY_MODES,
-                    help="xmem++: every keyframe in permanent memory first; xmem: XMem's own schedule, "
-                         "annotations enter working memory (with Cutie: its evaluation schedule) (default: xmem++)")
+    ap.add_argument("--memory", default="keyframes", choices=(*MEMORY_MODES, *FORMER_MEMORY_MODES),
+                    help="keyframes: every keyframe in permanent memory first; evaluation: the model family's "
+                         "evaluation schedule, annotations enter working memory; xmem++ and xmem are their former "
+                         "names (default: keyframes)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a memory setting under XMem's name (Cutie-only ones under Cutie's), repeatable: "
+                    help="a memory setting, repeatable (the README's settings table says which family reads which): "
                          f"{', '.join(n for n in MemoryConfig.names() if n != 'memory_mode')} (default: the "
                          "model's own values)")
     ap.add_argument("--tta-flip", action="store_true",
@@ -119,7 +122,7 @@ def parse_config(args):
     return config
 
 
-def make_config(args, num_frames, family="xmem"):
+def make_config(args, num_frames, family):
     config = parse_config(args)
     explicit_usage = any(t.split("=", 1)[0].strip() == "enable_long_term_count_usage" for t in args.set)
     if not explicit_usage:

@@ -1,10 +1,10 @@
-"""A loaded network (XMem or Cutie) with where and how it runs: what sessions and nodes pass around."""
+"""A loaded network (of any registered family) with where and how it runs: what sessions and nodes pass around."""
 import hashlib
 from dataclasses import dataclass, field
 
 import torch
 
-from .families import FAMILY_NAMES, family_of
+from .families import title_of
 from .network import load_network
 from .precision import PRECISIONS
 
@@ -12,15 +12,15 @@ from .precision import PRECISIONS
 @dataclass(frozen=True, eq=False)
 class MemVOSModel:
     network: torch.nn.Module
-    name: str = "XMem"
+    name: str = "model"
     device: str = "cpu"
     precision: str = "fp32"
     model_id: str = field(default="")
 
     @property
     def family(self):
-        """``"xmem"`` or ``"cutie"``: what the checkpoint's keys said it is."""
-        return family_of(self.network)
+        """The family id (:mod:`memvos_core.families.registry`): what the checkpoint's keys said it is."""
+        return self.network.family
 
     def to(self, device=None, precision=None):
         device = device or self.device
@@ -50,6 +50,6 @@ def load_model(source, device="cpu", precision="fp32", name=None):
     """Load a checkpoint (path or state dict) onto ``device``; see :func:`load_network`."""
     network = load_network(source)
     display = name or (str(source).rsplit("/", 1)[-1] if isinstance(source, str)
-                       else FAMILY_NAMES.get(family_of(network), "model"))
+                       else title_of(network.family))
     model = MemVOSModel(network, display, "cpu", "fp32", weights_fingerprint(network))
     return model.to(device, precision)

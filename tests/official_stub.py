@@ -12,7 +12,7 @@ FILES = {
             pass
     """,
     "model/network.py": """
-        from memvos_core.network import XMemNetwork
+        from memvos_core.network.xmem import XMemNetwork
 
 
         class XMem(XMemNetwork):

@@ -149,7 +149,7 @@ def build_shot(index, values, options, base, parser):
         key, detail = _parse_error_key(message, options)
         raise ShotSpecError([f"{where}, key {key!r}: {detail}" if key else f"{where}: {detail}"]) from None
     try:
-        cli.make_config(args, 1)  # --set values and their combination, as the shot will apply them
+        cli.parse_config(args)  # --set values and their combination, as the shot will apply them
     except ValueError as exc:
         raise ShotSpecError([f"{where}, key 'set': {exc}"]) from None
     return Shot(index, tuple(argv), args)

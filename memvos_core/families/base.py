@@ -100,3 +100,10 @@ class FamilyModel:
 
     def load_state(self, tensors, meta):
         raise NotImplementedError
+
+
+def padded_keys(network, images, rgb_zero=False):
+    """Key features of normalised ``[B,3,H,W]`` images, padded as the family pads
+    (:func:`~memvos_core.frames.pad_normalized`): the usual ``encode_keys`` of a family."""
+    from ..frames import pad_normalized
+    return network.encode_key(pad_normalized(images, rgb_zero)[0], need_shrinkage=True, need_selection=True)

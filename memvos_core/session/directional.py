@@ -66,7 +66,7 @@ class DirectionalPass:
             self.engine = make_engine(model.network, session.config, model.device, model.precision,
                                       session.tta_scales, session.tta_flip)
             self.state = state
-            if session.config.memory_mode == "xmem++":
+            if session.config.memory_mode == "keyframes":
                 self._preload()
         else:
             self.state = state
@@ -119,7 +119,7 @@ class DirectionalPass:
         checkpoint may be taken). A cancel hands over every result before it stops too."""
         s = self.session
         keyframes = {k.frame_index: k for k in s.keyframes}
-        xmem_plus = s.config.memory_mode == "xmem++"
+        keyframes_permanent = s.config.memory_mode == "keyframes"
         # key features of the next frames in one batch when the engine's options ask for it
         # (key_batch); the key encoder does not read memory, so this changes no number
         ahead = FramesAhead(self.engine, lambda j: prepare_image(
@@ -154,7 +154,7 @@ class DirectionalPass:
             if kf is not None and i not in self.state.reached:
                 self._know(kf.object_ids)
                 mask, valid = self._mask(kf)
-                if xmem_plus:
+                if keyframes_permanent:
                     write = i not in self.state.preloaded
                     permanent = write
                     if write:

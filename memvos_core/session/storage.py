@@ -11,6 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..config import MemoryConfig
+from ..families.registry import FAMILY_OF_UNMARKED_FILES
 from .directional import PassState
 from .keyframes import Keyframe
 
@@ -88,9 +89,10 @@ def _load(path, model, config):
         raise SessionFileError(f"session file {path!r} has format {meta.get('format')} version "
                                f"{meta.get('version')}; this version reads {FORMAT} version {VERSION}")
     saved_model, ours = meta["model"], model.describe()
-    if saved_model.get("family", "xmem") != ours["family"]:
+    saved_family = saved_model.get("family", FAMILY_OF_UNMARKED_FILES)
+    if saved_family != ours["family"]:
         raise SessionFileError(
-            f"session file {path!r} belongs to the {saved_model.get('family', 'xmem')} model family "
+            f"session file {path!r} belongs to the {saved_family} model family "
             f"({saved_model.get('name')}), but the loaded model is {ours['family']} ({ours['name']}): "
             "load the weights it was made with")
     if saved_model.get("model_id") != ours["model_id"]:

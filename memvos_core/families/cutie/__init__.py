@@ -1,0 +1,78 @@
+"""Cutie (base and small): the family's declaration (see ..registry).
+
+Per clip: working and long-term memory per object bucket with permanent prefixes
+(:class:`~memvos_core.memory.bucket_manager.BucketMemory`); per object: the sensory state
+(256 channels) and the object memory; per frame: the previous output, an input of the next read.
+Network: :mod:`memvos_core.network.cutie`. The shared settings under Cutie's own names:
+``use_long_term`` = ``enable_long_term``, ``long_term.count_usage`` =
+``enable_long_term_count_usage``, ``long_term.min_mem_frames`` / ``max_mem_frames`` =
+``min_mid_term_frames`` / ``max_mid_term_frames``, ``long_term.num_prototypes`` =
+``num_prototypes``, ``long_term.max_num_tokens`` = ``max_long_term_elements`` (per bucket).
+"""
+from ..registry import Family, Setting, WeightFile
+
+_RELEASE = "https://github.com/hkchengrex/Cutie/releases/download/v1.0/"
+_CODE = "MIT (Cutie's repository)"
+_WEIGHTS = "MIT (released with the code; no separate terms)"
+
+
+def _recognise(state):
+    from .checkpoint import recognise
+    return recognise(state)
+
+
+def _build(state, source):
+    from .checkpoint import build_cutie
+    return build_cutie(state, source)
+
+
+def _model(network, config, device, precision, options):
+    from .model import CutieModel
+    return CutieModel(network, config, device, precision, options)
+
+
+def _check_config(config):
+    from .model import check_cutie_config
+    check_cutie_config(config)
+
+
+def _encode_keys(network, images):
+    from ..base import padded_keys
+    return padded_keys(network, images, rgb_zero=True)  # Cutie pads the 0..1 image, then normalises
+
+
+def _synthetic(variant):
+    from .checkpoint import synthetic
+    return synthetic(variant)
+
+
+def _all_or_positive(value):
+    return (f"memory setting chunk_size={value}: use -1 (all objects at once) or a positive number of objects"
+            if value == 0 else None)
+
+
+FAMILY = Family(
+    name="cutie", title="Cutie", recognise=_recognise, marker="pixel_encoder.", build=_build, model=_model,
+    encode_keys=_encode_keys, synthetic=_synthetic, check_config=_check_config, variants=("base", "small"),
+    keeps="per clip: working and long-term memory per object bucket, permanent prefixes; per object: a "
+          "256-channel sensory state and the object memory; per frame: the previous output",
+    weights=(
+        WeightFile("cutie-base-mega.pth", _RELEASE + "cutie-base-mega.pth", None,
+                   "Cutie base (ResNet-50), trained with MOSE, BURST and OVIS too: Cutie's default model",
+                   _CODE, _WEIGHTS, md5="a6071de6136982e396851903ab4c083a"),
+        WeightFile("cutie-small-mega.pth", _RELEASE + "cutie-small-mega.pth", None,
+                   "Cutie small (ResNet-18 image encoder), same training data: faster, a little less accurate",
+                   _CODE, _WEIGHTS),
+    ),
+    settings=(
+        Setting("stagger_updates", 5, "how many of the mem_every frames after a memory write update the "
+                "sensory memory (5 = Cutie's default).", 1, 1000, widget="cutie_stagger_updates"),
+        Setting("chunk_size", -1, "objects read and decoded together; -1 = all (Cutie's default). Smaller "
+                "saves GPU memory with many objects but changes results slightly: objects only compete "
+                "within a chunk.", -1, 255, check=_all_or_positive, widget="cutie_chunk_size"),
+        Setting("max_mem_frames", 5, "with long-term memory off, the frames kept in memory, annotations "
+                "included (the oldest others are dropped).", 1, 1000, widget="cutie_max_mem_frames"),
+        Setting("buffer_tokens", 2000, "long-term memory is pruned this many elements below its limit, so "
+                "pruning does not happen at every consolidation.", 0, 1_000_000, widget="cutie_buffer_tokens"),
+    ),
+)
