@@ -9,7 +9,7 @@ results agree with the plain engine to rounding (``bench/bench_propagation.py`` 
   of re-concatenating at every write; exported state is copied, never shared with a buffer.
 * ``channels_last``: NHWC layout for the convolutions. It is a property of the *network*
   (converted once, in place, values unchanged), so every engine on that network runs NHWC.
-* ``fuse``: the engine runs an inference copy of the network (``memvos_core/fused.py``) that
+* ``fuse``: the engine runs an inference copy of the network (``memvos_core/families/xmem/fused.py``) that
   shares its parameters but folds each BatchNorm into the convolution before it, convolves the
   image-level features of a fusion block once per frame instead of once per object and, on
   CPUs with oneDNN, runs the encoders' ResNet blocks as fused convolution+ReLU+add calls.

@@ -25,7 +25,7 @@ PACK = pack_for_tests()
 
 # A family's own modules outside memvos_core/families/<name>/: its network and memory modules.
 FAMILY_MODULES = {
-    "memvos_core/network/xmem.py", "memvos_core/fused.py",
+    "memvos_core/network/xmem.py",
     "memvos_core/network/cutie.py", "memvos_core/network/cutie_blocks.py",
     "memvos_core/network/cutie_transformer.py", "memvos_core/memory/bucket_manager.py",
     "memvos_core/memory/bucket_store.py",

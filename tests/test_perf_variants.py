@@ -8,7 +8,7 @@ from memvos_core.engine import InferenceEngine
 from memvos_core.frames import normalize
 from memvos_core.memory.column import Column
 from memvos_core import perf
-from memvos_core.fused import ImageOnceFusion, fused_network, pointwise_convolutions_work
+from memvos_core.families.xmem.fused import ImageOnceFusion, fused_network, pointwise_convolutions_work
 from memvos_core.perf import CompiledCalls, EngineOptions, FramesAhead, engine_options, prepare_network
 from session_helpers import moving_discs
 

@@ -33,7 +33,7 @@ def _evaluation_config(config, num_frames):
 
 
 def _rewrite(network, device):
-    from ...fused import fused_network
+    from .fused import fused_network
     return fused_network(network, device)
 
 
