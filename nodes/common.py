@@ -8,7 +8,7 @@ from . import comfy_env
 from ..memvos_core.ops.composite import mask_to_image  # noqa: F401  (re-exported for the node modules)
 from ..memvos_core.ops.inputs import check_frames as _check_frames
 from ..memvos_core.palette import davis_palette
-from ..memvos_core.session.keyframes import MAX_OBJECT_ID
+from ..memvos_core.session.objects import MAX_OBJECT_ID
 
 LOG = logging.getLogger("memvos")
 

@@ -28,11 +28,11 @@ import numpy as np
 from PIL import Image
 
 from ..memvos_core.media import label_image
+from ..memvos_core.session.objects import MAX_OBJECT_ID
 
 FORMAT = "memvos-keyframes"
 VERSION = 1
 SUBFOLDER = "memvos"
-MAX_OBJECT_ID = 255
 MAX_NAME = 100
 WIDGET = "keyframes"
 

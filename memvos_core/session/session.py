@@ -12,7 +12,8 @@ import torch
 
 from ..config import MemoryConfig
 from .directional import PassState, PropagationCancelled
-from .keyframes import Keyframe, as_uint8_image, check_object_id, mask_to_binary
+from .keyframes import Keyframe, as_uint8_image, mask_to_binary
+from .objects import check_object_id
 
 DEFAULT_INTERNAL_SIZE = 480
 
