@@ -16,8 +16,8 @@ import urllib.parse
 import urllib.request
 import torch
 
-from .families.registry import known_weights
-from .network.checkpoint import SAFETENSORS_EXTENSIONS, load_network, read_state_dict
+from .families.registry import known_weights, load_network
+from .network.checkpoint import SAFETENSORS_EXTENSIONS, read_state_dict
 
 
 MODELS_DIR_ENV = "MEMVOS_MODELS_DIR"

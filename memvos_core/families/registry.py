@@ -55,6 +55,7 @@ Tests may register a family for their run with :func:`register` (a toy family do
 may add no settings, since the settings class is built once at import.
 """
 import importlib
+import os
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -207,6 +208,24 @@ def family_settings():
 def known_weights():
     """Every family's known weight files, by file name."""
     return {w.name: w for f in families() for w in f.weights}
+
+
+def load_network(source, *, source_name=None):
+    """Build the network a checkpoint (path or state dict) describes, of the family its keys
+    belong to (:func:`recognise`), strictly; eval mode, CPU, fp32."""
+    from ..network.checkpoint import read_state_dict, unwrap_state_dict
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        state = read_state_dict(source)
+    else:
+        name = source_name or "<state dict>"
+        state = unwrap_state_dict(source, name)
+    return recognise(state, name).build(state, name)
+
+
+def detect_family(state, source="<memory>"):
+    """The family id (``network.family``) of a checkpoint's keys."""
+    return recognise(state, source).name
 
 
 def recognise(state, source):

@@ -64,25 +64,6 @@ def unwrap_state_dict(state, source="<memory>"):
     return dict(state)
 
 
-def load_network(source, *, source_name=None):
-    """Build the network a checkpoint (path or state dict) describes, of the family its keys
-    belong to (:func:`memvos_core.families.registry.recognise`), strictly; eval mode, CPU, fp32."""
-    from ..families.registry import recognise
-    if isinstance(source, (str, os.PathLike)):
-        name = os.fspath(source)
-        state = read_state_dict(source)
-    else:
-        name = source_name or "<state dict>"
-        state = unwrap_state_dict(source, name)
-    return recognise(state, name).build(state, name)
-
-
-def detect_family(state, source="<memory>"):
-    """The family id (``network.family``) of a checkpoint's keys."""
-    from ..families.registry import recognise
-    return recognise(state, source).name
-
-
 def strict_load(model, state, name, what, advice):
     """Load ``state`` into ``model`` with every key and shape matching, or explain what differs."""
     expected = model.state_dict()
