@@ -3,6 +3,7 @@ import torch
 
 from .common import LOG, MAX_FRAME_INDEX, MAX_OBJECT_ID, MODEL, SESSION, check_frames, check_type
 from .frame_source import FRAMES_INPUT
+from .inputs import Input, input_types, input_values
 from .model_nodes import check_model
 from ..memvos_core.config import MEMORY_MODES, SHARED, MemoryConfig, all_settings
 from ..memvos_core.families import check_config, title_of
@@ -16,58 +17,60 @@ def check_session(session, name="session"):
                       "Propagate or Load Session")
 
 
-def _int(default, low, high, tooltip, advanced=False):
-    options = {"default": default, "min": low, "max": high, "step": 1, "tooltip": tooltip}
-    if advanced:
-        options["advanced"] = True
-    return ("INT", options)
-
-
-def _bool(default, tooltip, advanced=False):
-    options = {"default": default, "tooltip": tooltip}
-    if advanced:
-        options["advanced"] = True
-    return ("BOOLEAN", options)
-
-
-def _setting_input(setting, owner=None):
+def _setting_input(setting, owner=None, optional=False):
     """A memory setting as a widget; a family's own says which family reads it (ComfyUI widgets are
     static, so New Session shows every family's)."""
     tooltip = setting.help if owner is None else f"{owner.title} only (other models ignore it): {setting.help}"
     if setting.name == "memory_mode":
         # The former names stay choosable: workflows saved with them must pass ComfyUI's check.
-        return ([setting.default, *(m for m in MEMORY_MODES if m != setting.default), *FORMER_MEMORY_MODES],
-                {"default": setting.default, "tooltip": tooltip})
+        kind = [setting.default, *(m for m in MEMORY_MODES if m != setting.default), *FORMER_MEMORY_MODES]
+        return Input(setting.input_name, kind, setting.default, tooltip)
     if setting.kind is bool:
-        return _bool(setting.default, tooltip, setting.advanced)
-    return _int(setting.default, setting.low, setting.high, tooltip, setting.advanced)
+        return Input(setting.input_name, "BOOLEAN", setting.default, tooltip, advanced=setting.advanced,
+                     optional=optional)
+    return Input(setting.input_name, "INT", setting.default, tooltip, setting.low, setting.high, 1,
+                 advanced=setting.advanced, optional=optional)
 
 
 def _settings_inputs():
-    """``(required, optional)`` widgets of every memory setting, in New Session's order: the
-    shared ones, each family's after the input it names, the rest of the families' at the end."""
-    required, optional = {}, {}
+    """Every memory setting's widget in New Session's order: the shared ones, each family's after
+    the input it names, the rest of the families' at the end (optional)."""
     placed = {}
     for family, setting in family_settings():
         placed.setdefault(setting.widget_after, []).append((family, setting))
+    required, optional = [], []
     for setting in SHARED:
-        required[setting.input_name] = _setting_input(setting)
-        for family, own in placed.get(setting.input_name, ()):
-            required[own.input_name] = _setting_input(own, family)
-    for family, own in placed.get(None, ()):
-        optional[own.input_name] = _setting_input(own, family)
+        required.append(_setting_input(setting))
+        required += [_setting_input(own, family) for family, own in placed.get(setting.input_name, ())]
+    optional += [_setting_input(own, family, optional=True) for family, own in placed.get(None, ())]
     return required, optional
 
 
-def _settings_by_input():
-    return {s.input_name: s for s in all_settings()}
+def _new_session_inputs():
+    settings, family_only = _settings_inputs()
+    return (
+        Input("model", MODEL, tooltip="The model from MemVOS Load Model."),
+        settings[0],  # the memory mode, then the size the network works at
+        Input("internal_size", "INT", 480, "Shorter side (pixels) the network works at; masks come back at the "
+              "source size. 480 is what the released models use; lower is faster, -1 = the source size.",
+              -1, 4096, 1),
+        *settings[1:],
+        Input("antialias", "BOOLEAN", False, "Antialias when shrinking frames to the internal size (the "
+              "reference models do not; it can help very large sources).", advanced=True),
+        Input("tta_flip", "BOOLEAN", False, "Test-time augmentation: also segment the mirrored shot and average "
+              "(about twice the time; steadier edges).", advanced=True),
+        Input("tta_scales", "STRING", "", "Test-time augmentation: internal scales to average, e.g. "
+              "'1.0, 0.75, 1.25' (each one costs a full pass); empty = off.", advanced=True),
+        *family_only,
+    )
 
 
 class MemVOSNewSession:
     DESCRIPTION = ("Starts an empty rotoscoping session: the model plus its memory settings (defaults are the "
                    "families' own). Settings marked '<family> only' apply to that family and are ignored by the "
-                   "others. Add annotation frames to it, then propagate. The keyframes memory mode keeps every annotation in "
-                   "permanent memory, so several keyframes anywhere in the shot all help every frame.")
+                   "others. Add annotation frames to it, then propagate. The keyframes memory mode keeps every "
+                   "annotation in permanent memory, so several keyframes anywhere in the shot all help every "
+                   "frame.")
     CATEGORY = "MemVOS/session"
     FUNCTION = "create"
     RETURN_TYPES = (SESSION,)
@@ -76,39 +79,21 @@ class MemVOSNewSession:
 
     @classmethod
     def INPUT_TYPES(cls):
-        settings, family_only = _settings_inputs()
-        first = next(iter(settings))  # the memory mode, then the size the network works at
-        return {"required": {
-            "model": (MODEL, {"tooltip": "The model from MemVOS Load Model."}),
-            first: settings.pop(first),
-            "internal_size": _int(480, -1, 4096, "Shorter side (pixels) the network works at; masks come back "
-                                  "at the source size. 480 is what the released models use; lower is faster, "
-                                  "-1 = the source size."),
-            **settings,
-            "antialias": _bool(False, "Antialias when shrinking frames to the internal size (the reference "
-                               "models do not; it can help very large sources).", advanced=True),
-            "tta_flip": _bool(False, "Test-time augmentation: also segment the mirrored shot and average "
-                              "(about twice the time; steadier edges).", advanced=True),
-            "tta_scales": ("STRING", {"default": "", "advanced": True,
-                                      "tooltip": "Test-time augmentation: internal scales to average, e.g. "
-                                                 "'1.0, 0.75, 1.25' (each one costs a full pass); empty = off."}),
-        }, "optional": family_only}
+        return input_types(_new_session_inputs())
 
-    def create(self, model, internal_size=480, antialias=False, tta_flip=False, tta_scales="", **settings):
-        check_model(model)
-        internal_size = int(internal_size)
+    def create(self, **given):
+        v = input_values(_new_session_inputs(), given, "New Session")
+        model = check_model(v.pop("model"))
+        internal_size = int(v.pop("internal_size"))
         if internal_size != -1 and internal_size < 32:
             raise ValueError(f"internal_size {internal_size} is too small: use -1 (the source size) or at "
                              "least 32 pixels (480 is what the released models use)")
-        known = _settings_by_input()
-        unknown = sorted(set(settings) - set(known))
-        if unknown:
-            raise ValueError(f"New Session has no input {', '.join(unknown)}: update the node (right click, "
-                             "Fix node) or remove the input")
-        config = MemoryConfig(**{known[k].name: known[k].kind(v) for k, v in settings.items()})
+        antialias, tta_flip, tta_scales = bool(v.pop("antialias")), bool(v.pop("tta_flip")), v.pop("tta_scales")
+        by_input = {s.input_name: s for s in all_settings()}
+        config = MemoryConfig(**{by_input[k].name: by_input[k].kind(value) for k, value in v.items()})
         check_config(model.family, config)
         _report_ignored(model.family, config)
-        return (Session(model, config, internal_size, bool(antialias), parse_scales(tta_scales), bool(tta_flip)),)
+        return (Session(model, config, internal_size, antialias, parse_scales(tta_scales), tta_flip),)
 
 
 def _report_ignored(family, config):
