@@ -101,6 +101,18 @@ MemoryConfig.__doc__ = """Every memory setting (:func:`all_settings`); defaults 
 defaults. ``memory_mode`` selects the schedule (see its help)."""
 
 
+def settings_table():
+    """The README's table of memory settings (``tests/test_family_registry.py`` checks it is there)."""
+    from .families.registry import family_settings as owned
+    owners = {s.name: f.title for f, s in owned()}
+    rows = ["| setting (`--set` key) | New Session input | default | read by | what it does |", "|---|---|---|---|---|"]
+    for s in all_settings():
+        default = str(s.default).lower() if isinstance(s.default, bool) else s.default
+        rows.append(f"| `{s.name}` | `{s.input_name}` | `{default}` | {owners.get(s.name, 'every family')} | "
+                    f"{s.help} |")
+    return "\n".join(rows)
+
+
 def parse_setting(config, text):
     """Apply ``key=value`` (CLI ``--set``) to a config, converting to the field's type."""
     if "=" not in text:

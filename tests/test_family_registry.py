@@ -175,3 +175,12 @@ def test_toy_family_runs_through_the_nodes(toy, tmp_path):
         out = nodes["MemVOSPropagate"]().propagate(session, frames, "forward", 0, -1, 0, 12.0)
         result = outputs_of(nodes["MemVOSPropagate"], out)
         assert result[0].forward_state.engine_meta["family"] == "toy"
+
+
+def test_readme_lists_every_setting_and_known_weight_file():
+    from memvos_core.config import settings_table
+    from memvos_core.weights import KNOWN_CHECKPOINTS
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert settings_table() in readme, "regenerate the table: python -c 'from memvos_core.config import " \
+                                       "settings_table; print(settings_table())'"
+    assert all(f"| `{name}` |" in readme for name in KNOWN_CHECKPOINTS)

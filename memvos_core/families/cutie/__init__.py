@@ -12,8 +12,9 @@ Network: :mod:`memvos_core.network.cutie`. The shared settings under Cutie's own
 from ..registry import Family, Setting, WeightFile
 
 _RELEASE = "https://github.com/hkchengrex/Cutie/releases/download/v1.0/"
-_CODE = "MIT (Cutie's repository)"
-_WEIGHTS = "MIT (released with the code; no separate terms)"
+_CODE = "MIT since February 2024 (hkchengrex/Cutie; GPL-3.0 before)"
+_WEIGHTS = ("none stated; trained on DAVIS, YouTube-VOS, MOSE, BURST, OVIS and static image sets, whose "
+            "terms apply")
 
 
 def _recognise(state):
@@ -65,14 +66,14 @@ FAMILY = Family(
                    _CODE, _WEIGHTS),
     ),
     settings=(
-        Setting("stagger_updates", 5, "how many of the mem_every frames after a memory write update the "
+        Setting("stagger_updates", 5, "How many of the mem_every frames after a memory write update the "
                 "sensory memory (5 = Cutie's default).", 1, 1000, widget="cutie_stagger_updates"),
-        Setting("chunk_size", -1, "objects read and decoded together; -1 = all (Cutie's default). Smaller "
+        Setting("chunk_size", -1, "Objects read and decoded together; -1 = all (Cutie's default). Smaller "
                 "saves GPU memory with many objects but changes results slightly: objects only compete "
                 "within a chunk.", -1, 255, check=_all_or_positive, widget="cutie_chunk_size"),
-        Setting("max_mem_frames", 5, "with long-term memory off, the frames kept in memory, annotations "
+        Setting("max_mem_frames", 5, "With long-term memory off, the frames kept in memory, annotations "
                 "included (the oldest others are dropped).", 1, 1000, widget="cutie_max_mem_frames"),
-        Setting("buffer_tokens", 2000, "long-term memory is pruned this many elements below its limit, so "
+        Setting("buffer_tokens", 2000, "Long-term memory is pruned this many elements below its limit, so "
                 "pruning does not happen at every consolidation.", 0, 1_000_000, widget="cutie_buffer_tokens"),
     ),
 )

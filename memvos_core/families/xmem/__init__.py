@@ -7,8 +7,9 @@ nothing per frame. Network: :mod:`memvos_core.network.xmem`.
 from ..registry import Family, Setting, WeightFile
 
 _RELEASE = "https://github.com/hkchengrex/XMem/releases/download/v1.0/"
-_CODE = "GPL-3.0 (XMem's repository)"
-_WEIGHTS = "GPL-3.0 (released with the code; no separate terms)"
+_CODE = "MIT (hkchengrex/XMem)"
+_WEIGHTS = ("none stated; trained on DAVIS, YouTube-VOS, static image sets and (s012) BL30K, whose terms "
+            "apply")
 
 
 def _recognise(state):
@@ -64,7 +65,7 @@ FAMILY = Family(
                    "XMem with BL30K synthetic-video pretraining", _CODE, _WEIGHTS),
     ),
     settings=(
-        Setting("deep_update_every", -1, "deep update of the hidden state every this many frames; -1 = with "
+        Setting("deep_update_every", -1, "Deep update of the hidden state every this many frames; -1 = with "
                 "every memory write.", -1, 1000, check=_no_zero, widget_after="enable_long_term"),
     ),
 )
