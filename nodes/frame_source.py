@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..memvos_core import media
+from ..memvos_core.ops.inputs import check_frames as check_image_frames
 
 FRAMES = "MEMVOS_FRAMES"
 FRAMES_INPUT = f"IMAGE,VIDEO,{FRAMES}"  # one socket takes any of the three (ComfyUI type unions)
@@ -255,9 +256,8 @@ class FrameClip:
 def frame_clip(value, name="frames"):
     """What a frames socket gave, ready to index: the IMAGE tensor itself (checked), or a
     FrameClip over a VIDEO's file or a MEMVOS_FRAMES source."""
-    from .common import check_frames  # common imports this module lazily the other way round
     if torch.is_tensor(value):
-        return check_frames(value, name)
+        return check_image_frames(value, name, hint="connect the shot's frames, e.g. from Get Video Components")
     if isinstance(value, FrameClip):
         return value
     if isinstance(value, FrameSource):

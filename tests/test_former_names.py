@@ -12,7 +12,8 @@ from memvos_core.cli import parse_config
 from memvos_core.config import MEMORY_MODES, MemoryConfig
 from memvos_core.model import load_model
 
-from memvos_core.session.storage import load_checkpoint, load_session
+from memvos_core.session import Session
+from memvos_core.session.storage import read_session
 from pack_loader import pack_for_tests
 from session_helpers import moving_discs
 
@@ -37,7 +38,7 @@ def test_former_mode_names_read_as_the_new_ones():
 
 @pytest.mark.parametrize("tag, mode", [("plus", "keyframes"), ("plain", "evaluation")])
 def test_sessions_saved_by_main_load_and_propagate(model, tag, mode):
-    session = load_session(LEGACY / f"session_xmem_{tag}.safetensors", model)
+    session = Session.load(LEGACY / f"session_xmem_{tag}.safetensors", model)
     assert session.config.memory_mode == mode and [k.frame_index for k in session.keyframes] == [0]
     frames, _ = moving_discs(num_frames=6, height=32, width=32)
     _, result = session.propagate(frames, direction="forward")
@@ -45,7 +46,8 @@ def test_sessions_saved_by_main_load_and_propagate(model, tag, mode):
 
 
 def test_a_checkpoint_left_by_main_loads(model):
-    session, extra = load_checkpoint(LEGACY / "checkpoint_xmem_plus.safetensors", model)
+    fields, extra = read_session(LEGACY / "checkpoint_xmem_plus.safetensors", model)
+    session = Session(**fields)
     assert session.config.memory_mode == "keyframes" and session.forward_state is not None
     assert extra
 

@@ -118,7 +118,7 @@ def test_the_server_hook_writes_which_outputs_are_linked():
               "2": {"class_type": "MemVOSSaveMasks", "inputs": {"masks": ["1", 1]}},
               "3": {"class_type": "PreviewImage", "inputs": {"images": ["1", 3]}},
               "4": {"class_type": "MemVOSSelectObjects", "inputs": {"masks": ["1", 1], "object_ids": "1"}}}
-    PACK.nodes.linked_outputs.on_prompt({"prompt": prompt})
+    PACK.nodes.linked_outputs.on_prompt({"prompt": prompt}, PACK.NODE_CLASS_MAPPINGS)
     assert prompt["1"]["inputs"]["memvos_linked_outputs"] == "label_map", "the outputs built on demand"
     assert prompt["4"]["inputs"]["memvos_linked_outputs"] == ""
     assert "memvos_linked_outputs" not in prompt["2"]["inputs"], "only nodes that declare it"

@@ -138,7 +138,7 @@ def test_example_clip_decodes_to_the_frames_the_stand_in_uses():
 @pytest.fixture(scope="module")
 def comfy(comfy):
     """The shared stand-ins, with the pack hooked into the server as ComfyUI's start does."""
-    assert pack_for_tests().nodes.linked_outputs.install(), "as in ComfyUI, the pack hooks into the server"
+    assert pack_for_tests().nodes.linked_outputs.install(pack_for_tests().NODE_CLASS_MAPPINGS), "as in ComfyUI, the pack hooks into the server"
     pack_for_tests().nodes.example_media.install(comfy.dirs["input"])  # as the pack does when ComfyUI loads it
     return comfy
 

@@ -248,8 +248,9 @@ class Propagation:
         self._releasable = []
 
     def _load(self, checkpoint):
-        from .storage import load_checkpoint
-        saved, extra = load_checkpoint(checkpoint.path, self.session.model)
+        from .storage import read_session
+        fields, extra = read_session(checkpoint.path, self.session.model)
+        saved = type(self.session)(**fields)
         where = f"the checkpoint {checkpoint.path}"
         if not extra or "propagation" not in extra:
             raise CheckpointMismatch(f"{where} is a session file, not a checkpoint of a run")

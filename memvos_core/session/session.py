@@ -131,8 +131,8 @@ class Session:
 
     @staticmethod
     def load(path, model, config=None):
-        from .storage import load_session
-        return load_session(path, model, config)
+        from .storage import read_session
+        return Session(**read_session(path, model, config)[0])
 
 
 def _check_frame_index(frame_index):

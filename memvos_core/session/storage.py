@@ -25,7 +25,7 @@ class SessionFileError(ValueError):
 
 def save_session(session, path, extra=None):
     """Write atomically: a temporary file in the same folder, then a rename. ``extra``: JSON-able
-    metadata stored alongside (a propagation checkpoint's progress), read by :func:`load_checkpoint`."""
+    metadata stored alongside (a propagation checkpoint's progress), read back by :func:`read_session`."""
     tensors, keyframes = {}, []
     for n, kf in enumerate(session.keyframes):
         tensors[f"keyframe{n}.image"] = kf.image
@@ -60,18 +60,10 @@ def save_session(session, path, extra=None):
     return path
 
 
-def load_session(path, model, config=None):
-    """Load a session for ``model``; ``config`` (optional) must equal the saved one."""
-    return _load(path, model, config)[0]
-
-
-def load_checkpoint(path, model):
-    """``(session, extra)`` from a file written by ``save_session(..., extra=...)``."""
-    return _load(path, model, None)
-
-
-def _load(path, model, config):
-    from .session import Session
+def read_session(path, model, config=None):
+    """``(fields, extra)`` of a session file for ``model``: ``Session(**fields)`` is the session
+    (:meth:`Session.load`), ``extra`` what ``save_session(..., extra=...)`` stored (a propagation
+    checkpoint's progress). ``config`` (optional) must equal the saved settings."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise SessionFileError(f"session file {path!r} does not exist")
@@ -112,7 +104,8 @@ def _load(path, model, config):
         prefix = f"{name}."
         states[name] = PassState.from_meta(pmeta, {k[len(prefix):]: v for k, v in tensors.items()
                                                    if k.startswith(prefix)})
-    session = Session(model, saved_config, meta["internal_size"], meta["antialias"],
-                      tuple(meta.get("tta_scales", ())), meta.get("tta_flip", False), keyframes,
-                      states.get("forward"), states.get("backward"))
-    return session, meta.get("extra")
+    fields = {"model": model, "config": saved_config, "internal_size": meta["internal_size"],
+              "antialias": meta["antialias"], "tta_scales": tuple(meta.get("tta_scales", ())),
+              "tta_flip": meta.get("tta_flip", False), "keyframes": keyframes,
+              "forward_state": states.get("forward"), "backward_state": states.get("backward")}
+    return fields, meta.get("extra")
