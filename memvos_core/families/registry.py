@@ -8,7 +8,7 @@ session, memory schedule, ops, nodes, command line, batch and benchmarks ask thi
 (``tests/test_family_registry.py`` enforces it). The package's ``__init__.py`` defines
 ``FAMILY = Family(...)`` and must stay light: it is imported when the settings class is built,
 so it imports only this module and the standard library at module level; its callables import
-the family's heavy modules (network, model) when they are called.
+the family's heavy modules (network, model) when they are called (:func:`lazy` makes them).
 
 What a :class:`Family` declares, in one place:
 
@@ -146,6 +146,17 @@ class Family:
     def __post_init__(self):
         # Each file knows its family (the weights command reports it); declared once, here.
         object.__setattr__(self, "weights", tuple(replace(w, family=self.name) for w in self.weights))
+
+
+def lazy(package, target):
+    """A callable that imports ``".module:attribute"`` (relative to ``package``) when first
+    called: how a family's light ``__init__`` names its heavy functions."""
+    module, attribute = target.split(":")
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module, package), attribute)(*args, **kwargs)
+    call.__qualname__ = f"lazy({package}{target})"
+    return call
 
 
 _FAMILIES = {}

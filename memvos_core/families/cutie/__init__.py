@@ -9,42 +9,12 @@ Network: :mod:`memvos_core.network.cutie`. The shared settings under Cutie's own
 ``min_mid_term_frames`` / ``max_mid_term_frames``, ``long_term.num_prototypes`` =
 ``num_prototypes``, ``long_term.max_num_tokens`` = ``max_long_term_elements`` (per bucket).
 """
-from ..registry import Family, Setting, WeightFile
+from ..registry import Family, Setting, WeightFile, lazy
 
 _RELEASE = "https://github.com/hkchengrex/Cutie/releases/download/v1.0/"
 _CODE = "MIT since February 2024 (hkchengrex/Cutie; GPL-3.0 before)"
 _WEIGHTS = ("none stated; trained on DAVIS, YouTube-VOS, MOSE, BURST, OVIS and static image sets, whose "
             "terms apply")
-
-
-def _recognise(state):
-    from .checkpoint import recognise
-    return recognise(state)
-
-
-def _build(state, source):
-    from .checkpoint import build_cutie
-    return build_cutie(state, source)
-
-
-def _model(network, config, device, precision, options):
-    from .model import CutieModel
-    return CutieModel(network, config, device, precision, options)
-
-
-def _check_config(config):
-    from .model import check_cutie_config
-    check_cutie_config(config)
-
-
-def _encode_keys(network, images):
-    from ..base import padded_keys
-    return padded_keys(network, images, rgb_zero=True)  # Cutie pads the 0..1 image, then normalises
-
-
-def _synthetic(variant):
-    from .checkpoint import synthetic
-    return synthetic(variant)
 
 
 def _all_or_positive(value):
@@ -53,8 +23,11 @@ def _all_or_positive(value):
 
 
 FAMILY = Family(
-    name="cutie", title="Cutie", recognise=_recognise, marker="pixel_encoder.", build=_build, model=_model,
-    encode_keys=_encode_keys, synthetic=_synthetic, check_config=_check_config, variants=("base", "small"),
+    name="cutie", title="Cutie", marker="pixel_encoder.", variants=("base", "small"),
+    recognise=lazy(__name__, ".checkpoint:recognise"), build=lazy(__name__, ".checkpoint:build_cutie"),
+    model=lazy(__name__, ".model:CutieModel"), synthetic=lazy(__name__, ".checkpoint:synthetic"),
+    check_config=lazy(__name__, ".model:check_cutie_config"),
+    encode_keys=lazy(__name__, ".checkpoint:encode_keys"),  # Cutie pads the 0..1 image, then normalises
     keeps="per clip: working and long-term memory per object bucket, permanent prefixes; per object: a "
           "256-channel sensory state and the object memory; per frame: the previous output",
     weights=(

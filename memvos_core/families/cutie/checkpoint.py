@@ -8,6 +8,7 @@ import torch
 from ...network.checkpoint import CheckpointError, strict_load
 from ...network.cutie import VARIANTS, CutieNetwork
 from ...network.synthetic import WeightRule
+from ..base import padded_keys
 
 _WIDTH_TO_VARIANT = {ms_dims[0]: name for name, (_, ms_dims) in VARIANTS.items()}
 _SHAPE_KEYS = {
@@ -98,3 +99,8 @@ AUX_SPECS = [("aux_computer.sensory_aux.projection.weight", (257, 256, 1, 1), to
 def synthetic(variant):
     specs = [(k, tuple(v.shape), v.dtype) for k, v in CutieNetwork(variant).state_dict().items()]
     return specs + AUX_SPECS, SYNTHETIC_RULES[variant]
+
+
+def encode_keys(network, images):
+    """Suggest Frames' keys: padded as Cutie pads (the 0..1 image with zeros, then normalised)."""
+    return padded_keys(network, images, rgb_zero=True)

@@ -4,27 +4,12 @@ Per clip: working, permanent and long-term memory with object groups
 (:class:`~memvos_core.memory.MemoryManager`); per object: the hidden state (64 channels);
 nothing per frame. Network: :mod:`memvos_core.network.xmem`.
 """
-from ..registry import Family, Setting, WeightFile
+from ..registry import Family, Setting, WeightFile, lazy
 
 _RELEASE = "https://github.com/hkchengrex/XMem/releases/download/v1.0/"
 _CODE = "MIT (hkchengrex/XMem)"
 _WEIGHTS = ("none stated; trained on DAVIS, YouTube-VOS, static image sets and (s012) BL30K, whose terms "
             "apply")
-
-
-def _recognise(state):
-    from .checkpoint import recognise
-    return recognise(state)
-
-
-def _build(state, source):
-    from .checkpoint import build
-    return build(state, source)
-
-
-def _model(network, config, device, precision, options):
-    from .model import XMemModel
-    return XMemModel(network, config, device, precision, options)
 
 
 def _evaluation_config(config, num_frames):
@@ -33,29 +18,17 @@ def _evaluation_config(config, num_frames):
     return config.with_usage_rule(num_frames) if config.memory_mode == "evaluation" else config
 
 
-def _rewrite(network, device):
-    from .fused import fused_network
-    return fused_network(network, device)
-
-
-def _encode_keys(network, images):
-    from ..base import padded_keys
-    return padded_keys(network, images)  # XMem pads after normalising
-
-
-def _synthetic(variant):
-    from .checkpoint import synthetic
-    return synthetic(variant)
-
-
 def _no_zero(value):
     return ("memory setting deep_update_every=0 is not allowed: use -1 (with memory writes) or a positive "
             "interval") if value == 0 else None
 
 
 FAMILY = Family(
-    name="xmem", title="XMem", recognise=_recognise, marker="key_encoder.", build=_build, model=_model,
-    encode_keys=_encode_keys, synthetic=_synthetic, rewrite=_rewrite, evaluation_config=_evaluation_config,
+    name="xmem", title="XMem", marker="key_encoder.",
+    recognise=lazy(__name__, ".checkpoint:recognise"), build=lazy(__name__, ".checkpoint:build"),
+    model=lazy(__name__, ".model:XMemModel"), synthetic=lazy(__name__, ".checkpoint:synthetic"),
+    encode_keys=lazy(__name__, "..base:padded_keys"),  # XMem pads after normalising
+    rewrite=lazy(__name__, ".fused:fused_network"), evaluation_config=_evaluation_config,
     keeps="per clip: working, permanent and long-term memory (object groups); per object: a 64-channel "
           "hidden state; per frame: nothing",
     weights=(
