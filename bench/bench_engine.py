@@ -69,7 +69,7 @@ def main(argv=None):
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     net = load_network(synthetic_state_dict()).to(args.device)
-    config = MemoryConfig(memory_mode="xmem")
+    config = MemoryConfig(memory_mode="evaluation")
     rows = []
     for n in args.objects:
         sec = time_engine(net, config, args.device, args.precision, args.frames, n, *args.size)

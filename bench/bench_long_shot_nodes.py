@@ -70,7 +70,7 @@ def prompt(size, prefix, max_long_term=10000):
         "1": {"class_type": "LoadVideo", "inputs": {"file": "bench_shot.mp4"}},
         "2": {"class_type": "MemVOSLoadModel", "inputs": {"weights": "XMem.pth", "device": "cpu", "precision": "fp32"}},
         "3": {"class_type": "MemVOSNewSession", "inputs": {
-            "model": ["2", 0], "memory_mode": "xmem++", "internal_size": size, "mem_every": 5, "top_k": 30,
+            "model": ["2", 0], "memory_mode": "keyframes", "internal_size": size, "mem_every": 5, "top_k": 30,
             "enable_long_term": True, "deep_update_every": -1, "min_mid_term_frames": 5, "max_mid_term_frames": 10,
             "num_prototypes": 128, "max_long_term_elements": max_long_term, "long_term_count_usage": True,
             "antialias": False, "tta_flip": False, "tta_scales": ""}},
