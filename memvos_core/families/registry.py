@@ -46,10 +46,17 @@ What a :class:`Family` declares, in one place:
 ``encode_keys(network, images) -> KeyFeatures``
     Key, shrinkage and selection of a batch of normalised ``[B,3,H,W]`` images at the network's
     size (Suggest Frames compares frames through them); padding is the family's own.
-``synthetic(variant) -> (specs, rule)``
+``synthetic(variant) -> (specs, rule)``, ``variants``
     For tests and benchmarks without trained weights: the ``(key, shape, dtype)`` specs of the
-    default network and the :class:`~memvos_core.network.synthetic.WeightRule` that makes random
-    weights behave.
+    network of that variant and the :class:`~memvos_core.network.synthetic.WeightRule` that makes
+    random weights behave; ``variants`` lists the variant names, the default first (``(None,)``
+    for a family with one network).
+
+Saved state: a family's model stores its per-clip state through ``FamilyModel.state()`` /
+``load_state()`` inside session files and checkpoints, tagged with ``name``; a file is refused
+by another family. A family that reuses another's network modules (MatAnyone on Cutie's)
+imports them from ``memvos_core.network`` or the other family's package; the rule test lists
+the modules that may name a family (its own package, and its network and memory modules).
 
 Tests may register a family for their run with :func:`register` (a toy family does that); it
 may add no settings, since the settings class is built once at import.
