@@ -24,12 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACK = pack_for_tests()
 
 # A family's own modules outside memvos_core/families/<name>/: its network and memory modules.
-FAMILY_MODULES = {
-    "memvos_core/network/xmem.py",
-    "memvos_core/network/cutie.py", "memvos_core/network/cutie_blocks.py",
-    "memvos_core/network/cutie_transformer.py", "memvos_core/memory/bucket_manager.py",
-    "memvos_core/memory/bucket_store.py",
-}
+FAMILY_MODULES = {m for f in registry.families() for m in f.own_modules}
 
 
 def _outside_files():
@@ -92,6 +87,7 @@ def test_every_family_declares_its_files_settings_and_loads_its_own_weights():
     assert len(names) == len(set(names)) == len(MemoryConfig.names())
     for family in registry.families():
         assert family.weights, family.name
+        assert all((ROOT / m).is_file() for m in family.own_modules), family.own_modules
         for w in family.weights:
             assert w.family == family.name and w.url.startswith("https://") and w.code_licence and w.weights_licence
         for s in family.settings:

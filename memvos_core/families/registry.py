@@ -55,8 +55,9 @@ What a :class:`Family` declares, in one place:
 Saved state: a family's model stores its per-clip state through ``FamilyModel.state()`` /
 ``load_state()`` inside session files and checkpoints, tagged with ``name``; a file is refused
 by another family. A family that reuses another's network modules (MatAnyone on Cutie's)
-imports them from ``memvos_core.network`` or the other family's package; the rule test lists
-the modules that may name a family (its own package, and its network and memory modules).
+imports them from ``memvos_core.network`` or the other family's package. Only a family's own
+modules may name it: its package and the ``own_modules`` it lists (its network and memory
+modules elsewhere).
 
 Tests may register a family for their run with :func:`register` (a toy family does that); it
 may add no settings, since the settings class is built once at import.
@@ -149,6 +150,9 @@ class Family:
     evaluation_config: Callable = _same_config
     rewrite: Callable | None = None
     variants: tuple = field(default=(None,))  # synthetic() variants, the default first
+    # Modules outside the package that are the family's own (network, memory), as paths from the
+    # repository root: like the package, they may name the family.
+    own_modules: tuple = ()
 
     def __post_init__(self):
         # Each file knows its family (the weights command reports it); declared once, here.

@@ -28,6 +28,9 @@ FAMILY = Family(
     model=lazy(__name__, ".model:CutieModel"), synthetic=lazy(__name__, ".checkpoint:synthetic"),
     check_config=lazy(__name__, ".model:check_cutie_config"),
     encode_keys=lazy(__name__, ".checkpoint:encode_keys"),  # Cutie pads the 0..1 image, then normalises
+    own_modules=("memvos_core/network/cutie.py", "memvos_core/network/cutie_blocks.py",
+                 "memvos_core/network/cutie_transformer.py", "memvos_core/memory/bucket_manager.py",
+                 "memvos_core/memory/bucket_store.py"),
     keeps="per clip: working and long-term memory per object bucket, permanent prefixes; per object: a "
           "256-channel sensory state and the object memory; per frame: the previous output",
     weights=(

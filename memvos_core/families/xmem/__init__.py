@@ -29,6 +29,7 @@ FAMILY = Family(
     model=lazy(__name__, ".model:XMemModel"), synthetic=lazy(__name__, ".checkpoint:synthetic"),
     encode_keys=lazy(__name__, "..base:padded_keys"),  # XMem pads after normalising
     rewrite=lazy(__name__, ".fused:fused_network"), evaluation_config=_evaluation_config,
+    own_modules=("memvos_core/network/xmem.py",),
     keeps="per clip: working, permanent and long-term memory (object groups); per object: a 64-channel "
           "hidden state; per frame: nothing",
     weights=(
