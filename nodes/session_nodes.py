@@ -81,8 +81,8 @@ class MemVOSNewSession:
     def INPUT_TYPES(cls):
         return input_types(_new_session_inputs())
 
-    def create(self, **given):
-        v = input_values(_new_session_inputs(), given, "New Session")
+    def create(self, model, **given):
+        v = input_values(_new_session_inputs(), {**given, "model": model}, "New Session")
         model = check_model(v.pop("model"))
         internal_size = int(v.pop("internal_size"))
         if internal_size != -1 and internal_size < 32:
