@@ -19,7 +19,13 @@ Many shots at once, on this machine or a Ray cluster: python -m memvos_core batc
 import sys
 from pathlib import Path
 
-from .shot import ShotError, build_parser, parse_config, run, user_errors  # noqa: F401 (the command line's API)
+from . import shot
+from .shot import ShotError, parse_config, run, user_errors  # noqa: F401 (the command line's API)
+
+
+def build_parser():
+    """The shot's options (:func:`memvos_core.shot.build_parser`) with this command's help."""
+    return shot.build_parser(__doc__)
 
 
 def main(argv=None):
@@ -27,7 +33,7 @@ def main(argv=None):
     if argv[:1] == ["batch"]:  # many shots; the flag-only form below stays the single-shot CLI
         from .batch.command import main as batch_main
         return batch_main(argv[1:])
-    args = build_parser(__doc__).parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         result = run(args)
     except user_errors() as exc:

@@ -1,5 +1,6 @@
 """The command line: fixture runs A-D reproduced end to end, colour masks, its messages, and
 bad inputs refused before any weights are touched."""
+import dataclasses
 import shutil
 import socket
 
@@ -198,7 +199,7 @@ def test_a_failed_download_says_how_to_work_offline(tmp_path, capsys, monkeypatc
         port = s.getsockname()[1]
     known = core_weights.KNOWN_CHECKPOINTS["XMem.pth"]
     monkeypatch.setitem(core_weights.KNOWN_CHECKPOINTS, "XMem.pth",
-                        core_weights.KnownCheckpoint(known.name, f"http://127.0.0.1:{port}/XMem.pth", None, ""))
+                        dataclasses.replace(known, url=f"http://127.0.0.1:{port}/XMem.pth"))
     rc = cli("--frames", fx.ROOT / "clip" / "frames", "--masks", fx.run_dir("A") / "annotations",
              "--out", tmp_path / "out", "--weights", "XMem.pth", "--models-dir", tmp_path / "models", "--device", "cpu")
     err = capsys.readouterr().err
