@@ -15,7 +15,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from memvos_core import InferenceEngine, MemoryConfig, load_network  # noqa: E402
-from memvos_core.frames import normalize  # noqa: E402
+from memvos_core.runtime.frames import normalize  # noqa: E402
 from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
 
 

@@ -53,7 +53,7 @@ def shot_frame(t, height, width):
 
 def write_shot(pack, folder, frames, height, width, fps):
     """The shot as input/bench_shot.mp4 and the frame-0 masks as PNGs (what an artist paints)."""
-    VideoWriter = pack.memvos_core.video_writer.VideoWriter
+    VideoWriter = pack.memvos_core.media_io.video_writer.VideoWriter
     path = os.path.join(folder, "bench_shot.mp4")
     with VideoWriter(path, fps, "h264", {"preset": "ultrafast"}) as writer:
         for t in range(frames):

@@ -33,9 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_engine import moving_clip  # noqa: E402
 from memvos_core import InferenceEngine, MemoryConfig, load_network  # noqa: E402
 from memvos_core.config import MEMORY_MODES  # noqa: E402
-from memvos_core.frames import normalize, resize_image, resize_mask  # noqa: E402
+from memvos_core.runtime.frames import normalize, resize_image, resize_mask  # noqa: E402
 from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
-from memvos_core.perf import EngineOptions, FramesAhead  # noqa: E402
+from memvos_core.runtime.perf import EngineOptions, FramesAhead  # noqa: E402
 
 MARGIN = 0.05
 WARMUP = 2

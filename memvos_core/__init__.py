@@ -5,7 +5,7 @@ Importable and testable without ComfyUI. Every import inside this package is rel
 works both as a top-level package and as a subpackage of the ComfyUI node pack.
 """
 from .config import MemoryConfig
-from .engine import InferenceEngine
+from .runtime.engine import InferenceEngine
 from .network import CheckpointError, load_network
 
 __all__ = ["CheckpointError", "InferenceEngine", "MemoryConfig", "load_network"]

@@ -19,7 +19,7 @@ from .config import MEMORY_MODES, MemoryConfig, parse_setting
 from .families import check_config, evaluation_config, titles
 from .families.registry import FORMER_MEMORY_MODES, known_weights
 from .session import DIRECTIONS, PropagationCancelled, Session
-from .shot_inputs import check_args
+from .command.shot_inputs import check_args
 from .weights import default_models_dir
 
 USAGE = "python -m memvos_core"
@@ -96,9 +96,9 @@ class Shot:
             worker.join()
 
     def propagate_to_folder(self, out, **options):
-        """:func:`memvos_core.streaming.propagate_to_folder` for this shot (masks written as frames
+        """:func:`memvos_core.command.streaming.propagate_to_folder` for this shot (masks written as frames
         become final, checkpoints, ``resume``); returns the run's result."""
-        from .streaming import propagate_to_folder
+        from .command.streaming import propagate_to_folder
         self.session, self.result = propagate_to_folder(self.session, self.frames, out, **options)
         return self.result
 
@@ -226,7 +226,7 @@ def weights_path(args, download=True):
 
 
 def load_weights(args, device):
-    from .model import load_model
+    from .runtime.model import load_model
     path = weights_path(args)
     return load_model(str(path), device=device, precision=args.precision, name=path.name)
 
@@ -308,7 +308,7 @@ class make_progress:
 
 def user_errors():
     """The exceptions whose message is the whole story (bad input, missing weights): one line, no traceback."""
-    from .media import MediaError
+    from .media_io.media import MediaError
     from .network import CheckpointError
     from .session import SessionFileError
     from .weights import WeightsError

@@ -5,7 +5,7 @@ import re
 from . import comfy_env
 from .frame_source import frame_clip
 from ..memvos_core.ops.composite import mask_to_image  # noqa: F401  (re-exported for the node modules)
-from ..memvos_core.palette import davis_palette
+from ..memvos_core.media_io.palette import davis_palette
 from ..memvos_core.session.objects import MAX_OBJECT_ID
 
 LOG = logging.getLogger("memvos")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..memvos_core import media
+from ..memvos_core.media_io import media
 from ..memvos_core.ops.inputs import check_frames as check_image_frames
 
 FRAMES = "MEMVOS_FRAMES"
@@ -43,7 +43,7 @@ class FrameSource:
         return f"{what} {self.path!r} ({self.count} frames, {self.frame_hw[0]}x{self.frame_hw[1]})"
 
     def open(self):
-        """A fresh reader: ``len``, ``reader[i]`` -> uint8 ``[H,W,3]`` (memvos_core.media)."""
+        """A fresh reader: ``len``, ``reader[i]`` -> uint8 ``[H,W,3]`` (memvos_core.media_io.media)."""
         return media.VideoFrames(self.path) if self.kind == "video" else media.FolderFrames(self.path)
 
 

@@ -9,7 +9,7 @@ from .common import MAX_FRAME_INDEX, check_frames, to_output
 from .folders import input_directory, inside
 from .frame_source import FRAMES, FRAMES_INPUT, close_clip, frames_fps, source_from_path
 from .propagate_node import frame_range
-from ..memvos_core.frames import internal_size, resize_image
+from ..memvos_core.runtime.frames import internal_size, resize_image
 
 MAX_SIDE = 16384
 

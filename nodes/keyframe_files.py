@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..memvos_core.media import label_image
+from ..memvos_core.media_io.media import label_image
 from ..memvos_core.session.objects import MAX_OBJECT_ID
 
 FORMAT = "memvos-keyframes"

@@ -19,7 +19,7 @@ import torch
 
 from .keyframe_files import KeyframeError, read_label_png, resolve
 from .session_nodes import fit_mask
-from ..memvos_core.palette import labels_from_colours
+from ..memvos_core.media_io.palette import labels_from_colours
 
 SOURCE_NAMES = ("session", "label_map", "mask", "painted")
 

@@ -13,9 +13,9 @@ from .linked_outputs import HIDDEN, wanted
 from .mask_nodes import check_masks, object_ids_input
 from .mask_set import labels_of, union_of
 from .propagate_node import frame_range
-from ..memvos_core import media
+from ..memvos_core.media_io import media
 from ..memvos_core.ops.inputs import resize_masks
-from ..memvos_core.video_writer import EXTENSIONS, VideoWriter
+from ..memvos_core.media_io.video_writer import EXTENSIONS, VideoWriter
 
 CONTENTS = ("matte", "matte per object", "label map")
 VIDEOS = ("mp4 (h264)", "mkv (ffv1, lossless)", "none")

@@ -8,7 +8,7 @@ from .model_nodes import check_model
 from ..memvos_core.config import MEMORY_MODES, SHARED, MemoryConfig, all_settings
 from ..memvos_core.families import check_config, title_of
 from ..memvos_core.families.registry import FORMER_MEMORY_MODES, family_settings
-from ..memvos_core.frames import same_aspect
+from ..memvos_core.runtime.frames import same_aspect
 from ..memvos_core.session import Session
 
 def check_session(session, name="session"):

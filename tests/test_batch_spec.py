@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from memvos_core import cli
+from memvos_core.command import cli
 from memvos_core.batch import marker, spec
 from memvos_core.batch.command import plan
 
@@ -116,6 +116,6 @@ def test_ray_missing_gives_the_install_hint(tmp_path, monkeypatch, capsys):
 
 def test_pack_and_single_shot_cli_never_import_ray():
     import subprocess
-    code = ("import sys, memvos_core.cli, memvos_core.batch.command, memvos_core.batch.local_pool; "
+    code = ("import sys, memvos_core.command.cli, memvos_core.batch.command, memvos_core.batch.local_pool; "
             "sys.exit('ray' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=str(spec.Path(__file__).parents[1])).returncode == 0

@@ -11,8 +11,8 @@ from PIL import Image
 
 import xmem_fixture as fx
 from memvos_core import weights as core_weights
-from memvos_core.cli import build_parser, main
-from memvos_core.media import read_soft_png
+from memvos_core.command.cli import build_parser, main
+from memvos_core.media_io.media import read_soft_png
 
 RUN_SETTINGS = {
     "A": ["--memory", "xmem"],
@@ -162,7 +162,7 @@ def _never(*args, **kwargs):
 ])
 def test_bad_inputs_are_one_line_before_any_weights(case, expected, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(core_weights, "ensure_weights", _never)
-    monkeypatch.setattr("memvos_core.model.load_model", _never)
+    monkeypatch.setattr("memvos_core.runtime.model.load_model", _never)
     frames = copy_clip(tmp_path)
     masks = tmp_path / "masks"
     masks.mkdir()

@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 
 import cutie_fixture as cf
 from memvos_core.families.cutie.model import stagger_offsets
-from memvos_core.model import load_model
+from memvos_core.runtime.model import load_model
 from memvos_core.network import CheckpointError, load_network
 from memvos_core.network.cutie import CutieNetwork
 from memvos_core.network.cutie_transformer import attention_mask

@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import load_file
 
 import xmem_fixture as fx
-from memvos_core.engine import InferenceEngine
-from memvos_core.frames import aggregate, pad, pad_amounts, unpad
+from memvos_core.runtime.engine import InferenceEngine
+from memvos_core.runtime.frames import aggregate, pad, pad_amounts, unpad
 from memvos_core.memory.similarity import readout, similarity, topk_softmax
 from memvos_core.network.synthetic import fingerprint
 

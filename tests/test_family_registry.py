@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 import toy_family
 from comfy_stand_ins import ComfyStandIns, link_weights
-from memvos_core.cli import main
+from memvos_core.command.cli import main
 from memvos_core.config import MemoryConfig, all_settings
 from memvos_core.families import registry
 from memvos_core.network import load_network
@@ -125,7 +125,7 @@ def toy(tmp_path):
 
 
 def test_toy_family_runs_a_session(toy):
-    from memvos_core.model import load_model
+    from memvos_core.runtime.model import load_model
     model = load_model(str(toy))
     assert model.family == "toy" and model.name == "toy.safetensors"
     frames, labels = moving_discs(num_frames=5, height=32, width=32)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from memvos_core.batch.spec import check_shots
-from memvos_core.cli import parse_config
+from memvos_core.command.cli import parse_config
 from memvos_core.config import MEMORY_MODES, MemoryConfig
-from memvos_core.model import load_model
+from memvos_core.runtime.model import load_model
 
 from memvos_core.session import Session
 from memvos_core.session.storage import read_session
@@ -59,7 +59,7 @@ def test_a_shot_list_written_for_main_still_parses(tmp_path):
 
 
 def test_a_workflow_saved_by_main_fills_new_session_as_before(synthetic_weights):
-    model = importlib.import_module(f"{PACK.__name__}.memvos_core.model").load_model(synthetic_weights)
+    model = importlib.import_module(f"{PACK.__name__}.memvos_core.runtime.model").load_model(synthetic_weights)
     workflow = json.loads((LEGACY / "workflow_main.json").read_text())
     (values,) = [n["widgets_values"] for n in workflow["nodes"] if n["type"] == "MemVOSNewSession"]
     node = NODES["MemVOSNewSession"]

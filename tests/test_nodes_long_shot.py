@@ -28,7 +28,7 @@ def clip():
 def video_file(comfy, clip):
     """The clip as a lossless video (ffv1 RGB): decodes to exactly the IMAGE batch."""
     path = os.path.join(comfy.dirs["input"], "shot.mkv")
-    with PACK.memvos_core.video_writer.VideoWriter(path, 12.5, "ffv1") as writer:
+    with PACK.memvos_core.media_io.video_writer.VideoWriter(path, 12.5, "ffv1") as writer:
         for frame in clip[0]:
             writer.write((frame * 255).round().to(torch.uint8).numpy())
     return path
@@ -337,7 +337,7 @@ def test_save_masks_cancel_keeps_finished_frames_and_no_partial_file(comfy, by_v
 
 
 def test_save_masks_disk_full_is_one_line_and_leaves_nothing_half_written(comfy, by_video, monkeypatch):
-    media = PACK.memvos_core.media
+    media = PACK.memvos_core.media_io.media
     real, calls = media.write_atomic, []
 
     def fills_up(image, path):

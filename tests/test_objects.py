@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from memvos_core.palette import object_colors
+from memvos_core.media_io.palette import object_colors
 from memvos_core.session.objects import ObjectManager
 
 

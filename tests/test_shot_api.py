@@ -2,7 +2,7 @@
 save and resume; the same numbers as the session it wraps."""
 import torch
 
-from memvos_core.model import load_model
+from memvos_core.runtime.model import load_model
 from memvos_core.shot import Shot
 from session_helpers import moving_discs, small_config
 

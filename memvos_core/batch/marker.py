@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .. import shot as single
-from ..media import IMAGE_EXTENSIONS
+from ..media_io.media import IMAGE_EXTENSIONS
 from ..weights import file_sha256
 
 MARKER_NAME = "memvos-done.json"

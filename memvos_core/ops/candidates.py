@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..families.registry import family_of
-from ..frames import internal_size, normalize, resize_image
+from ..runtime.frames import internal_size, normalize, resize_image
 from ..memory.similarity import similarity
 from .chunking import Compute, OpCancelled, default_budget, frame_chunks, num_frames_of, read_chunk, run_chunked
 from .inputs import check_frames

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..frames import internal_size, normalize, resize_image, resize_mask
-from ..perf import FramesAhead
-from ..transfer import HostCopies
-from ..tta import engine_from_state, make_engine
+from ..runtime.frames import internal_size, normalize, resize_image, resize_mask
+from ..runtime.perf import FramesAhead
+from ..runtime.transfer import HostCopies
+from ..runtime.tta import engine_from_state, make_engine
 from .objects import ObjectManager
 
 
@@ -114,7 +114,7 @@ class DirectionalPass:
         ``state.objects`` (K may grow), or ``prob=None`` for frames the pass cannot reach yet.
 
         On CUDA a frame's result reaches ``on_frame`` a few frames later (the copy to the host
-        runs while the next frames are computed, :class:`~memvos_core.transfer.HostCopies`), so
+        runs while the next frames are computed, :class:`~memvos_core.runtime.transfer.HostCopies`), so
         the engine may be ahead of the results handed over. ``sync``: ``(wanted, at_sync)``;
         between two frames, when ``wanted()`` is true, every result is handed over first and then
         ``at_sync()`` is called: the engine's state then matches the frames handed over (where a

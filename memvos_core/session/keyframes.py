@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..frames import same_aspect
+from ..runtime.frames import same_aspect
 
 
 @dataclass(frozen=True, eq=False)

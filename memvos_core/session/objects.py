@@ -1,7 +1,7 @@
 """The objects of a shot: the artist's ids (1..255, what label maps and files hold) and the
 internal indices the engine and the families work with (order of first appearance in a pass),
 with late objects, deleted ones, names and colours. One class owns that mapping."""
-from ..palette import object_colors
+from ..media_io.palette import object_colors
 
 MAX_OBJECT_ID = 255  # label maps are uint8 (the one definition; nodes and the CLI import it)
 

@@ -1,7 +1,7 @@
 """Propagation results: compact per-frame probabilities in a store, at source size on demand."""
 import torch
 
-from ..frames import resize_image
+from ..runtime.frames import resize_image
 from .blend import QUANT, blend_weight, combine, dequantize, quantize
 from .objects import ObjectManager
 from .store import UNREACHED, StoredFrame

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from memvos_core.families import Family, FamilyModel, Plan, WeightFile
 from memvos_core.families.base import padded_keys
-from memvos_core.frames import pad
+from memvos_core.runtime.frames import pad
 from memvos_core.network.checkpoint import strict_load
 from memvos_core.network.features import KeyFeatures
 from memvos_core.network.synthetic import WeightRule

@@ -5,9 +5,9 @@ with object groups). Per object: the hidden state (64 channels). Nothing per fra
 """
 import torch
 
-from ...frames import aggregate, pad
+from ...runtime.frames import aggregate, pad
 from ...memory import MemoryManager
-from ...perf import prepare_network
+from ...runtime.perf import prepare_network
 from ..base import FamilyModel, Plan
 
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .families import Plan, family_model
-from .families.registry import FAMILY_OF_UNMARKED_FILES
+from ..families import Plan, family_model
+from ..families.registry import FAMILY_OF_UNMARKED_FILES
 from .frames import aggregate, pad, unpad
-from .network.features import KeyFeatures
+from ..network.features import KeyFeatures
 from .perf import resolve_options
 from .precision import PRECISIONS, autocast_context
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import media
-from .annotations import AnnotationError, hex_colour, match_annotations, read_shot_masks
+from ..media_io import media
+from ..media_io.annotations import AnnotationError, hex_colour, match_annotations, read_shot_masks
 
 TTA_SCALE_RANGE = (0.25, 4.0)
 
@@ -143,7 +143,7 @@ def check_run_settings(out=None, weights=None, models_dir=None, save_session=Non
 
 def check_weights_choice(weights, models_dir):
     """A weights file that exists, a file already in ``models_dir``, or a known name to download."""
-    from .weights import KNOWN_CHECKPOINTS
+    from ..weights import KNOWN_CHECKPOINTS
     text = os.fspath(weights)
     if Path(text).is_file():
         return

@@ -30,7 +30,7 @@ from PIL import Image
 
 from .media import IMAGE_EXTENSIONS, MediaError
 from .palette import _DAVIS
-from .session.objects import MAX_OBJECT_ID
+from ..session.objects import MAX_OBJECT_ID
 
 LOSSLESS_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
 LOSSY_EXTENSIONS = (".jpg", ".jpeg")

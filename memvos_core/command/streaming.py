@@ -20,9 +20,9 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import media
-from .session import Checkpoint, Propagation, PropagationCancelled, ResultStore
-from .session.result import probabilities_to_labels
+from ..media_io import media
+from ..session import Checkpoint, Propagation, PropagationCancelled, ResultStore
+from ..session.result import probabilities_to_labels
 
 CACHE_NAME = ".memvos-cache"
 CHECKPOINT_NAME = "checkpoint.safetensors"

@@ -19,8 +19,8 @@ Many shots at once, on this machine or a Ray cluster: python -m memvos_core batc
 import sys
 from pathlib import Path
 
-from . import shot
-from .shot import ShotError, parse_config, run, user_errors  # noqa: F401 (the command line's API)
+from .. import shot
+from ..shot import ShotError, parse_config, run, user_errors  # noqa: F401 (the command line's API)
 
 
 def build_parser():
@@ -31,7 +31,7 @@ def build_parser():
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["batch"]:  # many shots; the flag-only form below stays the single-shot CLI
-        from .batch.command import main as batch_main
+        from ..batch.command import main as batch_main
         return batch_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from .families.registry import family_of
+from ..families.registry import family_of
 
 COMPILE_MODES = ("", "default", "reduce-overhead")
 

@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .families import title_of
-from .network import load_network
+from ..families import title_of
+from ..network import load_network
 from .precision import PRECISIONS
 
 
