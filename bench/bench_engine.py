@@ -15,7 +15,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from memvos_core import InferenceEngine, MemoryConfig, load_network  # noqa: E402
-from memvos_core.frames import normalize  # noqa: E402
+from memvos_core.runtime.frames import normalize  # noqa: E402
 from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
 
 
@@ -69,7 +69,7 @@ def main(argv=None):
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     net = load_network(synthetic_state_dict()).to(args.device)
-    config = MemoryConfig(memory_mode="xmem")
+    config = MemoryConfig(memory_mode="evaluation")
     rows = []
     for n in args.objects:
         sec = time_engine(net, config, args.device, args.precision, args.frames, n, *args.size)

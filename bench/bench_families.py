@@ -22,9 +22,11 @@ sys.path.insert(0, HERE)
 
 from bench_engine import time_engine  # noqa: E402
 from memvos_core import MemoryConfig, load_network  # noqa: E402
+from memvos_core.families import families  # noqa: E402
 from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
 
-FAMILIES = {"XMem": ("xmem", None), "Cutie base": ("cutie", "base"), "Cutie small": ("cutie", "small")}
+# Every registered family and variant ("XMem", "Cutie base", "Cutie small", ...).
+FAMILIES = {f"{f.title} {v}" if v else f.title: (f.name, v) for f in families() for v in f.variants}
 
 
 def main(argv=None):
@@ -41,7 +43,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = MemoryConfig(memory_mode="xmem")
+    config = MemoryConfig(memory_mode="evaluation")
     load_before = os.getloadavg()
     nets = {label: load_network(synthetic_state_dict(family=FAMILIES[label][0], variant=FAMILIES[label][1]))
             .to(args.device) for label in args.families}

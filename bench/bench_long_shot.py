@@ -5,7 +5,7 @@ chunk / resume equality. Prints tables.
                                     [--runs reader,pipeline] [--size 64] [--device cpu]
                                     [--only memory,direction,equality] [--work FOLDER]
 
-Every run is what the command line does (``memvos_core.streaming.propagate_to_folder``): a
+Every run is what the command line does (``memvos_core.command.streaming.propagate_to_folder``): a
 synthetic H.264 video with 2 moving discs (x264's default keyframe interval, 250) is decoded
 frame by frame, masks are written as indexed PNGs as frames become final. ``--size`` is the
 internal size (480 is XMem's; on a CPU use a small one and say so). Generated weights. Videos
@@ -40,12 +40,12 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from memvos_core import media  # noqa: E402
+from memvos_core.media_io import media  # noqa: E402
 from memvos_core.config import MemoryConfig  # noqa: E402
-from memvos_core.model import load_model  # noqa: E402
+from memvos_core.runtime.model import load_model  # noqa: E402
 from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
 from memvos_core.session import PropagationCancelled, Session  # noqa: E402
-from memvos_core.streaming import propagate_to_folder  # noqa: E402
+from memvos_core.command.streaming import propagate_to_folder  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_session_memory import rss_mib  # noqa: E402

@@ -55,7 +55,7 @@ def shot_frame(t, height, width):
 
 def write_shot(pack, folder, frames, height, width, fps):
     """The shot as input/bench_shot.mp4 and the frame-0 masks as PNGs (what an artist paints)."""
-    VideoWriter = pack.memvos_core.video_writer.VideoWriter
+    VideoWriter = pack.memvos_core.media_io.video_writer.VideoWriter
     path = os.path.join(folder, "bench_shot.mp4")
     with VideoWriter(path, fps, "h264", {"preset": "ultrafast"}) as writer:
         for t in range(frames):
@@ -84,7 +84,7 @@ def prompt(size, prefix, max_long_term=10000, graph="refine"):
         "1": {"class_type": "LoadVideo", "inputs": {"file": "bench_shot.mp4"}},
         "2": {"class_type": "MemVOSLoadModel", "inputs": {"weights": "XMem.pth", "device": "cpu", "precision": "fp32"}},
         "3": {"class_type": "MemVOSNewSession", "inputs": {
-            "model": ["2", 0], "memory_mode": "xmem++", "internal_size": size, "mem_every": 5, "top_k": 30,
+            "model": ["2", 0], "memory_mode": "keyframes", "internal_size": size, "mem_every": 5, "top_k": 30,
             "enable_long_term": True, "deep_update_every": -1, "min_mid_term_frames": 5, "max_mid_term_frames": 10,
             "num_prototypes": 128, "max_long_term_elements": max_long_term, "long_term_count_usage": True,
             "antialias": False, "tta_flip": False, "tta_scales": ""}},

@@ -22,8 +22,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from memvos_core import ops  # noqa: E402
-from memvos_core.frames import internal_size  # noqa: E402
-from memvos_core.network import XMemNetwork  # noqa: E402
+from memvos_core.runtime.frames import internal_size  # noqa: E402
+from memvos_core.network.xmem import XMemNetwork  # noqa: E402
 from memvos_core.ops import Compute, kernels  # noqa: E402
 
 

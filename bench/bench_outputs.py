@@ -23,12 +23,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from memvos_core import media  # noqa: E402
-from memvos_core.compositing import foreground_colour, rgba16  # noqa: E402
-from memvos_core.exr_writer import ExrSequence, read_exr  # noqa: E402
+from memvos_core.media_io import media  # noqa: E402
+from memvos_core.media_io.compositing import foreground_colour, rgba16  # noqa: E402
+from memvos_core.media_io.exr_writer import ExrSequence, read_exr  # noqa: E402
 from memvos_core.ops import matte_edges, refine  # noqa: E402
 from memvos_core.ops.foreground import estimate_foreground_chunk  # noqa: E402
-from memvos_core.video_writer import VideoWriter  # noqa: E402
+from memvos_core.media_io.video_writer import VideoWriter  # noqa: E402
 
 
 def scene(count, height, width, step=6):

@@ -32,9 +32,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_engine import moving_clip  # noqa: E402
 from memvos_core import InferenceEngine, MemoryConfig, load_network  # noqa: E402
-from memvos_core.frames import normalize, resize_image, resize_mask  # noqa: E402
+from memvos_core.config import MEMORY_MODES  # noqa: E402
+from memvos_core.runtime.frames import normalize, resize_image, resize_mask  # noqa: E402
 from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
-from memvos_core.perf import EngineOptions, FramesAhead  # noqa: E402
+from memvos_core.runtime.perf import EngineOptions, FramesAhead  # noqa: E402
 
 MARGIN = 0.05
 WARMUP = 2
@@ -178,10 +179,10 @@ def propagate(engine, frame_of, num_frames, first_mask):
             start = time.perf_counter()
             image, feats = ahead.take(t)
             if t == 0:
-                if engine.config.memory_mode == "xmem++":
+                if engine.config.memory_mode == "keyframes":
                     engine.add_permanent(image, first_mask)
                 prob = engine.step(image, first_mask, list(range(1, n + 1)),
-                                   write_memory=engine.config.memory_mode != "xmem++", feats=feats)
+                                   write_memory=engine.config.memory_mode != "keyframes", feats=feats)
             else:
                 prob = engine.step(image, feats=feats)
             labels = prob.argmax(0).to(torch.uint8).cpu()
@@ -356,7 +357,7 @@ def build_parser():
     ap.add_argument("--fixture-side", type=int, default=480,
                     help="fixture clip's short side (default 480; 0 leaves the fixture clip out)")
     ap.add_argument("--variants", nargs="*", default=[], help="only these (plain is always run)")
-    ap.add_argument("--mode", default=MemoryConfig().memory_mode, choices=["xmem", "xmem++"])
+    ap.add_argument("--mode", default=MemoryConfig().memory_mode, choices=list(MEMORY_MODES))
     ap.add_argument("--long", type=int, default=0, help="long-run mode: this many frames, 1 object")
     ap.add_argument("--threads", type=int, default=0,
                     help="CPU threads (default: torch's); 1 is steadier on a machine others are using")

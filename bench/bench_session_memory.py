@@ -16,7 +16,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from memvos_core.config import MemoryConfig  # noqa: E402
-from memvos_core.model import load_model  # noqa: E402
+from memvos_core.runtime.model import load_model  # noqa: E402
 from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
 from memvos_core.session import Session  # noqa: E402
 

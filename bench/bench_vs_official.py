@@ -44,10 +44,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_engine import moving_clip  # noqa: E402
 from bench_propagation import MARGIN, WARMUP, agreement  # noqa: E402
 from memvos_core.config import MemoryConfig  # noqa: E402
-from memvos_core.frames import normalize  # noqa: E402
-from memvos_core.model import load_model  # noqa: E402
+from memvos_core.runtime.frames import normalize  # noqa: E402
+from memvos_core.runtime.model import load_model  # noqa: E402
 from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
-from memvos_core.perf import EngineOptions, engine_options  # noqa: E402
+from memvos_core.runtime.perf import EngineOptions, engine_options  # noqa: E402
 from memvos_core.session import Session  # noqa: E402
 
 

@@ -38,8 +38,8 @@ sys.path.insert(0, HERE)
 
 import bench_propagation as bp  # noqa: E402
 import bench_vs_official as vo  # noqa: E402
-from memvos_core.model import load_model  # noqa: E402
-from memvos_core.perf import EngineOptions, engine_options  # noqa: E402
+from memvos_core.runtime.model import load_model  # noqa: E402
+from memvos_core.runtime.perf import EngineOptions, engine_options  # noqa: E402
 
 FULL = {"size": [480, 854], "frames": 60, "objects": [1, 3], "agree_frames": 150, "fixture_side": 480,
         "long": 10000, "long_small": [240, 432], "official_frames": 45}

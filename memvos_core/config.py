@@ -1,69 +1,73 @@
-"""Memory and inference settings, under XMem's own config names (spec §4.1)."""
+"""Memory and inference settings: the ones every family shares, declared here, and each family's
+own, declared in its package (:mod:`memvos_core.families.registry`). Together they make
+:class:`MemoryConfig`, the single source of the command line's ``--set`` keys, New Session's
+widgets and the README's settings table."""
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import fields, make_dataclass
 
-MEMORY_MODES = ("xmem", "xmem++")
+from .families.registry import FORMER_MEMORY_MODES, Setting, family_settings
+
+# keyframes: every keyframe is held in permanent memory before propagating (XMem++'s schedule,
+# Cutie's force_permanent). evaluation: the family's own evaluation schedule, annotations enter
+# working memory as frames do.
+MEMORY_MODES = ("evaluation", "keyframes")
 
 
-@dataclass(frozen=True)
-class MemoryConfig:
-    """Every setting of XMem's memory; defaults are XMem's evaluation defaults.
+def memory_mode_name(value):
+    """The current name of a memory mode, also given by its former name (files from before)."""
+    return FORMER_MEMORY_MODES.get(value, value)
 
-    ``memory_mode`` selects the schedule: ``"xmem"`` keeps the first memory frame in working
-    memory forever and lets annotations enter working memory as XMem does; ``"xmem++"`` puts
-    every annotation into permanent memory (XMem++) and consolidates all of working memory.
-    For Cutie, ``"xmem"`` is its evaluation schedule (each object's first annotated frame is
-    permanent) and ``"xmem++"`` commits every keyframe to permanent memory first
-    (``force_permanent``, as Cutie's ``process_video.py`` does).
 
-    The settings shared by both families keep XMem's names; Cutie's equivalents:
-    ``use_long_term`` = ``enable_long_term``, ``long_term.count_usage`` =
-    ``enable_long_term_count_usage``, ``long_term.min_mem_frames`` / ``max_mem_frames`` =
-    ``min_mid_term_frames`` / ``max_mid_term_frames``, ``long_term.num_prototypes`` =
-    ``num_prototypes``, ``long_term.max_num_tokens`` = ``max_long_term_elements`` (per object
-    bucket in Cutie). ``deep_update_every`` is XMem's only; the last four fields Cutie's only.
-    """
+def _one_of(choices):
+    return lambda value: None if value in choices else (
+        f"memory_mode {value!r} is not one of {', '.join(choices)} (former names: {', '.join(FORMER_MEMORY_MODES)})")
 
-    top_k: int = 30
-    mem_every: int = 5
-    deep_update_every: int = -1
-    enable_long_term: bool = True
-    enable_long_term_count_usage: bool = True
-    min_mid_term_frames: int = 5
-    max_mid_term_frames: int = 10
-    num_prototypes: int = 128
-    max_long_term_elements: int = 10000
-    memory_mode: str = "xmem++"
-    # Cutie only (XMem ignores them), under Cutie's own names:
-    stagger_updates: int = 5   # sensory updates by the decoder per mem_every frames
-    chunk_size: int = -1       # objects read and decoded together; -1 = all (changes results)
-    buffer_tokens: int = 2000  # long-term pruning goes this far below the limit (hysteresis)
-    max_mem_frames: int = 5    # without long-term memory: frames kept, permanent one included
+
+# Shared settings, in New Session's order. Defaults are XMem's evaluation defaults; the
+# families read them under these names (Cutie's own names in its package's docstring).
+SHARED = (
+    Setting("memory_mode", "keyframes", "keyframes: every annotation goes into permanent memory (best with "
+            "several keyframes). evaluation: the family's evaluation schedule (annotations enter working memory "
+            "as frames; each object's first annotation is permanent where the family does that). Former names: "
+            "xmem++ = keyframes, xmem = evaluation.",
+            check=_one_of(MEMORY_MODES), advanced=False),
+    Setting("mem_every", 5, "A frame is written into memory every this many frames.", 1, 1000, advanced=False),
+    Setting("top_k", 30, "Memory entries each pixel reads from (top-k).", 1, 1024, advanced=False),
+    Setting("enable_long_term", True, "Long-term memory: compresses old frames into prototypes so memory stays "
+            "bounded on long shots.", advanced=False),
+    Setting("min_mid_term_frames", 5, "Frames kept in working memory after a consolidation into long-term "
+            "memory.", 1, 1000),
+    Setting("max_mid_term_frames", 10, "Working-memory frames that trigger a consolidation into long-term "
+            "memory.", 1, 1000),
+    Setting("num_prototypes", 128, "Prototypes made per consolidation.", 1, 4096),
+    Setting("max_long_term_elements", 10000, "Long-term memory size limit (per group of objects annotated "
+            "together where the family keeps one); the least used elements are dropped beyond it.",
+            1, 1_000_000),
+    Setting("enable_long_term_count_usage", True, "Count how often long-term elements are read, to drop the "
+            "least used first.", widget="long_term_count_usage"),
+)
+
+
+def all_settings():
+    """Every setting: the shared ones, then each family's own."""
+    return SHARED + tuple(s for _, s in family_settings())
+
+
+class _Methods:
+    """``MemoryConfig``'s behaviour; its fields come from :func:`all_settings`."""
 
     def __post_init__(self):
-        positive = ("top_k", "mem_every", "min_mid_term_frames", "max_mid_term_frames",
-                    "num_prototypes", "max_long_term_elements")
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"memory setting {name}={getattr(self, name)} must be at least 1")
-        if self.deep_update_every == 0:
-            raise ValueError("memory setting deep_update_every=0 is not allowed: use -1 (with memory writes) or a positive interval")
+        object.__setattr__(self, "memory_mode", memory_mode_name(self.memory_mode))
+        for setting in all_settings():
+            problem = setting.problem(getattr(self, setting.name))
+            if problem:
+                raise ValueError(problem)
         if self.enable_long_term and self.min_mid_term_frames >= self.max_mid_term_frames:
             raise ValueError(
                 f"min_mid_term_frames ({self.min_mid_term_frames}) must be below max_mid_term_frames "
                 f"({self.max_mid_term_frames})")
         if self.enable_long_term and self.num_prototypes >= self.max_long_term_elements:
             raise ValueError("num_prototypes must be below max_long_term_elements")
-        for name in ("stagger_updates", "max_mem_frames"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"memory setting {name}={getattr(self, name)} must be at least 1")
-        if self.chunk_size == 0 or self.chunk_size < -1:
-            raise ValueError(f"memory setting chunk_size={self.chunk_size}: use -1 (all objects at once) "
-                             "or a positive number of objects")
-        if self.buffer_tokens < 0:
-            raise ValueError(f"memory setting buffer_tokens={self.buffer_tokens} must not be negative")
-        if self.memory_mode not in MEMORY_MODES:
-            raise ValueError(f"memory_mode {self.memory_mode!r} is not one of {', '.join(MEMORY_MODES)}")
 
     @classmethod
     def names(cls):
@@ -87,6 +91,26 @@ class MemoryConfig:
         span = self.max_mid_term_frames - self.min_mid_term_frames
         needed = num_frames / span * self.num_prototypes >= self.max_long_term_elements
         return self.replace(enable_long_term_count_usage=bool(needed))
+
+
+MemoryConfig = make_dataclass(
+    "MemoryConfig", [(s.name, s.kind, dataclasses.field(default=s.default)) for s in all_settings()],
+    bases=(_Methods,), frozen=True)
+MemoryConfig.__module__ = __name__
+MemoryConfig.__doc__ = """Every memory setting (:func:`all_settings`); defaults are the families' evaluation
+defaults. ``memory_mode`` selects the schedule (see its help)."""
+
+
+def settings_table():
+    """The README's table of memory settings (``tests/test_family_registry.py`` checks it is there)."""
+    from .families.registry import family_settings as owned
+    owners = {s.name: f.title for f, s in owned()}
+    rows = ["| setting (`--set` key) | New Session input | default | read by | what it does |", "|---|---|---|---|---|"]
+    for s in all_settings():
+        default = str(s.default).lower() if isinstance(s.default, bool) else s.default
+        rows.append(f"| `{s.name}` | `{s.input_name}` | `{default}` | {owners.get(s.name, 'every family')} | "
+                    f"{s.help} |")
+    return "\n".join(rows)
 
 
 def parse_setting(config, text):

@@ -14,12 +14,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
-
 import torch
 
-from .families.sam2 import RELEASE as SAM21_RELEASE, WEIGHT_FILES as SAM21_FILES
-from .network.checkpoint import SAFETENSORS_EXTENSIONS, load_network, read_state_dict
+from .families.registry import known_weights, load_network
+from .network.checkpoint import SAFETENSORS_EXTENSIONS, read_state_dict
 
 
 MODELS_DIR_ENV = "MEMVOS_MODELS_DIR"
@@ -34,35 +32,8 @@ class WeightsError(RuntimeError):
     """A weights file that cannot be found, downloaded or trusted; the message says what to do."""
 
 
-@dataclass(frozen=True)
-class KnownCheckpoint:
-    name: str
-    url: str
-    # The official file's sha256 (64 hex digits). None until someone records it from a trusted
-    # download (``sha256sum XMem.pth``); until then a download is verified by a strict load.
-    sha256: str | None
-    description: str
-    # An md5 the official project publishes (Cutie's download script): checked as well; being
-    # weaker than a sha256, it does not replace the strict load.
-    md5: str | None = None
-    family: str = "xmem"
-
-
-_XMEM_RELEASE = "https://github.com/hkchengrex/XMem/releases/download/v1.0/"
-_CUTIE_RELEASE = "https://github.com/hkchengrex/Cutie/releases/download/v1.0/"
-KNOWN_CHECKPOINTS = {c.name: c for c in (
-    KnownCheckpoint("XMem.pth", _XMEM_RELEASE + "XMem.pth", None,
-                    "XMem, the default release model (static-image pretraining + video training)"),
-    KnownCheckpoint("XMem-s012.pth", _XMEM_RELEASE + "XMem-s012.pth", None,
-                    "XMem with BL30K synthetic-video pretraining"),
-    KnownCheckpoint("cutie-base-mega.pth", _CUTIE_RELEASE + "cutie-base-mega.pth", None,
-                    "Cutie base (ResNet-50), trained with MOSE, BURST and OVIS too: Cutie's default model",
-                    md5="a6071de6136982e396851903ab4c083a", family="cutie"),
-    KnownCheckpoint("cutie-small-mega.pth", _CUTIE_RELEASE + "cutie-small-mega.pth", None,
-                    "Cutie small (ResNet-18 image encoder), same training data: faster, a little less accurate",
-                    family="cutie"),
-    *(KnownCheckpoint(name, SAM21_RELEASE + name, None, what, family="sam2") for name, what in SAM21_FILES),
-)}
+# Every family's known files (declared in its package), by name; tests swap entries here.
+KNOWN_CHECKPOINTS = known_weights()
 
 SIDECAR_SUFFIX = ".sha256"
 PART_MARKER = ".part-"
@@ -133,12 +104,11 @@ def read_tensors(path, fmt=None, label=None):
 
 
 def verify_checkpoint(path, fmt=None, label=None):
-    """Default verification: the file loads strictly into the network of its family (XMem or
-    Cutie, told apart by its keys)."""
+    """Default verification: the file loads strictly into the network of its family (told
+    apart by its keys)."""
     load_network(read_tensors(path, fmt, label), source_name=label or os.fspath(path))
 
 
-verify_xmem_checkpoint = verify_checkpoint  # the name before Cutie
 
 
 def _first_line(exc):
@@ -227,12 +197,12 @@ def ensure_weights(name, models_dir, *, url=None, sha256=None, search_dirs=None,
     chunks that raises to abort (the partial file is removed, the exception passes through).
     timeout: seconds the connection or any single read may stall before the download fails.
     verify: ``callable(temp_path)`` raising on a bad file, used when no sha256 is known;
-    default: strict load into the network of the file's family (XMem or Cutie). convert: also
+    default: strict load into the network of the file's family. convert: also
     write a ``.safetensors`` copy (see :func:`convert_to_safetensors`), used from then on.
     """
     name = os.fspath(name)
     if not name or os.path.isabs(name) or _safe_join(models_dir, name) is None:
-        raise WeightsError(f"weights name {name!r} must be a file name such as 'XMem.pth', inside the model folder")
+        raise WeightsError(f"weights name {name!r} must be a file name such as '{next(iter(KNOWN_CHECKPOINTS))}', inside the model folder")
     dirs = list(search_dirs or [])
     if not any(os.path.abspath(d) == os.path.abspath(models_dir) for d in dirs):
         dirs.append(models_dir)  # never download over a file that is already there

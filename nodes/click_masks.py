@@ -19,7 +19,8 @@ from PIL import Image
 
 from . import comfy_env
 from .routes import _error, _lookup
-from ..memvos_core.ops.click import (NO_WEIGHTS, PromptError, parse_prompt_list, pick_weights, segmenter_for_file,
+from ..memvos_core.families import get as family
+from ..memvos_core.ops.click import (PromptError, no_weights_message, parse_prompt_list, pick_weights, segmenter_for_file,
                                      segmenter_for_network)
 
 
@@ -28,19 +29,19 @@ class NoClickWeights(ValueError):
 
 
 def click_segmenter(session=None):
-    """``(ClickSegmenter, weights name)``: the session's SAM 2.1 model, else a SAM 2.1 file from
-    the model folders loaded on ComfyUI's device. Raises NoClickWeights (one line: how to get them)."""
+    """``(ClickSegmenter, weights name)``: the session's model when its family has an image path
+    (SAM 2.1), else such a file from the model folders loaded on ComfyUI's device. Raises NoClickWeights (one line: how to get them)."""
     model = getattr(session, "model", None)
-    if model is not None and model.family == "sam2":
+    if model is not None and family(model.family).prompts is not None:
         from .model_nodes import ready_network
         return segmenter_for_network(ready_network(model)), model.name
     from ..memvos_core.weights import find_weights
     name = pick_weights(comfy_env.list_model_files())
     if name is None:
-        raise NoClickWeights(NO_WEIGHTS)
+        raise NoClickWeights(no_weights_message())
     path = find_weights(name, comfy_env.model_dirs())
     if path is None:
-        raise NoClickWeights(NO_WEIGHTS)
+        raise NoClickWeights(no_weights_message())
     return segmenter_for_file(path, comfy_env.get_torch_device()), name
 
 

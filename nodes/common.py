@@ -2,13 +2,11 @@
 import logging
 import re
 
-import torch
-
 from . import comfy_env
+from .frame_source import frame_clip
 from ..memvos_core.ops.composite import mask_to_image  # noqa: F401  (re-exported for the node modules)
-from ..memvos_core.ops.inputs import check_frames as _check_frames
-from ..memvos_core.palette import davis_palette
-from ..memvos_core.session.keyframes import MAX_OBJECT_ID
+from ..memvos_core.media_io.palette import davis_palette
+from ..memvos_core.session.objects import MAX_OBJECT_ID
 
 LOG = logging.getLogger("memvos")
 
@@ -25,10 +23,7 @@ CHUNK_FRAMES = 16  # frames materialised at source size at a time
 def check_frames(frames, name="frames"):
     """An IMAGE batch ``[T,H,W,3]`` (the core's check), or a ValueError that says what to connect. A
     VIDEO or MEMVOS_FRAMES (a long shot) gives a FrameClip instead, which slices like the batch."""
-    if not torch.is_tensor(frames):
-        from .frame_source import frame_clip  # it imports this module
-        return frame_clip(frames, name)
-    return _check_frames(frames, name, hint="connect the shot's frames, e.g. from Get Video Components")
+    return frame_clip(frames, name)
 
 
 def check_type(value, expected_class, type_name, name, hint):

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from .messages import size_text
-from ..memvos_core import media
+from ..memvos_core.media_io import media
+from ..memvos_core.ops.inputs import check_frames as check_image_frames
 
 FRAMES = "MEMVOS_FRAMES"
 FRAMES_INPUT = f"IMAGE,VIDEO,{FRAMES}"  # one socket takes any of the three (ComfyUI type unions)
@@ -44,7 +45,7 @@ class FrameSource:
         return f"{what} {self.path!r} ({self.count} frames, {size_text(self.frame_hw)})"
 
     def open(self):
-        """A fresh reader: ``len``, ``reader[i]`` -> uint8 ``[H,W,3]`` (memvos_core.media)."""
+        """A fresh reader: ``len``, ``reader[i]`` -> uint8 ``[H,W,3]`` (memvos_core.media_io.media)."""
         return media.VideoFrames(self.path) if self.kind == "video" else media.FolderFrames(self.path)
 
 
@@ -270,9 +271,8 @@ class FrameClip:
 def frame_clip(value, name="frames"):
     """What a frames socket gave, ready to index: the IMAGE tensor itself (checked), or a
     FrameClip over a VIDEO's file or a MEMVOS_FRAMES source."""
-    from .common import check_frames  # common imports this module lazily the other way round
     if torch.is_tensor(value):
-        return check_frames(value, name)
+        return check_image_frames(value, name, hint="connect the shot's frames, e.g. from Get Video Components")
     if isinstance(value, FrameClip):
         return value
     if isinstance(value, FrameSource):

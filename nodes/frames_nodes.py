@@ -10,8 +10,8 @@ from .common import MAX_FRAME_INDEX, check_frames, to_output
 from .folders import readable_path
 from .frame_source import FRAMES, FRAMES_INPUT, close_clip, files_fingerprint, frames_fps, source_from_path
 from .propagate_node import frame_range
-from ..memvos_core.frames import internal_size, resize_image
-from ..memvos_core.media import MAX_PIXELS_ENV, max_pixels
+from ..memvos_core.runtime.frames import internal_size, resize_image
+from ..memvos_core.media_io.media import MAX_PIXELS_ENV, max_pixels
 
 MAX_SIDE = 16384
 
@@ -44,7 +44,7 @@ def path_fingerprint(path):
 
 def scaled_size(frame_hw, short_side, name="short_side"):
     """Source size, or the size whose shorter side is ``short_side`` (aspect kept); 0 = source.
-    A size over the pixel limit (memvos_core.media.max_pixels) is refused: a linked INT is not
+    A size over the pixel limit (memvos_core.media_io.media.max_pixels) is refused: a linked INT is not
     range-checked by ComfyUI, and 16384 on a 1080p shot would be 5 GB per frame."""
     short_side = int(short_side)
     if short_side <= 0 or short_side == min(frame_hw):

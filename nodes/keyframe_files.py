@@ -27,13 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..memvos_core.json_input import JSONInputError, parse_json
-from ..memvos_core.media import MediaError, label_image, open_image
+from ..memvos_core.media_io.json_input import JSONInputError, parse_json
+from ..memvos_core.media_io.media import MediaError, label_image, open_image
+from ..memvos_core.session.objects import MAX_OBJECT_ID
 
 FORMAT = "memvos-keyframes"
 VERSION = 1
 SUBFOLDER = "memvos"
-MAX_OBJECT_ID = 255
 MAX_NAME = 100
 WIDGET = "keyframes"
 

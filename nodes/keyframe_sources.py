@@ -22,8 +22,8 @@ from PIL import Image
 from .keyframe_files import KeyframeError, read_label_png, resolve
 from .messages import size_text
 from .session_nodes import fit_mask
-from ..memvos_core.frames import same_aspect
-from ..memvos_core.palette import labels_from_colours
+from ..memvos_core.runtime.frames import same_aspect
+from ..memvos_core.media_io.palette import labels_from_colours
 
 SOURCE_NAMES = ("session", "label_map", "mask", "painted")
 

@@ -53,15 +53,20 @@ def wanted(linked, name):
     return linked is None or name in str(linked).split(",")
 
 
-def on_prompt(json_data):
-    """The server's on-prompt handler: ``{"prompt": {...}, ...}`` in, the same out."""
-    from .registry import NODE_CLASS_MAPPINGS
+def on_prompt(json_data, mappings):
+    """The server's on-prompt handler for the node classes ``mappings``: ``{"prompt": {...}, ...}``
+    in, the same out."""
     prompt = json_data.get("prompt") if isinstance(json_data, dict) else None
     if isinstance(prompt, dict):
-        mark_linked_outputs(prompt, NODE_CLASS_MAPPINGS)
+        mark_linked_outputs(prompt, mappings)
     return json_data
 
 
-def install():
-    """Hook :func:`mark_linked_outputs` into ComfyUI's server (nothing outside one)."""
-    return comfy_env.add_prompt_handler(on_prompt)
+_HANDLERS = {}  # one handler per mapping, so installing twice adds it once
+
+
+def install(mappings):
+    """Hook :func:`mark_linked_outputs` for the pack's node classes into ComfyUI's server
+    (nothing outside one)."""
+    handler = _HANDLERS.setdefault(id(mappings), lambda json_data: on_prompt(json_data, mappings))
+    return comfy_env.add_prompt_handler(handler)

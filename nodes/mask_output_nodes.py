@@ -15,11 +15,11 @@ from .mask_nodes import check_masks, object_ids_input
 from .mask_set import labels_of, union_of
 from .propagate_node import frame_range
 from .frame_source import FRAMES_INPUT
-from ..memvos_core import media
-from ..memvos_core.compositing import FOREGROUNDS, check_foreground, foreground_colour, rgba16
-from ..memvos_core.exr_writer import COMPRESSIONS, ExrSequence, check_layer_name, openexr
+from ..memvos_core.media_io import media
+from ..memvos_core.media_io.compositing import FOREGROUNDS, check_foreground, foreground_colour, rgba16
+from ..memvos_core.media_io.exr_writer import COMPRESSIONS, ExrSequence, check_layer_name, openexr
 from ..memvos_core.ops.inputs import resize_masks
-from ..memvos_core.video_writer import EXTENSIONS, VideoWriter, colour_tags
+from ..memvos_core.media_io.video_writer import EXTENSIONS, VideoWriter, colour_tags
 
 CONTENTS = ("matte", "matte per object", "label map")
 VIDEOS = ("mp4 (h264)", "mkv (ffv1, lossless)", "mov (prores 4444, alpha)", "none")

@@ -13,7 +13,7 @@ import torch
 from . import comfy_env
 from .common import CHUNK_FRAMES
 from .messages import size_text
-from ..memvos_core.frames import internal_size
+from ..memvos_core.runtime.frames import internal_size
 from ..memvos_core.ops.chunking import frame_chunks
 from ..memvos_core.ops.inputs import resize_masks
 

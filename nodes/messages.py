@@ -4,9 +4,10 @@ A warning only in the server log is missed (a mask resized to the frame, an outp
 about to take gigabytes of RAM); :func:`warn` logs it and sends it to the page as a
 ``memvos.warning`` event, which web/memvos_player.js shows as a toast. Sizes are written as
 ComfyUI writes them: width×height (:func:`size_text`)."""
+import logging
 import sys
 
-from .common import LOG
+LOG = logging.getLogger("memvos")  # the pack's logger (nodes/common.py); common imports this module's users
 
 EVENT = "memvos.warning"
 WARN_BYTES = 256 * 2 ** 20  # an output batch this big is announced before it is built

@@ -7,7 +7,7 @@ import weakref
 from . import comfy_env
 from .common import LOG, MODEL
 from ..memvos_core import weights as core_weights
-from ..memvos_core.model import MemVOSModel, load_model
+from ..memvos_core.runtime.model import MemVOSModel, load_model
 
 # Each loaded model's ComfyUI memory-manager handle. Keyed weakly by the model: the handle lives
 # as long as a session or a cached output still holds the model, and no longer.

@@ -30,10 +30,10 @@ from PIL import Image
 
 try:
     from ..memvos_core.ops.chunking import Compute, run_chunked
-    from ..memvos_core.palette import davis_palette, palette_index
+    from ..memvos_core.media_io.palette import davis_palette, palette_index
 except ImportError:  # nodes/ imported as a top-level package (repository root on sys.path, as in tests)
     from memvos_core.ops.chunking import Compute, run_chunked
-    from memvos_core.palette import davis_palette, palette_index
+    from memvos_core.media_io.palette import davis_palette, palette_index
 
 MANIFEST_FORMAT = "memvos-preview"
 MANIFEST_VERSION = 1

@@ -12,6 +12,6 @@ for _module in _MODULES:
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
 
 example_media.install()
-linked_outputs.install()
+linked_outputs.install(NODE_CLASS_MAPPINGS)
 comfy_env.add_get_routes(routes.ROUTES)  # the keyframe editor reads frames and masks
 comfy_env.add_get_routes(click_masks.ROUTES)  # and turns clicks into masks

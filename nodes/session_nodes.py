@@ -3,15 +3,14 @@ import torch
 
 from .common import LOG, MAX_FRAME_INDEX, MAX_OBJECT_ID, MODEL, SESSION, check_frames, check_type
 from .frame_source import FRAMES_INPUT
+from .inputs import Input, input_types, input_values
 from .messages import size_text, warn
 from .model_nodes import check_model
-from ..memvos_core.config import MEMORY_MODES, MemoryConfig
-from ..memvos_core.families import FAMILY_NAMES, check_config
-from ..memvos_core.frames import same_aspect
+from ..memvos_core.config import MEMORY_MODES, SHARED, MemoryConfig, all_settings
+from ..memvos_core.families import check_config, title_of
+from ..memvos_core.families.registry import FORMER_MEMORY_MODES, family_settings
+from ..memvos_core.runtime.frames import same_aspect
 from ..memvos_core.session import Session
-
-_DEFAULTS = MemoryConfig()
-
 
 def check_session(session, name="session"):
     return check_type(session, Session, "MemVOS session", name,
@@ -19,33 +18,60 @@ def check_session(session, name="session"):
                       "Propagate or Load Session")
 
 
-def _int(default, low, high, tooltip, advanced=False):
-    options = {"default": default, "min": low, "max": high, "step": 1, "tooltip": tooltip}
-    if advanced:
-        options["advanced"] = True
-    return ("INT", options)
+def _setting_input(setting, owner=None, optional=False):
+    """A memory setting as a widget; a family's own says which family reads it (ComfyUI widgets are
+    static, so New Session shows every family's)."""
+    tooltip = setting.help if owner is None else f"{owner.title} only (other models ignore it): {setting.help}"
+    if setting.name == "memory_mode":
+        # The former names stay choosable: workflows saved with them must pass ComfyUI's check.
+        kind = [setting.default, *(m for m in MEMORY_MODES if m != setting.default), *FORMER_MEMORY_MODES]
+        return Input(setting.input_name, kind, setting.default, tooltip)
+    if setting.kind is bool:
+        return Input(setting.input_name, "BOOLEAN", setting.default, tooltip, advanced=setting.advanced,
+                     optional=optional)
+    return Input(setting.input_name, "INT", setting.default, tooltip, setting.low, setting.high, 1,
+                 advanced=setting.advanced, optional=optional)
 
 
-def _bool(default, tooltip, advanced=False):
-    options = {"default": default, "tooltip": tooltip}
-    if advanced:
-        options["advanced"] = True
-    return ("BOOLEAN", options)
+def _settings_inputs():
+    """Every memory setting's widget in New Session's order: the shared ones, each family's after
+    the input it names, the rest of the families' at the end (optional)."""
+    placed = {}
+    for family, setting in family_settings():
+        placed.setdefault(setting.widget_after, []).append((family, setting))
+    required, optional = [], []
+    for setting in SHARED:
+        required.append(_setting_input(setting))
+        required += [_setting_input(own, family) for family, own in placed.get(setting.input_name, ())]
+    optional += [_setting_input(own, family, optional=True) for family, own in placed.get(None, ())]
+    return required, optional
 
 
-# Settings only one family reads (ComfyUI widgets are static, so New Session shows all of them):
-# their tooltips say so, and a changed value the chosen model ignores is reported in the log.
-XMEM_ONLY = ("deep_update_every",)
-CUTIE_ONLY = {"cutie_stagger_updates": "stagger_updates", "cutie_chunk_size": "chunk_size",
-              "cutie_max_mem_frames": "max_mem_frames", "cutie_buffer_tokens": "buffer_tokens"}
+def _new_session_inputs():
+    settings, family_only = _settings_inputs()
+    return (
+        Input("model", MODEL, tooltip="The model from MemVOS Load Model."),
+        settings[0],  # the memory mode, then the size the network works at
+        Input("internal_size", "INT", 480, "Shorter side (pixels) the network works at; masks come back at the "
+              "source size. 480 is what the released models use; lower is faster, -1 = the source size.",
+              -1, 4096, 1),
+        *settings[1:],
+        Input("antialias", "BOOLEAN", False, "Antialias when shrinking frames to the internal size (the "
+              "reference models do not; it can help very large sources).", advanced=True),
+        Input("tta_flip", "BOOLEAN", False, "Test-time augmentation: also segment the mirrored shot and average "
+              "(about twice the time; steadier edges).", advanced=True),
+        Input("tta_scales", "STRING", "", "Test-time augmentation: internal scales to average, e.g. "
+              "'1.0, 0.75, 1.25' (each one costs a full pass); empty = off.", advanced=True),
+        *family_only,
+    )
 
 
 class MemVOSNewSession:
-    DESCRIPTION = ("Starts an empty rotoscoping session: the model (XMem or Cutie) plus its memory settings "
-                   "(defaults are the families' own). Settings marked 'XMem only' or 'Cutie only' apply to that "
-                   "family and are ignored by the other. Add annotation frames to it, then propagate. xmem++ "
-                   "keeps every annotation in permanent memory, so several keyframes anywhere in the shot all "
-                   "help every frame.")
+    DESCRIPTION = ("Starts an empty rotoscoping session: the model plus its memory settings (defaults are the "
+                   "families' own). Settings marked '<family> only' apply to that family and are ignored by the "
+                   "others. Add annotation frames to it, then propagate. The keyframes memory mode keeps every "
+                   "annotation in permanent memory, so several keyframes anywhere in the shot all help every "
+                   "frame.")
     CATEGORY = "MemVOS/session"
     FUNCTION = "create"
     RETURN_TYPES = (SESSION,)
@@ -54,93 +80,31 @@ class MemVOSNewSession:
 
     @classmethod
     def INPUT_TYPES(cls):
-        d = _DEFAULTS
-        return {"required": {
-            "model": (MODEL, {"tooltip": "The model from MemVOS Load Model."}),
-            "memory_mode": (list(reversed(MEMORY_MODES)), {
-                "default": d.memory_mode,
-                "tooltip": "xmem++: every annotation goes into permanent memory (best with several keyframes). "
-                           "xmem: the original XMem schedule (annotations enter working memory as frames); "
-                           "with Cutie, its evaluation schedule (each object's first annotation is permanent)."}),
-            "internal_size": _int(480, -1, 4096, "Shorter side (pixels) the network works at; masks come back "
-                                  "at the source size. 480 is what XMem and Cutie use; lower is faster, -1 = the "
-                                  "source size."),
-            "mem_every": _int(d.mem_every, 1, 1000, "A frame is written into memory every this many frames."),
-            "top_k": _int(d.top_k, 1, 1024, "Memory entries each pixel reads from (top-k)."),
-            "enable_long_term": _bool(d.enable_long_term, "Long-term memory: compresses old frames into "
-                                      "prototypes so memory stays bounded on long shots."),
-            "deep_update_every": _int(d.deep_update_every, -1, 1000, "XMem only (Cutie ignores it): deep "
-                                      "update of the hidden state every this many frames; -1 = with every memory "
-                                      "write (Cutie always does that).", advanced=True),
-            "min_mid_term_frames": _int(d.min_mid_term_frames, 1, 1000, "Frames kept in working memory "
-                                        "after a consolidation into long-term memory.", advanced=True),
-            "max_mid_term_frames": _int(d.max_mid_term_frames, 2, 1000, "Working-memory frames that trigger "
-                                        "a consolidation into long-term memory.", advanced=True),
-            "num_prototypes": _int(d.num_prototypes, 1, 4096, "Prototypes made per consolidation.",
-                                   advanced=True),
-            "max_long_term_elements": _int(d.max_long_term_elements, 2, 1_000_000, "Long-term memory size "
-                                           "limit (Cutie: per group of objects annotated together); the least "
-                                           "used elements are dropped beyond it.", advanced=True),
-            "long_term_count_usage": _bool(d.enable_long_term_count_usage, "Count how often long-term "
-                                           "elements are read, to drop the least used first.", advanced=True),
-            "antialias": _bool(False, "Antialias when shrinking frames to the internal size (XMem does "
-                               "not; it can help very large sources).", advanced=True),
-            "tta_flip": _bool(False, "Test-time augmentation: also segment the mirrored shot and average "
-                              "(about twice the time; steadier edges).", advanced=True),
-            "tta_scales": ("STRING", {"default": "", "advanced": True,
-                                      "tooltip": "Test-time augmentation: internal scales to average, e.g. "
-                                                 "'1.0, 0.75, 1.25' (each one costs a full pass); empty = off."}),
-        }, "optional": {
-            "cutie_stagger_updates": _int(d.stagger_updates, 1, 1000, "Cutie only (XMem ignores it): how many "
-                                          "of the mem_every frames after a memory write update the sensory "
-                                          "memory (5 = Cutie's default).", advanced=True),
-            "cutie_chunk_size": _int(d.chunk_size, -1, 255, "Cutie only (XMem ignores it): objects read and "
-                                     "decoded together; -1 = all (Cutie's default). Smaller saves GPU memory with "
-                                     "many objects but changes results slightly: objects only compete within a "
-                                     "chunk.", advanced=True),
-            "cutie_max_mem_frames": _int(d.max_mem_frames, 1, 1000, "Cutie only (XMem ignores it): with long-term "
-                                         "memory off, the frames kept in memory, annotations included (the oldest "
-                                         "others are dropped).", advanced=True),
-            "cutie_buffer_tokens": _int(d.buffer_tokens, 0, 1_000_000, "Cutie only (XMem ignores it): long-term "
-                                        "memory is pruned this many elements below its limit, so pruning does "
-                                        "not happen at every consolidation.", advanced=True),
-        }}
+        return input_types(_new_session_inputs())
 
-    def create(self, model, memory_mode="xmem++", internal_size=480, mem_every=_DEFAULTS.mem_every,
-               top_k=_DEFAULTS.top_k, enable_long_term=_DEFAULTS.enable_long_term,
-               deep_update_every=_DEFAULTS.deep_update_every, min_mid_term_frames=_DEFAULTS.min_mid_term_frames,
-               max_mid_term_frames=_DEFAULTS.max_mid_term_frames, num_prototypes=_DEFAULTS.num_prototypes,
-               max_long_term_elements=_DEFAULTS.max_long_term_elements,
-               long_term_count_usage=_DEFAULTS.enable_long_term_count_usage, antialias=False,
-               tta_flip=False, tta_scales="", cutie_stagger_updates=_DEFAULTS.stagger_updates,
-               cutie_chunk_size=_DEFAULTS.chunk_size, cutie_max_mem_frames=_DEFAULTS.max_mem_frames,
-               cutie_buffer_tokens=_DEFAULTS.buffer_tokens):
-        check_model(model)
-        internal_size = int(internal_size)
+    def create(self, model, **given):
+        v = input_values(_new_session_inputs(), {**given, "model": model}, "New Session")
+        model = check_model(v.pop("model"))
+        internal_size = int(v.pop("internal_size"))
         if internal_size != -1 and internal_size < 32:
             raise ValueError(f"internal_size {internal_size} is too small: use -1 (the source size) or at "
-                             "least 32 pixels (480 is XMem's and Cutie's)")
-        config = MemoryConfig(top_k=int(top_k), mem_every=int(mem_every), deep_update_every=int(deep_update_every),
-                              enable_long_term=bool(enable_long_term),
-                              enable_long_term_count_usage=bool(long_term_count_usage),
-                              min_mid_term_frames=int(min_mid_term_frames),
-                              max_mid_term_frames=int(max_mid_term_frames), num_prototypes=int(num_prototypes),
-                              max_long_term_elements=int(max_long_term_elements), memory_mode=memory_mode,
-                              stagger_updates=int(cutie_stagger_updates), chunk_size=int(cutie_chunk_size),
-                              max_mem_frames=int(cutie_max_mem_frames), buffer_tokens=int(cutie_buffer_tokens))
+                             "least 32 pixels (480 is what the released models use)")
+        antialias, tta_flip, tta_scales = bool(v.pop("antialias")), bool(v.pop("tta_flip")), v.pop("tta_scales")
+        by_input = {s.input_name: s for s in all_settings()}
+        config = MemoryConfig(**{by_input[k].name: by_input[k].kind(value) for k, value in v.items()})
         check_config(model.family, config)
         _report_ignored(model.family, config)
-        return (Session(model, config, internal_size, bool(antialias), parse_scales(tta_scales), bool(tta_flip)),)
+        return (Session(model, config, internal_size, antialias, parse_scales(tta_scales), tta_flip),)
 
 
 def _report_ignored(family, config):
     """Say in the log which changed settings the chosen family does not read."""
-    ignored = CUTIE_ONLY.values() if family == "xmem" else XMEM_ONLY if family == "cutie" else ()
-    changed = [f"{name}={getattr(config, name)}" for name in ignored
-               if getattr(config, name) != getattr(_DEFAULTS, name)]
+    defaults = MemoryConfig()
+    changed = [f"{s.name}={getattr(config, s.name)}" for owner, s in family_settings()
+               if owner.name != family and getattr(config, s.name) != getattr(defaults, s.name)]
     if changed:
-        LOG.warning("MemVOS New Session: %s model ignores %s (settings of the other model family)",
-                    FAMILY_NAMES.get(family, family), ", ".join(changed))
+        LOG.warning("MemVOS New Session: %s model ignores %s (settings of other model families)",
+                    title_of(family), ", ".join(changed))
 
 
 def parse_scales(text):

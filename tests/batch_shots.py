@@ -106,7 +106,7 @@ def reference_shots(tmp_path_factory):
     """``(root, shots)``: the three shots and their single-shot CLI outputs in ``root/ref/shotK``,
     made once per test session (the process-pool and the Ray tests compare with the same runs)."""
     if "root" not in _references:
-        from memvos_core.cli import main
+        from memvos_core.command.cli import main
         root = tmp_path_factory.mktemp("batch_shots")
         shots = make_shots(root, write_weights(root))
         with one_torch_thread():

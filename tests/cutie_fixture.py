@@ -10,7 +10,7 @@ from PIL import Image
 
 import xmem_fixture
 from memvos_core.config import MemoryConfig
-from memvos_core.engine import InferenceEngine
+from memvos_core.runtime.engine import InferenceEngine
 from memvos_core.network import load_network
 from memvos_core.network.synthetic import synthetic_state_dict
 

@@ -12,7 +12,7 @@ FILES = {
             pass
     """,
     "model/network.py": """
-        from memvos_core.network import XMemNetwork
+        from memvos_core.network.xmem import XMemNetwork
 
 
         class XMem(XMemNetwork):
@@ -26,7 +26,7 @@ FILES = {
     "inference/__init__.py": "",
     "inference/inference_core.py": """
         from memvos_core import InferenceEngine, MemoryConfig
-        from memvos_core.perf import EngineOptions
+        from memvos_core.runtime.perf import EngineOptions
 
         NAMES = ("top_k", "mem_every", "deep_update_every", "enable_long_term", "enable_long_term_count_usage",
                  "min_mid_term_frames", "max_mid_term_frames", "num_prototypes", "max_long_term_elements")

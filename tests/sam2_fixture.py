@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from memvos_core.frames import normalize
+from memvos_core.runtime.frames import normalize
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "sam2_parity")
 CLIP = os.path.join(os.path.dirname(__file__), "fixtures", "xmem_parity", "clip")  # the same clip

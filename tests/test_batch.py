@@ -15,7 +15,7 @@ from PIL import Image
 
 from batch_shots import assert_same_outputs, fresh_copy, output_files, record_progress, reference_shots
 from memvos_core.batch import marker
-from memvos_core.cli import main
+from memvos_core.command.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ import ray  # in requirements-test.txt; users need it only for --ray
 from PIL import Image
 
 from batch_shots import assert_same_outputs, fresh_copy, record_progress, reference_shots
-from memvos_core.cli import main
+from memvos_core.command.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 

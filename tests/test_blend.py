@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from memvos_core.model import load_model
+from memvos_core.runtime.model import load_model
 from memvos_core.session import Session, StoredFrame, combine
 from memvos_core.session.blend import QUANT, object_weights, pass_ranges
 from session_helpers import moving_discs, session_with_keys, small_config

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from memvos_core.network import CheckpointError, load_network, read_state_dict
-from memvos_core.network.checkpoint import infer_dims
+from memvos_core.families.xmem.checkpoint import infer_dims
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_no_sensory_variant_runs(synthetic_weights):
 def test_not_a_checkpoint(tmp_path):
     path = tmp_path / "notes.pth"
     torch.save({"hello": torch.zeros(3)}, path)
-    with pytest.raises(CheckpointError, match="not an XMem checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint of any known model family"):
         load_network(path)
     html = tmp_path / "XMem.pth"
     html.write_text("<html>rate limited</html>")

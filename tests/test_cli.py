@@ -1,5 +1,6 @@
 """The command line: fixture runs A-D reproduced end to end, colour masks, its messages, and
 bad inputs refused before any weights are touched."""
+import dataclasses
 import shutil
 import socket
 
@@ -10,8 +11,8 @@ from PIL import Image
 
 import xmem_fixture as fx
 from memvos_core import weights as core_weights
-from memvos_core.cli import build_parser, main
-from memvos_core.media import read_soft_png
+from memvos_core.command.cli import build_parser, main
+from memvos_core.media_io.media import read_soft_png
 
 RUN_SETTINGS = {
     "A": ["--memory", "xmem"],
@@ -161,7 +162,7 @@ def _never(*args, **kwargs):
 ])
 def test_bad_inputs_are_one_line_before_any_weights(case, expected, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(core_weights, "ensure_weights", _never)
-    monkeypatch.setattr("memvos_core.model.load_model", _never)
+    monkeypatch.setattr("memvos_core.runtime.model.load_model", _never)
     frames = copy_clip(tmp_path)
     masks = tmp_path / "masks"
     masks.mkdir()
@@ -198,7 +199,7 @@ def test_a_failed_download_says_how_to_work_offline(tmp_path, capsys, monkeypatc
         port = s.getsockname()[1]
     known = core_weights.KNOWN_CHECKPOINTS["XMem.pth"]
     monkeypatch.setitem(core_weights.KNOWN_CHECKPOINTS, "XMem.pth",
-                        core_weights.KnownCheckpoint(known.name, f"http://127.0.0.1:{port}/XMem.pth", None, ""))
+                        dataclasses.replace(known, url=f"http://127.0.0.1:{port}/XMem.pth"))
     rc = cli("--frames", fx.ROOT / "clip" / "frames", "--masks", fx.run_dir("A") / "annotations",
              "--out", tmp_path / "out", "--weights", "XMem.pth", "--models-dir", tmp_path / "models", "--device", "cpu")
     err = capsys.readouterr().err

@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -119,9 +120,11 @@ def test_click_refuses_bad_prompts_with_one_line(shot):
 def test_click_embeddings_are_an_lru_bounded_by_bytes(monkeypatch):
     from memvos_core.families.sam2.image import FrameEmbedding
     # the cache's rule, not the encoder: a stand-in embedding of 4 KiB per frame
-    monkeypatch.setattr(click_core, "embed_frame", lambda net, px: FrameEmbedding(px.clone(), (), (32, 32)))
     one = 32 * 32 * 4
-    seg = click_core.ClickSegmenter(torch.nn.Identity(), cache_bytes=2 * one)
+    net = torch.nn.Identity()
+    net.family = "sam2"
+    seg = click_core.ClickSegmenter(net, cache_bytes=2 * one)
+    seg.prompts = replace(seg.prompts, embed=lambda net, px: FrameEmbedding(px.clone(), (), (32, 32)))
     pixels = {k: torch.rand(32, 32) for k in "abc"}
     for key in "abab":
         assert torch.equal(seg.embedding(key, lambda key=key: pixels[key]).feat, pixels[key])
@@ -170,7 +173,7 @@ def test_click_prompts_refused_with_one_line(shot, frames):
 
 
 def test_click_uses_the_sessions_sam2_model_when_it_propagates_with_one(frames):
-    model = PACK.memvos_core.model.load_model(generated_state(), name="sam2.1_hiera_tiny.pt")
+    model = PACK.memvos_core.runtime.model.load_model(generated_state(), name="sam2.1_hiera_tiny.pt")
     (session,) = outputs_of(NODES["MemVOSNewSession"], NODES["MemVOSNewSession"]().create(model, internal_size=32))
     segmenter, name = click_masks.click_segmenter(session)
     assert name == "sam2.1_hiera_tiny.pt" and segmenter.network is session.model.network

@@ -63,7 +63,7 @@ def _prores_alpha(path):
 
 
 def test_exr_sequence_layers_read_back_in_half_precision(tmp_path, mattes, frames):
-    seq = core.exr_writer.ExrSequence(tmp_path, "shot", "zip")
+    seq = core.media_io.exr_writer.ExrSequence(tmp_path, "shot", "zip")
     union = mattes[1].amax(0)
     path = seq.write(1001, {"hero": mattes[1, 0].numpy(), "car": mattes[1, 1].numpy()}, union.numpy(),
                      (frames[1] * union[..., None]).numpy())
@@ -77,14 +77,14 @@ def test_exr_sequence_layers_read_back_in_half_precision(tmp_path, mattes, frame
         ys, xs = np.nonzero(union.numpy() > 0)
         assert (x0, y0, x1, y1) == (xs.min(), ys.min(), xs.max(), ys.max()), "data window = what the mattes cover"
         assert header["compression"] == OpenEXR.ZIP_COMPRESSION
-    back = core.exr_writer.read_exr(path)
+    back = core.media_io.exr_writer.read_exr(path)
     for name, plane in (("hero.A", mattes[1, 0]), ("car.A", mattes[1, 1]), ("A", union)):
         assert np.abs(back[name] - plane.numpy()).max() <= 2 ** -11, f"{name} within half precision"
     assert np.abs(back["G"] - (frames[1, ..., 1] * union).numpy()).max() <= 2 ** -11
     with pytest.raises(ValueError, match="layer name"):
         seq.write(1002, {"a.b": mattes[0, 0].numpy()}, union.numpy())
     with pytest.raises(ValueError, match="compression"):
-        core.exr_writer.ExrSequence(tmp_path, "shot", "lzw")
+        core.media_io.exr_writer.ExrSequence(tmp_path, "shot", "lzw")
 
 
 def test_prores_4444_alpha_read_back(tmp_path, mattes, frames):
@@ -92,7 +92,7 @@ def test_prores_4444_alpha_read_back(tmp_path, mattes, frames):
     colour = {"primaries": 9, "trc": 1, "space": 9, "range": 1}
     with core.video_writer.VideoWriter(path, 23.976, "prores", colour=colour) as writer:
         for t in range(T):
-            writer.write(core.compositing.rgba16(frames[t], mattes[t, 0]))
+            writer.write(core.media_io.compositing.rgba16(frames[t], mattes[t, 0]))
     formats, rate, tags, alphas, rgbs = _prores_alpha(path)
     assert formats == {"yuva444p12le"} and len(alphas) == T and abs(rate - 23.976) < 1e-3
     assert tags == (9, 9), "the colour tags given"
@@ -114,7 +114,7 @@ def test_save_masks_writes_exr_and_prores(comfy, mattes, frames):
     exr_folder = os.path.join(folder, "m_00001_exr")
     assert sorted(os.listdir(exr_folder)) == [f"m_00001.{100 + t:04d}.exr" for t in range(T)], "clip indices"
     union = mattes.amax(1)
-    back = core.exr_writer.read_exr(os.path.join(exr_folder, "m_00001.0102.exr"))
+    back = core.media_io.exr_writer.read_exr(os.path.join(exr_folder, "m_00001.0102.exr"))
     assert sorted(back) == ["A", "B", "G", "R", "hero.A", "obj2.A"]
     mattes16 = mattes.half().float()  # what the MaskSet holds
     assert np.abs(back["obj2.A"] - mattes16[2, 1].numpy()).max() <= 2 ** -11
@@ -153,7 +153,7 @@ def test_missing_openexr_is_one_line_naming_the_fix(monkeypatch):
         return real(name, *args, **kwargs)
     monkeypatch.setattr(builtins, "__import__", no_openexr)
     with pytest.raises(ImportError) as caught:
-        core.exr_writer.openexr()
+        core.media_io.exr_writer.openexr()
     assert "pip install OpenEXR" in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -188,7 +188,7 @@ def test_cli_writes_exr_and_prores_in_frame_order(synthetic_weights_file, tmp_pa
     masks.mkdir()
     shutil.copy(os.path.join(media, "cli_masks", "00010.png"), masks / "00010.png")
     out = tmp_path / "sh010"
-    from memvos_core.cli import main
+    from memvos_core.command.cli import main
     rc = main(["--frames", os.path.join(media, "memvos_example_clip.mp4"), "--masks", str(masks),
                "--out", str(out), "--weights", str(synthetic_weights_file), "--size", "32", "--quiet",
                "--direction", "backward", "--format", "png", "exr", "prores", "--exr-compression", "zip",
@@ -203,7 +203,7 @@ def test_cli_writes_exr_and_prores_in_frame_order(synthetic_weights_file, tmp_pa
     assert formats == {"yuva444p12le"} and rate == source_rate and len(alphas) == 16
     assert tags == (1, 1), "BT.709 where the source leaves its tags unspecified"
     for t in (0, 5, 10, 15):
-        back = core.exr_writer.read_exr(out / "exr" / exrs[t])
+        back = core.media_io.exr_writer.read_exr(out / "exr" / exrs[t])
         assert sorted(back) == ["A", "B", "G", "R", "obj1.A", "obj2.A"]
         assert np.abs(alphas[t] - back["A"]).max() <= 1 / 1023 + 2 ** -11 + 1 / 65535, f"frame {t} in order"
     assert alphas[0].max() > 0.5 and not (out / ".memvos-cache").exists(), "the waiting mattes are gone"
@@ -221,7 +221,7 @@ class _Result:
 
 
 def test_mask_writer_encodes_prores_in_order_from_mattes_that_came_backwards(tmp_path, mattes, frames):
-    from memvos_core.streaming import MaskWriter
+    from memvos_core.command.streaming import MaskWriter
     (tmp_path / "out").mkdir()
     writer = MaskWriter(tmp_path / "out", [f"{t:05d}" for t in range(T)],
                         prores_cache=tmp_path / "cache", frames=(frames * 255).to(torch.uint8),

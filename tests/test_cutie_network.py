@@ -5,12 +5,13 @@ import torch
 from safetensors.torch import save_file
 
 import cutie_fixture as cf
-from memvos_core.families.cutie import stagger_offsets
-from memvos_core.model import load_model
+from memvos_core.families.cutie.model import stagger_offsets
+from memvos_core.runtime.model import load_model
 from memvos_core.network import CheckpointError, load_network
 from memvos_core.network.cutie import CutieNetwork
 from memvos_core.network.cutie_transformer import attention_mask
-from memvos_core.network.synthetic import CUTIE_AUX_SPECS, fingerprint
+from memvos_core.families.cutie.checkpoint import AUX_SPECS as CUTIE_AUX_SPECS
+from memvos_core.network.synthetic import fingerprint
 
 
 @pytest.mark.parametrize("variant", ["base", "small"])
@@ -94,7 +95,7 @@ def test_mixed_foreign_and_odd_files_are_refused():
     state = dict(cf.state_dict("small"))
     with pytest.raises(CheckpointError, match="mixes XMem keys"):
         load_network({**state, "key_encoder.conv1.weight": torch.zeros(1)})
-    with pytest.raises(CheckpointError, match="not an XMem checkpoint, nor a Cutie one"):
+    with pytest.raises(CheckpointError, match="not a checkpoint of any known model family .XMem or Cutie."):
         load_network({"hello": torch.zeros(3)})
     with pytest.raises(CheckpointError, match="neither base .1024. nor small .256."):
         load_network({**state, "pix_feat_proj.weight": torch.zeros(256, 512, 1, 1)})

@@ -8,8 +8,8 @@ import torch
 
 import cutie_fixture as cf
 from comfy_stand_ins import ComfyStandIns, link_weights, tiny_clip
-from memvos_core.cli import main
-from memvos_core.media import read_soft_png
+from memvos_core.command.cli import main
+from memvos_core.media_io.media import read_soft_png
 from memvos_core.ops.candidates import compute_candidate_keys
 from memvos_core.weights import KNOWN_CHECKPOINTS
 from pack_loader import pack_for_tests

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 import cutie_fixture as cf
-from memvos_core.frames import aggregate, pad_normalized
+from memvos_core.runtime.frames import aggregate, pad_normalized
 
 DEBUG_TOL = 1e-3  # relative to the largest reference magnitude (fixture README, "Noise")
 

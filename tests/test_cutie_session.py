@@ -6,9 +6,9 @@ import torch
 
 import cutie_fixture as cf
 from memvos_core.config import MemoryConfig
-from memvos_core.engine import InferenceEngine
-from memvos_core.frames import normalize
-from memvos_core.model import load_model
+from memvos_core.runtime.engine import InferenceEngine
+from memvos_core.runtime.frames import normalize
+from memvos_core.runtime.model import load_model
 from memvos_core.session import Session, SessionFileError, combine
 from memvos_core.session.blend import blend_weight, object_weights
 from session_helpers import moving_discs, same, small_config, stored
@@ -176,7 +176,7 @@ def test_run_e_through_a_session_matches_the_reference(model):
 def test_speed_options_compute_the_same(model, shot):
     """Dense and sparse top-k readout agree to rounding; features encoded ahead in a batch are the
     ones the step would compute."""
-    from memvos_core.perf import EngineOptions
+    from memvos_core.runtime.perf import EngineOptions
     frames, labels = shot
     images = [normalize(f.permute(2, 0, 1)) for f in frames[:6]]
     mask = torch.stack([(labels[0] == o).float() for o in (1, 2)])

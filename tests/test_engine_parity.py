@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import load_file
 
 import xmem_fixture as fx
-from memvos_core.engine import InferenceEngine
-from memvos_core.frames import aggregate, pad, pad_amounts, unpad
+from memvos_core.runtime.engine import InferenceEngine
+from memvos_core.runtime.frames import aggregate, pad, pad_amounts, unpad
 from memvos_core.memory.similarity import readout, similarity, topk_softmax
 from memvos_core.network.synthetic import fingerprint
 
@@ -25,7 +25,7 @@ def run_engine(net, run):
         seen.extend(label for label in new if label not in seen)
         return torch.stack([torch.from_numpy(idx == label).float() for label in seen]), new
 
-    xmem_plus = config.memory_mode == "xmem++"
+    xmem_plus = config.memory_mode == "keyframes"
     with torch.no_grad():
         if xmem_plus:  # XMem++ preloads every annotation into permanent memory, in frame order
             for t in annotated:

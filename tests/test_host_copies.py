@@ -1,8 +1,8 @@
-"""Results copied to the host without a blocking sync per frame (memvos_core.transfer)."""
+"""Results copied to the host without a blocking sync per frame (memvos_core.runtime.transfer)."""
 import pytest
 import torch
 
-from memvos_core.transfer import HostCopies
+from memvos_core.runtime.transfer import HostCopies
 
 
 class FakeEvent:

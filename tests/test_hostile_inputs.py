@@ -16,10 +16,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import xmem_fixture as fx
-from memvos_core import media
+from memvos_core.media_io import media
 from memvos_core.batch import spec
-from memvos_core.cli import main
-from memvos_core.model import load_model
+from memvos_core.command.cli import main
+from memvos_core.runtime.model import load_model
 from memvos_core.network import CheckpointError
 from memvos_core.session import Session, SessionFileError
 from memvos_core.session import storage
@@ -177,7 +177,7 @@ def test_4_damaged_session_files_are_one_line_naming_the_file(case, change, expe
 
 def test_4_a_damaged_checkpoint_through_resume_is_one_line(saved_session, shot_dirs, tmp_path, capsys,
                                                           weights_file):
-    from memvos_core.streaming import CACHE_NAME, CHECKPOINT_NAME
+    from memvos_core.command.streaming import CACHE_NAME, CHECKPOINT_NAME
     frames, masks = shot_dirs
     out = tmp_path / "out"
     (out / CACHE_NAME).mkdir(parents=True)

@@ -19,7 +19,7 @@ NODES = PACK.NODE_CLASS_MAPPINGS
 KEYFRAMES = NODES["MemVOSKeyframes"]
 files = PACK.nodes.keyframe_files
 routes = PACK.nodes.routes
-davis_palette = PACK.memvos_core.palette.davis_palette
+davis_palette = PACK.memvos_core.media_io.palette.davis_palette
 SMALL = 32
 H, W = 24, 40
 

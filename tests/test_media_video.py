@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from memvos_core import media
-from memvos_core.media import MediaError, VideoFrames
+from memvos_core.media_io import media
+from memvos_core.media_io.media import MediaError, VideoFrames
 
 EXAMPLE = media.Path(__file__).resolve().parents[1] / "examples_workflows" / "media" / "memvos_example_clip.mp4"
 

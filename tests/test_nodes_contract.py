@@ -78,9 +78,11 @@ def test_class_attributes(node_id):
     assert bool(getattr(cls, "OUTPUT_NODE", False)) == (node_id in OUTPUT_NODES)
     function = getattr(cls, cls.FUNCTION)
     params = inspect.signature(function).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())  # inputs declared once (nodes/inputs.py)
     for _, name, _ in _inputs(cls):
-        assert name in params, f"{node_id}.{cls.FUNCTION} does not take input {name!r}"
-    required = {n for n, p in params.items() if p.default is inspect.Parameter.empty and n != "self"}
+        assert name in params or takes_any, f"{node_id}.{cls.FUNCTION} does not take input {name!r}"
+    required = {n for n, p in params.items() if p.default is inspect.Parameter.empty and n != "self"
+                and p.kind is not p.VAR_KEYWORD}
     assert required <= set(cls.INPUT_TYPES()["required"]), f"{node_id}: a parameter no input provides"
     hidden = cls.INPUT_TYPES().get("hidden", {})
     assert set(hidden) <= {LINKED}, f"{node_id}: hidden inputs {sorted(hidden)}"

@@ -28,7 +28,7 @@ def clip():
 def video_file(comfy, clip):
     """The clip as a lossless video (ffv1 RGB): decodes to exactly the IMAGE batch."""
     path = os.path.join(comfy.dirs["input"], "shot.mkv")
-    with PACK.memvos_core.video_writer.VideoWriter(path, 12.5, "ffv1") as writer:
+    with PACK.memvos_core.media_io.video_writer.VideoWriter(path, 12.5, "ffv1") as writer:
         for frame in clip[0]:
             writer.write((frame * 255).round().to(torch.uint8).numpy())
     return path
@@ -118,7 +118,7 @@ def test_the_server_hook_writes_which_outputs_are_linked():
               "2": {"class_type": "MemVOSSaveMasks", "inputs": {"masks": ["1", 1]}},
               "3": {"class_type": "PreviewImage", "inputs": {"images": ["1", 3]}},
               "4": {"class_type": "MemVOSSelectObjects", "inputs": {"masks": ["1", 1], "object_ids": "1"}}}
-    PACK.nodes.linked_outputs.on_prompt({"prompt": prompt})
+    PACK.nodes.linked_outputs.on_prompt({"prompt": prompt}, PACK.NODE_CLASS_MAPPINGS)
     assert prompt["1"]["inputs"]["memvos_linked_outputs"] == "label_map", "the outputs built on demand"
     assert prompt["4"]["inputs"]["memvos_linked_outputs"] == ""
     assert "memvos_linked_outputs" not in prompt["2"]["inputs"], "only nodes that declare it"
@@ -337,7 +337,7 @@ def test_save_masks_cancel_keeps_finished_frames_and_no_partial_file(comfy, by_v
 
 
 def test_save_masks_disk_full_is_one_line_and_leaves_nothing_half_written(comfy, by_video, monkeypatch):
-    media = PACK.memvos_core.media
+    media = PACK.memvos_core.media_io.media
     real, calls = media.write_atomic, []
 
     def fills_up(image, path):

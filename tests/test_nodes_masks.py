@@ -38,7 +38,7 @@ def propagated(model, clip):
 def other_model(synthetic_weights):
     """A model with other weights (another model_id)."""
     weights = {k: (v * 1.01 if v.is_floating_point() else v) for k, v in synthetic_weights.items()}
-    return PACK.memvos_core.model.load_model(weights)
+    return PACK.memvos_core.runtime.model.load_model(weights)
 
 
 @pytest.fixture(scope="module")

@@ -200,7 +200,7 @@ def test_propagate_outputs(propagated, clip, comfy):
     assert tuple(union.shape) == (6, 24, 40) and tuple(label_map.shape) == (6, 24, 40, 3)
     keyframe = (masks[1][0] + masks[2][0]) > 0
     assert torch.equal(union[0] > 0.5, keyframe) and float(union.max()) <= 1.0
-    palette = PACK.memvos_core.palette.davis_palette().float() / 255
+    palette = PACK.memvos_core.media_io.palette.davis_palette().float() / 255
     assert torch.equal(label_map[0][masks[1][0] > 0], palette[1].expand(int(masks[1][0].sum()), 3))
     assert mask_set.object_ids == (1, 2) and mask_set.clip_start == 0 and mask_set.num_frames == 6
     later = mask_set.chunk(5, 6)[0]

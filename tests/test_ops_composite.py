@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from memvos_core.ops import inpaint_prep, mask_to_image, matte, overlay, replace_background
 from memvos_core.ops.glyphs import render_number
-from memvos_core.palette import davis_palette, object_colors, palette_bytes, palette_index
+from memvos_core.media_io.palette import davis_palette, object_colors, palette_bytes, palette_index
 
 T, H, W = 3, 40, 56
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from memvos_core.families import families
 from memvos_core.network.features import KeyFeatures
 from memvos_core.ops import (Suggestion, candidate_suggestions, compute_candidate_keys, frame_signals,
                              rank_suggestions, select_annotation_candidates)
@@ -107,6 +108,8 @@ class RecordingNetwork(torch.nn.Module):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.zeros(1))
         self.calls = []
+
+    family = families()[0].name  # padded as that family pads (with zeros after normalising)
 
     def encode_key(self, image, need_shrinkage=True, need_selection=True):
         self.calls.append((tuple(image.shape), torch.is_grad_enabled(), need_shrinkage, need_selection))

@@ -1,15 +1,15 @@
-"""Speed options of the engine (memvos_core.perf): same masks as the plain engine, and
+"""Speed options of the engine (memvos_core.runtime.perf): same masks as the plain engine, and
 preallocated memory buffers that never leak into exported state."""
 import pytest
 import torch
 
 from memvos_core.config import MemoryConfig
-from memvos_core.engine import InferenceEngine
-from memvos_core.frames import normalize
+from memvos_core.runtime.engine import InferenceEngine
+from memvos_core.runtime.frames import normalize
 from memvos_core.memory.column import Column
-from memvos_core import perf
-from memvos_core.fused import ImageOnceFusion, fused_network, pointwise_convolutions_work
-from memvos_core.perf import CompiledCalls, EngineOptions, FramesAhead, engine_options, prepare_network
+from memvos_core.runtime import perf
+from memvos_core.families.xmem.fused import ImageOnceFusion, fused_network, pointwise_convolutions_work
+from memvos_core.runtime.perf import CompiledCalls, EngineOptions, FramesAhead, engine_options, prepare_network
 from session_helpers import moving_discs
 
 PLAIN = EngineOptions.plain()

@@ -13,10 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
-from memvos_core.cli import main
-from memvos_core.model import load_model
+from memvos_core.command.cli import main
+from memvos_core.runtime.model import load_model
 from memvos_core.session import CheckpointMismatch, PropagationCancelled
-from memvos_core.streaming import CACHE_NAME, propagate_to_folder
+from memvos_core.command.streaming import CACHE_NAME, propagate_to_folder
 from session_helpers import moving_discs, session_with_keys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +105,7 @@ def test_results_handed_over_late_still_checkpoint_and_resume_exactly(model, tmp
     """With the copies to the host running behind the engine (CUDA), checkpoints and a cancel
     wait for them: the resumed run writes the masks of an uninterrupted one."""
     from memvos_core.session import directional
-    from memvos_core.transfer import HostCopies
+    from memvos_core.runtime.transfer import HostCopies
     frames, labels = moving_discs(num_frames=16)
     shot = Shot(frames)
     s = session_with_keys(model, frames, labels, [4, 10], internal_size=32)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from memvos_core.config import MemoryConfig
-from memvos_core.engine import InferenceEngine
+from memvos_core.runtime.engine import InferenceEngine
 from memvos_core.families.sam2.checkpoint import build_sam2
 from memvos_core.families.sam2.video import VideoTracker
 from sam2_fixture import CLIP, FIXTURE, generated_state, official_frame

@@ -4,7 +4,7 @@ network recognised by the general loader."""
 import pytest
 import torch
 
-from memvos_core.model import load_model
+from memvos_core.runtime.model import load_model
 from memvos_core.session import Session, SessionFileError
 from sam2_fixture import generated_state
 from session_helpers import assert_chunks_equal_one_pass, moving_discs, small_config

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import xmem_fixture as fx
-from memvos_core.model import load_model
+from memvos_core.runtime.model import load_model
 from memvos_core.session import PropagationCancelled, Session, SessionFileError, combine
 from memvos_core.session.blend import blend_weight, object_weights
 from session_helpers import moving_discs, same, session_with_keys, small_config, stored
@@ -204,7 +204,7 @@ def test_key_batching_in_the_pass_loop_changes_no_mask(model, shot):
     """The CUDA default encodes keys a few frames ahead (EngineOptions.key_batch): through the
     session's own loop, both directions, the stored results equal frame-by-frame encoding up to
     float rounding (a batched convolution may sum in another order)."""
-    from memvos_core.perf import EngineOptions, engine_options
+    from memvos_core.runtime.perf import EngineOptions, engine_options
     frames, labels = shot
     s = session_with_keys(model, frames, labels, [2, 7])
     results = {}

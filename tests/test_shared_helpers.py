@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from memvos_core import frames as core_frames
+from memvos_core.runtime import frames as core_frames
 from memvos_core.ops import composite as core_composite
 from memvos_core.ops import chunking as core_chunking
 from memvos_core.ops import inputs as core_inputs

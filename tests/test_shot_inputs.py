@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memvos_core.annotations import (AnnotationError, assign_colour_ids, labels_of, load_mask,
+from memvos_core.media_io.annotations import (AnnotationError, assign_colour_ids, labels_of, load_mask,
                                      match_annotations, read_annotation, read_shot_masks)
-from memvos_core.palette import palette_bytes
-from memvos_core.shot_inputs import (ShotInputError, check_args, check_internal_size, check_shot_inputs)
+from memvos_core.media_io.palette import palette_bytes
+from memvos_core.command.shot_inputs import (ShotInputError, check_args, check_internal_size, check_shot_inputs)
 
 H, W = 24, 32
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from memvos_core.model import load_model
+from memvos_core.runtime.model import load_model
 from memvos_core.session import ResultStore, Session, StoredFrame, StoreError
 from memvos_core.session import store as store_module
 from session_helpers import moving_discs, session_with_keys

@@ -97,7 +97,7 @@ def _pth_bytes(obj):
 
 def _partial_xmem_state():
     """The few tensors XMem's dimensions are read from, without the rest of the network."""
-    from memvos_core.network import XMemNetwork
+    from memvos_core.network.xmem import XMemNetwork
     wanted = ("key_proj.key_proj.weight", "value_encoder.fuser.block2.conv2.weight", "value_encoder.conv1.weight")
     return {k: v for k, v in XMemNetwork().state_dict().items() if k in wanted}
 
@@ -199,7 +199,7 @@ _FAILURES = {
                      _BINARY, None, None, "code besides tensors .it asks for .*open.: refused, nothing in it was run"),
     "sha256 mismatch": ("bytes", lambda m: _pth_bytes(_tiny_state()), _BINARY, "0" * 64, tiny_verify,
                         "refused: its sha256"),
-    "other network": ("bytes", lambda m: _pth_bytes(_tiny_state()), _BINARY, None, None, "is not an XMem checkpoint"),
+    "other network": ("bytes", lambda m: _pth_bytes(_tiny_state()), _BINARY, None, None, "is not a checkpoint of any known model family"),
     "incomplete XMem": ("bytes", lambda m: _pth_bytes(_partial_xmem_state()), _BINARY, None, None,
                         r"does not match the XMem network: \d+ missing keys"),
 }

@@ -138,7 +138,7 @@ def test_example_clip_decodes_to_the_frames_the_stand_in_uses():
 @pytest.fixture(scope="module")
 def comfy(comfy):
     """The shared stand-ins, with the pack hooked into the server as ComfyUI's start does."""
-    assert pack_for_tests().nodes.linked_outputs.install(), "as in ComfyUI, the pack hooks into the server"
+    assert pack_for_tests().nodes.linked_outputs.install(pack_for_tests().NODE_CLASS_MAPPINGS), "as in ComfyUI, the pack hooks into the server"
     pack_for_tests().nodes.example_media.install(comfy.dirs["input"])  # as the pack does when ComfyUI loads it
     return comfy
 
@@ -282,7 +282,7 @@ def test_compositing_writes_exr_layers_and_prores(runs, comfy):
     folder = os.path.join(comfy.dirs["output"], exr[0])  # no PNGs, no video: the result is the EXR folder
     files = sorted(os.listdir(folder))
     assert len(files) == 16 and files[0].endswith(".0000.exr")
-    planes = pack_for_tests().memvos_core.exr_writer.read_exr(os.path.join(folder, files[5]))
+    planes = pack_for_tests().memvos_core.media_io.exr_writer.read_exr(os.path.join(folder, files[5]))
     assert sorted(planes) == ["A", "B", "G", "R", "ellipse.A", "square.A"]
     assert np.abs(planes["ellipse.A"] - refined.chunk(5, 6)[0, 0].numpy()).max() <= 2 ** -10
     with av.open(os.path.join(comfy.dirs["output"], prores[0])) as container:

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from memvos_core.config import MemoryConfig
-from memvos_core.frames import normalize
+from memvos_core.runtime.frames import normalize
 
 ROOT = Path(__file__).resolve().parent / "fixtures" / "xmem_parity"
 NUM_FRAMES = 16

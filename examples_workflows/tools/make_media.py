@@ -60,7 +60,7 @@ def write_keyframes():
     """The same annotations as one indexed PNG per frame (pixel value = object id, DAVIS palette):
     the files the examples' Keyframes node names, as its editor would have saved them."""
     sys.path.insert(0, REPO)
-    from memvos_core.media import label_image
+    from memvos_core.media_io.media import label_image
     for frame, name in KEYFRAMES.items():
         labels = np.array(Image.open(os.path.join(FIXTURE, "run_D", "annotations", f"{frame:05d}.png")))
         label_image(labels[:HEIGHT, :WIDTH].astype(np.uint8)).save(os.path.join(MEDIA, name), optimize=True)

@@ -39,7 +39,6 @@ def build_parser():
 
 def plan(shots, skipped_records):
     """The shots still to run, as jobs; finished ones go to ``skipped_records``."""
-    resume = spec.resume_flag()
     jobs = []
     for shot in shots:
         state = marker.shot_state(shot.args)
@@ -47,10 +46,10 @@ def plan(shots, skipped_records):
             frames = (marker.read_marker(shot.out) or {}).get("frames")
             skipped_records.append(ShotRecord(shot.index, shot.out, SKIPPED, frames))
             continue
-        argv = shot.argv
-        if state == marker.INTERRUPTED and resume and resume not in argv:
-            argv += (resume,)
-        jobs.append(Job(shot.index, argv, shot.out, shot.args.device))
+        args = shot.args
+        if state == marker.INTERRUPTED:
+            args = argparse.Namespace(**{**vars(args), "resume": True})  # continue from its checkpoint
+        jobs.append(Job(shot.index, args, shot.out, shot.args.device))
     return jobs
 
 

@@ -52,7 +52,7 @@ def _worker(slot, gpu, threads, tasks, events):
         events.put(("ready", slot))
         while (job := _next_job(tasks, check)) is not None:
             events.put(("started", slot, job.index))
-            record = run_shot(job.index, job.argv, Throttled(job.index, send, check),
+            record = run_shot(job.index, job.args, Throttled(job.index, send, check),
                               pin_device=None if gpu is None else f"cuda:{gpu}")
             events.put(("finished", slot, record))
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent reports it

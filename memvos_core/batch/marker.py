@@ -12,9 +12,9 @@ import socket
 import time
 from pathlib import Path
 
-from .. import cli
-from ..json_input import parse_json
-from ..media import IMAGE_EXTENSIONS
+from .. import shot as single
+from ..media_io.json_input import parse_json
+from ..media_io.media import IMAGE_EXTENSIONS
 from ..weights import file_sha256
 
 MARKER_NAME = "memvos-done.json"
@@ -77,7 +77,7 @@ _weights_cache = {}
 
 def weights_sha256(args, download=False):
     """sha256 of the weights file the shot uses, or None when it is not on this machine yet."""
-    path = cli.weights_path(args, download=download)
+    path = single.weights_path(args, download=download)
     if path is None:
         return None
     stat = path.stat()
@@ -112,7 +112,7 @@ def shot_state(args):
     try:
         digest = weights_sha256(args)
         job = describe(args, digest)
-    except (OSError, *cli.user_errors()):  # inputs gone, weights unreadable: the run says why
+    except (OSError, *single.user_errors()):  # inputs gone, weights unreadable: the run says why
         return CHANGED
     same = (marker.get("version") == MARKER_VERSION and digest is not None
             and all(marker.get(k) == v for k, v in job.items()))

@@ -49,7 +49,7 @@ def connect(address, **init_options):
     return ray, True
 
 
-def _task(index, argv, events):
+def _task(index, args, events):
     """A Ray task: one whole shot. Progress goes to the batch's queue actor, best effort."""
     from .shot import run_shot
 
@@ -58,7 +58,7 @@ def _task(index, argv, events):
             events.put_nowait((shot, done, total))
         except Exception:  # queue full, or the batch already gone: progress never blocks a shot
             pass
-    return run_shot(index, argv, Throttled(index, send))
+    return run_shot(index, args, Throttled(index, send))
 
 
 def needs_gpu(device, cluster_has_gpus):
@@ -106,7 +106,7 @@ def _submit_and_collect(ray, jobs, cap, gpus_per_shot, progress, records, pendin
                         "or add GPU machines"))
                     progress.finished(records[job.index])
                     continue
-                pending[task.options(**options).remote(job.index, job.argv, events)] = job.index
+                pending[task.options(**options).remote(job.index, job.args, events)] = job.index
             if not pending:
                 break
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)

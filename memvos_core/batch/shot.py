@@ -1,15 +1,17 @@
-"""One shot, run where a worker is: the single-shot CLI's own entry, then the done-marker.
+"""One shot, run where a worker is: the library's :func:`memvos_core.shot.run`, then the
+done-marker.
 
 The same function runs in a local worker process and in a Ray task, so both paths produce
 exactly what ``python -m memvos_core --frames ... --out ...`` produces.
 """
+import argparse
 import contextlib
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cli
+from .. import shot as single
 from . import marker
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
@@ -18,10 +20,10 @@ REASON_CHARS = 300
 
 @dataclass(frozen=True)
 class Job:
-    """What a worker gets: the shot's index, its single-shot CLI arguments, and (for the
-    scheduler) its output folder and device."""
+    """What a worker gets: the shot's index, its options (:func:`memvos_core.shot.build_parser`'s
+    namespace, checked by the batch), and (for the scheduler) its output folder and device."""
     index: int
-    argv: tuple
+    args: object
     out: str
     device: str = "auto"
 
@@ -72,7 +74,7 @@ def one_line(exc):
     """An exception as the one line a summary table can hold."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[0] if lines else type(exc).__name__  # Ray errors carry the remote traceback below
-    if not isinstance(exc, cli.user_errors()):
+    if not isinstance(exc, single.user_errors()):
         text = f"{type(exc).__name__}: {text}"  # unexpected: the type helps whoever debugs it
     return text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 3] + "..."
 
@@ -92,19 +94,14 @@ def _frames_written(result, out):
     return sum(1 for _ in Path(out).glob("*.png"))
 
 
-def run_shot(index, argv, report=None, pin_device=None):
-    """Run shot ``index`` (its single-shot CLI arguments ``argv``) unless its marker says it is
-    done; never raises for a failing shot (the record says why), only for an interrupt.
-    ``pin_device`` (``cuda:N``) replaces ``auto``/``cuda`` for a worker that owns one GPU."""
+def run_shot(index, args, report=None, pin_device=None):
+    """Run shot ``index`` (its options ``args``) unless its marker says it is done; never raises
+    for a failing shot (the record says why), only for an interrupt. ``pin_device`` (``cuda:N``)
+    replaces ``auto``/``cuda`` for a worker that owns one GPU."""
     import socket
     start = time.monotonic()
-    record = ShotRecord(index, out="", host=socket.gethostname())
-    try:
-        args = cli.build_parser().parse_args(list(argv))
-    except SystemExit:  # checked by the batch already: only a worker with another CLI version gets here
-        record.reason = "this worker's memvos_core refused the shot's options: install the same version everywhere"
-        return record
-    record.out = args.out
+    record = ShotRecord(index, out=args.out, host=socket.gethostname())
+    args = argparse.Namespace(**vars(args))  # the worker's own copy: device, progress and quiet change
     if marker.shot_state(args) == marker.DONE:
         record.status = SKIPPED
         record.frames = (marker.read_marker(args.out) or {}).get("frames")
@@ -115,7 +112,7 @@ def run_shot(index, argv, report=None, pin_device=None):
     args.quiet = True
     args.progress = report or _Silent()
     try:
-        result = cli.run(args)
+        result = single.run(args)
         record.frames = _frames_written(result, args.out)
         record.seconds = time.monotonic() - start
         marker.write_marker(args, record.frames, record.seconds)

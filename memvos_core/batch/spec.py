@@ -1,9 +1,9 @@
 """SHOTS.json: the shot list, checked whole before anything runs.
 
-A shot's keys are exactly the single-shot CLI's options, read off ``cli.build_parser()`` so a new
-CLI option is a new shot key without touching this file. Each shot becomes the argument list the
-single-shot CLI would get, and is parsed by that same parser: a shot that validates here is the
-command line an artist could have typed.
+A shot's keys are exactly a shot's options as :func:`memvos_core.shot.build_parser` declares them
+(the single-shot command line's flags), so a new option is a new shot key without touching this
+file. Each shot is parsed by that same parser: a shot that validates here is the command line an
+artist could have typed, and the worker runs its parsed options.
 """
 import argparse
 import json
@@ -11,10 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import cli
-from ..json_input import JSONInputError, parse_json
-from ..output_paths import clash, describe_clash
-from ..shot_inputs import shot_input_paths, shot_outputs
+from .. import shot as single
+from ..command.shot_inputs import shot_input_paths, shot_outputs
+from ..media_io.json_input import JSONInputError, parse_json
+from ..command.output_paths import clash, describe_clash
 
 # Options that name files or folders. Relative paths in SHOTS.json are relative to the file
 # itself (a shot list stays valid when the project folder moves; Ray workers have another cwd).
@@ -35,8 +35,7 @@ class ShotSpecError(ValueError):
 @dataclass(frozen=True)
 class Shot:
     index: int
-    argv: tuple        # what the single-shot CLI gets; parsed again by the worker that runs it
-    args: argparse.Namespace
+    args: argparse.Namespace   # the shot's options, as memvos_core.shot.build_parser() declares them
 
     @property
     def out(self):
@@ -49,7 +48,7 @@ class _ParseError(Exception):
 
 def _parser():
     """The single-shot parser, raising instead of printing usage and exiting."""
-    parser = cli.build_parser()
+    parser = single.build_parser()
     parser.exit_on_error = False
 
     def error(message):
@@ -60,7 +59,7 @@ def _parser():
 
 def shot_options(parser=None):
     """``key -> argparse action`` for every option a shot may set (``--models-dir`` is ``models_dir``)."""
-    parser = parser or cli.build_parser()
+    parser = parser or single.build_parser()
     return {a.dest: a for a in parser._actions
             if a.option_strings and not isinstance(a, argparse._HelpAction)}
 
@@ -152,10 +151,10 @@ def build_shot(index, values, options, base, parser):
         key, detail = _parse_error_key(message, options)
         raise ShotSpecError([f"{where}, key {key!r}: {detail}" if key else f"{where}: {detail}"]) from None
     try:
-        cli.make_config(args, 1)  # --set values and their combination, as the shot will apply them
+        single.parse_config(args)  # --set values and their combination, as the shot will apply them
     except ValueError as exc:
         raise ShotSpecError([f"{where}, key 'set': {exc}"]) from None
-    return Shot(index, tuple(argv), args)
+    return Shot(index, args)
 
 
 def load_shots(path):
@@ -229,10 +228,3 @@ def _outputs_over_inputs(shots):
             if found is not None:
                 errors.append(f"shot {shot.index}, {describe_clash(found)}")
     return errors
-
-
-def resume_flag(parser=None):
-    """The single-shot CLI's switch that continues an interrupted shot, once it has one (None
-    until then: an interrupted shot starts over, which gives the same masks, only later)."""
-    action = shot_options(parser).get("resume")
-    return action.option_strings[-1] if action is not None and action.nargs == 0 else None

@@ -1,45 +1,24 @@
-"""Model families behind the engine: XMem (and XMem++) and Cutie. See :mod:`.base` for the
-interface; the family of a network is its ``family`` attribute, set by the checkpoint loader."""
+"""Model families behind the engine. :mod:`.registry` lists them and states what a family
+declares; :mod:`.base` is the per-clip interface the engine calls. A network's family is its
+``family`` attribute (the registered id), set by the family's network class."""
 from .base import FamilyModel, Plan
-
-FAMILIES = ("xmem", "cutie", "sam2")
-FAMILY_NAMES = {"xmem": "XMem", "cutie": "Cutie", "sam2": "SAM 2.1"}
-
-
-def family_of(network):
-    return getattr(network, "family", "xmem")
+from .registry import Family, Setting, WeightFile, families, family_of, get, title_of, titles
 
 
 def family_model(network, config, device, precision, options):
     """The per-clip family state for ``network``."""
-    family = family_of(network)
-    if family == "cutie":
-        from .cutie import CutieModel
-        return CutieModel(network, config, device, precision, options)
-    if family == "sam2":
-        from .sam2.model import Sam2Model
-        return Sam2Model(network, config, device, precision, options)
-    if family == "xmem":
-        from .xmem import XMemModel
-        return XMemModel(network, config, device, precision, options)
-    raise ValueError(f"model family {family!r} is not one of {', '.join(FAMILIES)}")
+    return family_of(network).model(network, config, device, precision, options)
 
 
 def check_config(family, config):
     """Raise a clear error for settings the family cannot run with (checked before any work)."""
-    if family == "cutie":
-        from .cutie import check_cutie_config
-        check_cutie_config(config)
+    get(family).check_config(config)
 
 
 def evaluation_config(family, config, num_frames):
-    """The settings the family's evaluation script would use for a clip of ``num_frames``:
-    XMem (in ``xmem`` mode) counts long-term usage only when pruning can happen; Cutie always
-    counts it."""
-    if family == "xmem" and config.memory_mode == "xmem":
-        return config.with_usage_rule(num_frames)
-    return config
+    """The settings the family's evaluation script would use for a clip of ``num_frames``."""
+    return get(family).evaluation_config(config, num_frames)
 
 
-__all__ = ["FAMILIES", "FAMILY_NAMES", "FamilyModel", "Plan", "check_config", "evaluation_config", "family_model",
-           "family_of"]
+__all__ = ["Family", "FamilyModel", "Plan", "Setting", "WeightFile", "check_config", "evaluation_config", "families",
+           "family_model", "family_of", "get", "title_of", "titles"]

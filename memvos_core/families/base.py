@@ -1,6 +1,6 @@
 """The interface between the engine and a model family.
 
-The engine (:class:`~memvos_core.engine.InferenceEngine`) owns what every family shares: the
+The engine (:class:`~memvos_core.runtime.engine.InferenceEngine`) owns what every family shares: the
 frame counter and the last memory frame, the number of objects, merging an annotation with the
 prediction, soft aggregation of annotations, cropping the padding off. Everything else goes
 through one :class:`FamilyModel` per engine, which holds the family's network and its state for
@@ -19,7 +19,7 @@ normalised ``[1,3,H,W]``.
 """
 from typing import NamedTuple
 
-from ..precision import autocast_context
+from ..runtime.precision import autocast_context
 
 
 class Plan(NamedTuple):
@@ -79,7 +79,7 @@ class FamilyModel:
         return plan.is_mem_frame
 
     def write(self, engine, work, write_memory, write_permanent):
-        """Encode the frame (``work``: :class:`~memvos_core.engine.FrameWork`) with its final
+        """Encode the frame (``work``: :class:`~memvos_core.runtime.engine.FrameWork`) with its final
         probabilities into memory, and deep-update the sensory state."""
         raise NotImplementedError
 
@@ -100,3 +100,10 @@ class FamilyModel:
 
     def load_state(self, tensors, meta):
         raise NotImplementedError
+
+
+def padded_keys(network, images, rgb_zero=False):
+    """Key features of normalised ``[B,3,H,W]`` images, padded as the family pads
+    (:func:`~memvos_core.runtime.frames.pad_normalized`): the usual ``encode_keys`` of a family."""
+    from ..runtime.frames import pad_normalized
+    return network.encode_key(pad_normalized(images, rgb_zero)[0], need_shrinkage=True, need_selection=True)

@@ -1,7 +1,7 @@
 """Working, permanent and long-term memory, read and consolidated together (spec §4.4–4.8, §5.1).
 
-``memory_mode="xmem"``: XMem's manager. The first working-memory frame is never consolidated.
-``memory_mode="xmem++"``: XMem++'s manager. Annotations live in a permanent store that is read
+``memory_mode="evaluation"``: XMem's manager. The first working-memory frame is never consolidated.
+``memory_mode="keyframes"``: XMem++'s manager. Annotations live in a permanent store that is read
 with everything else but never counted, consolidated or pruned; all of the temporary working
 memory may be consolidated.
 
@@ -22,7 +22,7 @@ class MemoryManager:
         self.config = config
         self.sparse_readout = sparse_readout
         self.preallocate = preallocate
-        self.sticky_first_frame = config.memory_mode == "xmem"
+        self.sticky_first_frame = config.memory_mode == "evaluation"
         self.grid_size = None  # HW: memory elements per frame, set at the first write
         lt = config.enable_long_term
         self.working = MemoryStore(count_usage=lt)

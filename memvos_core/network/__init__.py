@@ -1,7 +1,5 @@
-from .checkpoint import CheckpointError, detect_family, load_network, read_state_dict
-from .cutie import CutieNetwork
+from ..families.registry import detect_family, load_network
+from .checkpoint import CheckpointError, read_state_dict
 from .features import KeyFeatures
-from .xmem import XMemNetwork
 
-__all__ = ["CheckpointError", "CutieNetwork", "KeyFeatures", "XMemNetwork", "detect_family", "load_network",
-           "read_state_dict"]
+__all__ = ["CheckpointError", "KeyFeatures", "detect_family", "load_network", "read_state_dict"]

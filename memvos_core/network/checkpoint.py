@@ -5,16 +5,6 @@ import re
 
 import torch
 
-from .xmem import XMemNetwork
-
-_SHAPE_KEYS = {
-    "key_dim": "key_proj.key_proj.weight",
-    "value_dim": "value_encoder.fuser.block2.conv2.weight",
-}
-_HIDDEN_KEY = "decoder.hidden_update.transform.weight"
-_CONV1_KEY = "value_encoder.conv1.weight"
-
-
 class CheckpointError(ValueError):
     """A weights file that cannot be used; the message names the file and what to do."""
 
@@ -74,75 +64,6 @@ def unwrap_state_dict(state, source="<memory>"):
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return dict(state)
-
-
-def infer_dims(state, source="<memory>"):
-    """Network dimensions from tensor shapes; the checkpoint stores no config (spec §1.2)."""
-    missing = [k for k in (*_SHAPE_KEYS.values(), _CONV1_KEY) if k not in state]
-    if missing:
-        raise CheckpointError(
-            f"weights file {source!r} is not an XMem checkpoint (missing {', '.join(missing)}); "
-            "pick XMem.pth or XMem-s012.pth from XMem's release")
-    dims = {name: int(state[key].shape[0]) for name, key in _SHAPE_KEYS.items()}
-    dims["hidden_dim"] = int(state[_HIDDEN_KEY].shape[0]) // 3 if _HIDDEN_KEY in state else 0
-    return dims
-
-
-def adapt_state_dict(state, model):
-    """Fill the gaps that are harmless at evaluation: single-object conv1, BN step counters."""
-    state = dict(state)
-    w = state.get(_CONV1_KEY)
-    if w is not None and w.dim() == 4 and w.shape[1] == 4:
-        # A single-object model: the "other objects" input channel is zero at evaluation.
-        state[_CONV1_KEY] = torch.cat([w, torch.zeros_like(w[:, :1])], 1)
-    for key, buf in model.state_dict().items():
-        if key.endswith("num_batches_tracked") and key not in state:
-            state[key] = torch.zeros_like(buf)
-    return state
-
-
-XMEM_PREFIXES = ("key_encoder.", "value_encoder.", "decoder.")
-CUTIE_PREFIXES = ("pixel_encoder.", "mask_encoder.", "mask_decoder.", "object_transformer.")
-KNOWN_FILES = "XMem.pth, XMem-s012.pth, cutie-base-mega.pth or cutie-small-mega.pth"
-
-
-def detect_family(state, source="<memory>"):
-    """``"xmem"``, ``"cutie"`` or ``"sam2"``, from the module names the keys start with."""
-    from ..families.sam2.checkpoint import is_sam2_state
-    if is_sam2_state(state):
-        return "sam2"
-    xmem = any(k.startswith(XMEM_PREFIXES) for k in state)
-    cutie = any(k.startswith(CUTIE_PREFIXES) for k in state)
-    if xmem and cutie:
-        raise CheckpointError(
-            f"weights file {source!r} mixes XMem keys (key_encoder.*) and Cutie keys (pixel_encoder.*): "
-            f"it is no official checkpoint; use {KNOWN_FILES}")
-    if not (xmem or cutie):
-        raise CheckpointError(
-            f"weights file {source!r} is not an XMem checkpoint, nor a Cutie one (none of its keys starts "
-            f"with key_encoder. or pixel_encoder.); pick {KNOWN_FILES}")
-    return "cutie" if cutie else "xmem"
-
-
-def load_network(source, *, source_name=None):
-    """Build the network a checkpoint (path or state dict) describes, XMem or Cutie (told apart by
-    its keys), strictly; eval mode, CPU, fp32."""
-    if isinstance(source, (str, os.PathLike)):
-        name = os.fspath(source)
-        state = read_state_dict(source)
-    else:
-        name = source_name or "<state dict>"
-        state = unwrap_state_dict(source, name)
-    family = detect_family(state, name)
-    if family == "sam2":
-        from ..families.sam2.checkpoint import build_sam2
-        return build_sam2(state, name)
-    if family == "cutie":
-        from .cutie_checkpoint import build_cutie
-        return build_cutie(state, name)
-    model = XMemNetwork(**infer_dims(state, name))
-    return strict_load(model, adapt_state_dict(state, model), name, "the XMem network",
-                       "Use an official XMem checkpoint (XMem.pth, XMem-s012.pth) or one trained with XMem's code")
 
 
 def strict_load(model, state, name, what, advice):

@@ -4,7 +4,7 @@ object transformer and summarizer, mask decoder.
 Module and attribute names are the checkpoint's key names, so the official state dict loads with
 strict key matching (the training-only ``aux_computer`` head is dropped on loading). Images come
 in normalised and padded like XMem's; Cutie pads before normalising, which the engine's padding
-reproduces (``pads_in_rgb``).
+reproduces (the family's ``encode_keys`` and model pad so).
 """
 import torch
 import torch.nn as nn
@@ -34,7 +34,6 @@ class CutieNetwork(nn.Module):
 
     family = "cutie"
     stride = 16
-    pads_in_rgb = True
 
     def __init__(self, variant="base", key_dim=64, value_dim=256, sensory_dim=256, pixel_dim=256,
                  embed_dim=256, num_queries=16, num_blocks=3, ff_dim=2048, num_heads=8,

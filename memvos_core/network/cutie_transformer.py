@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..frames import aggregate_logits
+from ..runtime.frames import aggregate_logits
 from .blocks import GConv2D
 from .cutie_blocks import CAResBlock, full_precision
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .xmem import XMemNetwork
-
 
 @dataclass(frozen=True)
 class WeightRule:
@@ -24,26 +22,6 @@ class WeightRule:
     offsets: dict = field(default_factory=dict)  # key -> added constant, after the gains
 
 
-MASK_INPUT_GAIN = 16.0
-KEY_GAINS = {"key_proj.key_proj.weight": 6.0, "decoder.pred.weight": 2.0}
-XMEM_RULE = WeightRule("value_encoder.conv1.weight", MASK_INPUT_GAIN, KEY_GAINS)
-
-_CUTIE_AUX = [f"object_transformer.mask_pred.{i}.1" for i in range(4)]
-CUTIE_RULES = {
-    # Auxiliary mask logits far above where the float32 sigmoid saturates: every foreground
-    # decision of the object transformer is an exact tie (cutie fixture README, "Hazards").
-    "base": WeightRule("mask_encoder.conv1.weight", 8.0,
-                       {"key_proj.key_proj.weight": 6.0, "mask_decoder.pred.weight": 1.0,
-                        **{f"{m}.weight": 0.3 for m in _CUTIE_AUX}},
-                       {f"{m}.bias": 40.0 for m in _CUTIE_AUX}),
-    "small": WeightRule("mask_encoder.conv1.weight", 8.0,
-                        {"key_proj.key_proj.weight": 4.0, "mask_decoder.pred.weight": 1.0,
-                         **{f"{m}.weight": 0.3 for m in _CUTIE_AUX}},
-                        {**{f"{m}.bias": 40.0 for m in _CUTIE_AUX}, "mask_decoder.pred.bias": -3.0}),
-}
-# The training-only head of the release files (dropped when loading), generated like the rest.
-CUTIE_AUX_SPECS = [("aux_computer.sensory_aux.projection.weight", (257, 256, 1, 1), torch.float32),
-                   ("aux_computer.sensory_aux.projection.bias", (257,), torch.float32)]
 PE_TEMPERATURE = 128
 
 
@@ -76,23 +54,14 @@ def _tensor_for(key, shape, dtype, bn_prefixes, ln_prefixes, rule):
     return t.to(dtype)
 
 
-def synthetic_state_dict(specs=None, family="xmem", variant=None):
+def synthetic_state_dict(specs=None, family=None, variant=None):
     """specs: iterable of ``(key, shape, dtype)``; default: the default model's keys of
-    ``family`` (``"xmem"``, or ``"cutie"`` with ``variant`` ``"base"``/``"small"``, whose
-    default specs include the training-only ``aux_computer`` keys of the release files)."""
-    if family == "cutie":
-        variant = variant or "base"
-        if specs is None:
-            from .cutie import CutieNetwork
-            specs = [(k, tuple(v.shape), v.dtype) for k, v in CutieNetwork(variant).state_dict().items()]
-            specs += CUTIE_AUX_SPECS
-        rule = CUTIE_RULES[variant]
-    elif family == "xmem":
-        if specs is None:
-            specs = [(k, tuple(v.shape), v.dtype) for k, v in XMemNetwork().state_dict().items()]
-        rule = XMEM_RULE
-    else:
-        raise ValueError(f"model family {family!r} is not one of xmem, cutie")
+    ``family`` (a registered family id; None: the first registered) and its ``variant`` (None:
+    the family's first)."""
+    from ..families.registry import families, get
+    entry = families()[0] if family is None else get(family)
+    default_specs, rule = entry.synthetic(variant or entry.variants[0])
+    specs = default_specs if specs is None else specs
     specs = [(k, tuple(int(s) for s in shape), d) for k, shape, d in specs]
     bn_prefixes = {k[: -len(".running_mean")] for k, _, _ in specs if k.endswith(".running_mean")}
     # LayerNorm: a 1-D weight whose module keeps no running statistics (its bias goes with it).

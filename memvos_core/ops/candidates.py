@@ -8,7 +8,8 @@ picked greedily. The pairwise score is the reference's, asymmetry included (see
 import torch
 import torch.nn.functional as F
 
-from ..frames import internal_size, normalize, pad_normalized, resize_image
+from ..families.registry import family_of
+from ..runtime.frames import internal_size, normalize, resize_image
 from ..memory.similarity import similarity
 from .chunking import Compute, OpCancelled, default_budget, frame_chunks, num_frames_of, read_chunk, run_chunked
 from .inputs import check_frames
@@ -21,11 +22,11 @@ def compute_candidate_keys(network, frames, internal_short_side=480, device=None
                            store_device=None, progress=None, cancel=None, budget_bytes=None):
     """Keys for candidate selection, one frame (or ``batch_size`` frames) at a time, no grad.
 
-    network: a model family with ``encode_key`` (``XMemNetwork`` or ``CutieNetwork``), in eval mode.
+    network: a network of a registered family (its ``encode_keys`` pads and encodes), in eval mode.
     frames: IMAGE ``[T,H,W,3]`` float 0..1 on any device, or a lazy source (``num_frames``,
     ``chunk(t0, t1)``); each batch is moved to ``device`` (default: the network's), resized so
     its shorter side is ``internal_short_side`` (``-1`` or ``None``: native size),
-    ImageNet-normalised and padded to a multiple of 16. ``progress(done, total)`` after every
+    ImageNet-normalised and padded as its family does. ``progress(done, total)`` after every
     batch; ``cancel()`` before every batch (True raises ``OpCancelled``).
     Returns float32 ``(keys [T,Ck,h,w], shrinkages [T,1,h,w], selections [T,Ck,h,w])`` on
     ``store_device`` (default: the frames' device), h and w the padded size / 16.
@@ -42,13 +43,12 @@ def compute_candidate_keys(network, frames, internal_short_side=480, device=None
     size = internal_size(first.shape[1], first.shape[2], internal_short_side)
     keys, shrinkages, selections = [], [], []
     with torch.no_grad():
-        rgb_zero = getattr(network, "pads_in_rgb", False)  # Cutie pads before normalising
+        encode_keys = family_of(network).encode_keys
         for t0, t1 in frame_chunks(num_frames, batch_size):
             if cancel is not None and cancel():
                 raise OpCancelled("cancelled")
             image = check_frames(read_chunk(frames, t0, t1)).to(device).float().permute(0, 3, 1, 2)
-            image, _ = pad_normalized(normalize(resize_image(image, size)), rgb_zero)
-            feats = network.encode_key(image, need_shrinkage=True, need_selection=True)
+            feats = encode_keys(network, normalize(resize_image(image, size)))
             if auto_store and t0 == 0:
                 per_frame = sum(4 * t[:1].numel() for t in (feats.key, feats.shrinkage, feats.selection))
                 budget = default_budget(device) if budget_bytes is None else int(budget_bytes)

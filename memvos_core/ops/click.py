@@ -1,4 +1,5 @@
-"""Click to mask: an object's mask on one frame from clicks and a box, through SAM 2.1's image path.
+"""Click to mask: an object's mask on one frame from clicks and a box, through the image path of a
+family that has one (SAM 2.1; :func:`memvos_core.families.registry.prompt_families`).
 
 A prompt is ``{"points": [[x, y, label], ...], "box": [x0, y0, x1, y1]}`` in frame pixels (label
 1 adds, 0 subtracts; the box is optional, so are the points, one of them is needed). The editor's
@@ -18,14 +19,21 @@ import weakref
 
 import torch
 
-from ..families.sam2 import WEIGHT_FILES
-from ..families.sam2.image import embed_frame, predict
+from ..families.registry import family_of, prompt_families
 
 DEFAULT_CACHE_BYTES = 256 << 20  # about 16 frames of SAM 2.1 at 1024 (16 MiB each)
-KNOWN_NAMES = tuple(name for name, _ in WEIGHT_FILES)  # tiny first: the fastest answers clicks best
-NO_WEIGHTS = ("click to mask needs SAM 2.1 weights (whichever model propagates): put one of "
-              + ", ".join(KNOWN_NAMES) + " into models/memvos (MemVOS Load Model downloads it when you pick it "
-              "there once), then click again")
+
+
+def known_names():
+    """The known weights that answer clicks, smallest first (as their families declare them)."""
+    return tuple(w.name for f in prompt_families() for w in f.weights)
+
+
+def no_weights_message():
+    titles = " or ".join(f.title for f in prompt_families())
+    return (f"click to mask needs {titles} weights (whichever model propagates): put one of "
+            + ", ".join(known_names()) + " into models/memvos (MemVOS Load Model downloads it when you pick it "
+            "there once), then click again")
 
 
 class PromptError(ValueError):
@@ -109,26 +117,24 @@ def parse_prompt_list(text, what="prompts"):
 
 
 def pick_weights(names):
-    """The SAM 2.1 file to answer clicks, among weights file names: a known release name (the
-    smallest first), else any name mentioning sam2; None without one."""
+    """The file to answer clicks, among weights file names: a known release name (the smallest
+    first), else any name mentioning such a family's id; None without one."""
     base = {os.path.basename(n): n for n in names}
-    for known in KNOWN_NAMES:
+    for known in known_names():
         if known in base:
             return base[known]
-    return next((n for n in names if "sam2" in os.path.basename(n).lower()), None)
-
-
-def embedding_bytes(embedding):
-    return sum(t.numel() * t.element_size() for t in (embedding.feat, *embedding.high_res))
+    ids = [f.name for f in prompt_families()]
+    return next((n for n in names if any(i in os.path.basename(n).lower() for i in ids)), None)
 
 
 class ClickSegmenter:
-    """SAM 2.1's image path with the frames' embeddings kept (least recently used dropped first,
+    """A family's image path with the frames' embeddings kept (least recently used dropped first,
     at most ``cache_bytes``). ``frame_key`` names a frame for the cache: callers pass what makes
     it unique (the shot's token and the frame number)."""
 
     def __init__(self, network, cache_bytes=DEFAULT_CACHE_BYTES):
         self.network = network.eval()
+        self.prompts = family_of(network).prompts
         self.cache_bytes = int(cache_bytes)
         self._cache = collections.OrderedDict()  # key -> FrameEmbedding
         self._lock = threading.Lock()  # the route's worker threads share one segmenter
@@ -136,7 +142,7 @@ class ClickSegmenter:
 
     @property
     def cached_bytes(self):
-        return sum(embedding_bytes(e) for e in self._cache.values())
+        return sum(self.prompts.bytes_of(e) for e in self._cache.values())
 
     def embedding(self, frame_key, frame):
         """The frame's embedding; ``frame()`` gives its pixels (``H x W x 3`` uint8, or ``[3,H,W]``
@@ -146,7 +152,7 @@ class ClickSegmenter:
             if found is not None:
                 self._cache.move_to_end(frame_key)
                 return found
-            found = embed_frame(self.network, frame())
+            found = self.prompts.embed(self.network, frame())
             self.embedded += 1
             self._cache[frame_key] = found
             while len(self._cache) > 1 and self.cached_bytes > self.cache_bytes:
@@ -164,7 +170,7 @@ class ClickSegmenter:
         points, labels, box = check_prompt(prompt, emb.frame_hw)
         multimask = len(points) == 1 and box is None
         with self._lock:
-            logits, ious, _ = predict(self.network, emb, points or None, labels or None, box, multimask=multimask)
+            logits, ious, _ = self.prompts.predict(self.network, emb, points or None, labels or None, box, multimask=multimask)
         return (logits > 0).cpu(), ious.float().cpu(), int(torch.argmax(ious))
 
     def mask(self, frame_key, frame, prompt):
@@ -186,15 +192,19 @@ _LOAD_LOCK = threading.Lock()
 
 
 def segmenter_for_file(path, device, cache_bytes=DEFAULT_CACHE_BYTES):
-    """A :class:`ClickSegmenter` on a SAM 2.1 weights file, kept while the file and device stay
-    the same (the network is loaded once, its embeddings reused across requests)."""
-    from ..families.sam2.checkpoint import load_sam2
+    """A :class:`ClickSegmenter` on a weights file of a family with an image path, kept while the
+    file and device stay the same (the network is loaded once, its embeddings reused across requests)."""
+    from ..families.registry import load_network
     stat = os.stat(path)
     key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size, str(device))
     with _LOAD_LOCK:
         if key not in _LOADED:
             _LOADED.clear()  # the previous file's network and embeddings go before the new one loads
-            _LOADED[key] = ClickSegmenter(load_sam2(path).to(device), cache_bytes)
+            network = load_network(path)
+            if family_of(network).prompts is None:
+                raise ValueError(f"{os.path.basename(path)} is a {family_of(network).title} file, which cannot "
+                                 f"answer clicks: {no_weights_message()}")
+            _LOADED[key] = ClickSegmenter(network.to(device), cache_bytes)
         return _LOADED[key]
 
 
@@ -202,7 +212,7 @@ _BY_NETWORK = weakref.WeakKeyDictionary()  # a loaded model's network -> its seg
 
 
 def segmenter_for_network(network, cache_bytes=DEFAULT_CACHE_BYTES):
-    """The :class:`ClickSegmenter` of an already loaded SAM 2.1 network (the one Load Model gave
+    """The :class:`ClickSegmenter` of an already loaded network with an image path (the one Load Model gave
     the session), kept as long as the network lives."""
     with _LOAD_LOCK:
         found = _BY_NETWORK.get(network)

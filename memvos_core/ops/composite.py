@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ..palette import object_colors
+from ..media_io.palette import object_colors
 from .glyphs import render_number
 from . import kernels
 from .chunking import Compute, run_chunked

@@ -7,7 +7,7 @@ Nothing here materialises a whole clip: ``ObjectMasks`` hands out float chunks o
 import torch
 import torch.nn.functional as F
 
-from ..frames import same_aspect
+from ..runtime.frames import same_aspect
 
 
 def check_frames(frames, name="frames", hint=None):

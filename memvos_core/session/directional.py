@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..frames import internal_size, normalize, resize_image, resize_mask
-from ..perf import FramesAhead
-from ..transfer import HostCopies
-from ..tta import engine_from_state, make_engine
+from ..runtime.frames import internal_size, normalize, resize_image, resize_mask
+from ..runtime.perf import FramesAhead
+from ..runtime.transfer import HostCopies
+from ..runtime.tta import engine_from_state, make_engine
+from .objects import ObjectManager
 
 
 class PropagationCancelled(Exception):
@@ -27,7 +28,7 @@ class PassState:
     direction: str
     next_frame: int
     internal_hw: tuple
-    object_order: list             # artist ids in internal order
+    objects: ObjectManager         # artist ids <-> internal indices
     preloaded: list                # keyframe frame indices already in permanent memory
     reached: list = field(default_factory=list)  # keyframes already stepped in this pass
     tensors: dict = field(default_factory=dict)
@@ -35,14 +36,19 @@ class PassState:
 
     def meta(self):
         return {"direction": self.direction, "next_frame": self.next_frame,
-                "internal_hw": list(self.internal_hw), "object_order": self.object_order,
+                "internal_hw": list(self.internal_hw), "object_order": self.objects.to_meta(),
                 "preloaded": self.preloaded, "reached": self.reached, "engine": self.engine_meta}
 
     @classmethod
     def from_meta(cls, meta, tensors):
         return cls(meta["direction"], meta["next_frame"], tuple(meta["internal_hw"]),
-                   list(meta["object_order"]), list(meta["preloaded"]), list(meta["reached"]),
-                   dict(tensors), meta["engine"])
+                   ObjectManager.from_meta(meta["object_order"]), list(meta["preloaded"]),
+                   list(meta["reached"]), dict(tensors), meta["engine"])
+
+    def copy(self, **changes):
+        """A copy sharing nothing a pass writes to (the tensors are never written in place)."""
+        return dataclasses.replace(self, objects=self.objects.copy(), preloaded=list(self.preloaded),
+                                   reached=list(self.reached), **changes)
 
 
 def prepare_image(image, internal_hw, device, antialias):
@@ -62,11 +68,11 @@ class DirectionalPass:
         model = session.model
         if state is None:
             hw = internal_size(*frame_hw, session.internal_size)
-            state = PassState(direction, None, hw, [], [])
+            state = PassState(direction, None, hw, ObjectManager(), [])
             self.engine = make_engine(model.network, session.config, model.device, model.precision,
                                       session.tta_scales, session.tta_flip)
             self.state = state
-            if session.config.memory_mode == "xmem++":
+            if session.config.memory_mode == "keyframes":
                 self._preload()
         else:
             self.state = state
@@ -79,24 +85,20 @@ class DirectionalPass:
         return kfs if self.direction == "forward" else kfs[::-1]
 
     def _know(self, object_ids):
-        for o in object_ids:
-            if o not in self.state.object_order:
-                self.state.object_order.append(o)
-        self.engine.set_num_objects(len(self.state.object_order))
+        self.engine.set_num_objects(self.state.objects.know(object_ids))
 
     def _mask(self, keyframe):
         """One-hot over every object known now, at internal size; and the valid (1-based) ids."""
-        order = self.state.object_order
-        mask = resize_mask(keyframe.one_hot(order), self.state.internal_hw)
-        valid = [order.index(o) + 1 for o in keyframe.object_ids]
-        return mask, valid
+        objects = self.state.objects
+        mask = resize_mask(keyframe.one_hot(objects.ids), self.state.internal_hw)
+        return mask, objects.channels(keyframe.object_ids)
 
     def _preload(self):
         """XMem++: every keyframe that annotates all objects known before it goes into permanent
         memory before the first frame, so every frame benefits from it (spec §5.3)."""
         s = self.session
         for kf in self._ordered_keyframes():
-            if not set(self.state.object_order) <= set(kf.object_ids):
+            if not set(self.state.objects) <= set(kf.object_ids):
                 continue  # partial: merged with the prediction when the pass reaches it
             self._know(kf.object_ids)
             mask, _ = self._mask(kf)
@@ -109,17 +111,17 @@ class DirectionalPass:
     def run(self, frames, clip_indices, frame_of, on_frame, cancel=None, sync=None):
         """Step through ``clip_indices`` (in this pass's order). ``frame_of(i)`` returns the frame
         ``[H,W,3]``; ``on_frame(i, prob)`` receives probabilities ``[K+1,h,w]`` on the host over
-        ``state.object_order`` (K may grow), or ``prob=None`` for frames the pass cannot reach yet.
+        ``state.objects`` (K may grow), or ``prob=None`` for frames the pass cannot reach yet.
 
         On CUDA a frame's result reaches ``on_frame`` a few frames later (the copy to the host
-        runs while the next frames are computed, :class:`~memvos_core.transfer.HostCopies`), so
+        runs while the next frames are computed, :class:`~memvos_core.runtime.transfer.HostCopies`), so
         the engine may be ahead of the results handed over. ``sync``: ``(wanted, at_sync)``;
         between two frames, when ``wanted()`` is true, every result is handed over first and then
         ``at_sync()`` is called: the engine's state then matches the frames handed over (where a
         checkpoint may be taken). A cancel hands over every result before it stops too."""
         s = self.session
         keyframes = {k.frame_index: k for k in s.keyframes}
-        xmem_plus = s.config.memory_mode == "xmem++"
+        keyframes_permanent = s.config.memory_mode == "keyframes"
         # key features of the next frames in one batch when the engine's options ask for it
         # (key_batch); the key encoder does not read memory, so this changes no number
         ahead = FramesAhead(self.engine, lambda j: prepare_image(
@@ -154,7 +156,7 @@ class DirectionalPass:
             if kf is not None and i not in self.state.reached:
                 self._know(kf.object_ids)
                 mask, valid = self._mask(kf)
-                if xmem_plus:
+                if keyframes_permanent:
                     write = i not in self.state.preloaded
                     permanent = write
                     if write:
@@ -176,9 +178,7 @@ class DirectionalPass:
         """The pass's state now, to continue at ``next_frame`` (a checkpoint between frames).
         Shares nothing the pass will write to."""
         tensors, meta = self.engine.state()
-        return dataclasses.replace(self.state, next_frame=next_frame, object_order=list(self.state.object_order),
-                                   preloaded=list(self.state.preloaded), reached=list(self.state.reached),
-                                   tensors=tensors, engine_meta=json.loads(json.dumps(meta)))
+        return self.state.copy(next_frame=next_frame, tensors=tensors, engine_meta=json.loads(json.dumps(meta)))
 
     def finish(self):
         tensors, meta = self.engine.state()

@@ -8,11 +8,11 @@ import math
 
 import torch
 
-from .keyframes import MAX_OBJECT_ID
+from .objects import MAX_OBJECT_ID
 
 PASS_NAMES = ("forward", "backward")
 PHASES = ("pending", "running", "done", "skipped")
-TTA_SCALE_RANGE = (0.25, 4.0)  # as the command line allows (memvos_core.shot_inputs)
+TTA_SCALE_RANGE = (0.25, 4.0)  # as the command line allows (memvos_core.command.shot_inputs)
 
 
 class SchemaError(ValueError):

@@ -3,9 +3,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..frames import same_aspect
-
-MAX_OBJECT_ID = 255  # label maps are uint8 (the one definition; nodes and the CLI import it)
+from ..runtime.frames import same_aspect
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,12 +37,6 @@ def as_uint8_image(image, what="image"):
     if image.dtype == torch.uint8:
         return image.cpu()
     return (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-
-
-def check_object_id(object_id):
-    if not 1 <= int(object_id) <= MAX_OBJECT_ID:
-        raise ValueError(f"object id {object_id} is out of range: use 1..{MAX_OBJECT_ID} (0 is background)")
-    return int(object_id)
 
 
 def mask_to_binary(mask, frame_hw, what="mask"):

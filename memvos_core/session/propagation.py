@@ -15,7 +15,6 @@ passes are done, is saved atomically; waiting backward results are on disk befor
 continues from its saved state, and the frames after the checkpoint are computed again exactly as
 an uninterrupted run would (the same masks, bit for bit).
 """
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,9 +157,7 @@ class Propagation:
         if self.phase[name] == "running":   # resumed from a checkpoint
             state = self.states[name]
             todo = order[order.index(state.next_frame):]
-            state = dataclasses.replace(state, object_order=list(state.object_order),
-                                        preloaded=list(state.preloaded), reached=list(state.reached))
-            p = DirectionalPass(self.session, name, self.frame_hw, state)
+            p = DirectionalPass(self.session, name, self.frame_hw, state.copy())
         else:
             todo = order
             p = self._open_pass(name, order[0])
@@ -179,7 +176,7 @@ class Propagation:
             return frame
 
         def on_frame(i, prob):
-            entry = UNREACHED if prob is None else to_session_order(prob, p.state.object_order, self.ids)
+            entry = UNREACHED if prob is None else to_session_order(prob, p.state.objects.ids, self.ids)
             self._handle(name, i, entry, on_final)
             self.next[name] = i + step
             self._done += 1
@@ -205,9 +202,7 @@ class Propagation:
         ``first_index`` (chunks of a long shot), else a fresh one."""
         state = self.states[name]
         if state is not None and state.next_frame == first_index:
-            state = dataclasses.replace(state, object_order=list(state.object_order),
-                                        preloaded=list(state.preloaded), reached=list(state.reached))
-            return DirectionalPass(self.session, name, self.frame_hw, state)
+            return DirectionalPass(self.session, name, self.frame_hw, state.copy())
         return DirectionalPass(self.session, name, self.frame_hw)
 
     # ---------------------------------------------------------------- frames
@@ -254,8 +249,9 @@ class Propagation:
         self._releasable = []
 
     def _load(self, checkpoint):
-        from .storage import load_checkpoint
-        saved, extra = load_checkpoint(checkpoint.path, self.session.model)
+        from .storage import read_session
+        fields, extra = read_session(checkpoint.path, self.session.model)
+        saved = type(self.session)(**fields)
         where = f"the checkpoint {checkpoint.path}"
         if not extra or "propagation" not in extra:
             raise CheckpointMismatch(f"{where} is a session file, not a checkpoint of a run")

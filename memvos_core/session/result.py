@@ -1,8 +1,9 @@
 """Propagation results: compact per-frame probabilities in a store, at source size on demand."""
 import torch
 
-from ..frames import resize_image
+from ..runtime.frames import resize_image
 from .blend import QUANT, blend_weight, combine, dequantize, quantize
+from .objects import ObjectManager
 from .store import UNREACHED, StoredFrame
 
 DIRECTIONS = ("forward", "backward", "both")
@@ -79,9 +80,7 @@ class PropagationResult:
 
 def source_probabilities(planes, keyframe, all_ids, source_hw, object_ids=None):
     ids = list(object_ids) if object_ids is not None else list(all_ids)
-    for o in ids:
-        if o not in all_ids:
-            raise ValueError(f"object id {o} is not in this propagation (objects: {list(all_ids)})")
+    positions = ObjectManager(all_ids).indices(ids)
     h, w = source_hw
     if planes is None:
         planes = torch.zeros(len(all_ids), h, w)
@@ -94,7 +93,7 @@ def source_probabilities(planes, keyframe, all_ids, source_hw, object_ids=None):
         for j, o in enumerate(all_ids):
             if o in annotated:
                 planes[j] = (keyframe.labels == o).float()
-    chosen = planes[[list(all_ids).index(o) for o in ids]] if ids else planes[:0]
+    chosen = planes[positions] if ids else planes[:0]
     background = (1 - planes.sum(0, keepdim=True)).clamp_(0, 1)
     return torch.cat([background, chosen], 0)
 
@@ -111,8 +110,8 @@ def to_session_order(prob, pass_order, session_ids):
     with uint16 ``[N,h,w]`` in session order; objects the pass has not met are 0 and not known."""
     k = prob.shape[0] - 1
     out = prob.new_zeros(len(session_ids), *prob.shape[-2:])
-    for j in range(k):
-        out[session_ids.index(pass_order[j])] = prob[j + 1]
+    for j, position in enumerate(ObjectManager(session_ids).indices(pass_order[:k])):
+        out[position] = prob[j + 1]
     return StoredFrame(quantize(out), tuple(pass_order[:k]))
 
 

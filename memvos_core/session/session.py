@@ -12,7 +12,8 @@ import torch
 
 from ..config import MemoryConfig
 from .directional import PassState, PropagationCancelled
-from .keyframes import Keyframe, as_uint8_image, check_object_id, mask_to_binary
+from .keyframes import Keyframe, as_uint8_image, mask_to_binary
+from .objects import check_object_id
 
 DEFAULT_INTERNAL_SIZE = 480
 
@@ -130,8 +131,8 @@ class Session:
 
     @staticmethod
     def load(path, model, config=None):
-        from .storage import load_session
-        return load_session(path, model, config)
+        from .storage import read_session
+        return Session(**read_session(path, model, config)[0])
 
 
 def _check_frame_index(frame_index):

@@ -9,9 +9,10 @@ import os
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..atomic_file import write_atomic
+from ..media_io.atomic_file import write_atomic
 from ..config import MemoryConfig
-from ..json_input import JSONInputError, parse_json
+from ..families.registry import FAMILY_OF_UNMARKED_FILES
+from ..media_io.json_input import JSONInputError, parse_json
 from .directional import PassState
 from .file_schema import SchemaError, check_metadata
 from .keyframes import Keyframe
@@ -26,7 +27,7 @@ class SessionFileError(ValueError):
 
 def save_session(session, path, extra=None, what=None):
     """Write atomically: a temporary file in the same folder, then a rename. ``extra``: JSON-able
-    metadata stored alongside (a propagation checkpoint's progress), read by :func:`load_checkpoint`.
+    metadata stored alongside (a propagation checkpoint's progress), read back by :func:`read_session`.
     A disk that refuses (full, read-only, name too long) is one :class:`SessionFileError` line,
     starting with ``what`` (the input that named the file) when given."""
     tensors, keyframes = {}, []
@@ -58,18 +59,10 @@ def save_session(session, path, extra=None, what=None):
     return path
 
 
-def load_session(path, model, config=None):
-    """Load a session for ``model``; ``config`` (optional) must equal the saved one."""
-    return _load(path, model, config)[0]
-
-
-def load_checkpoint(path, model):
-    """``(session, extra)`` from a file written by ``save_session(..., extra=...)``."""
-    return _load(path, model, None)
-
-
-def _load(path, model, config):
-    from .session import Session
+def read_session(path, model, config=None):
+    """``(fields, extra)`` of a session file for ``model``: ``Session(**fields)`` is the session
+    (:meth:`Session.load`), ``extra`` what ``save_session(..., extra=...)`` stored (a propagation
+    checkpoint's progress). ``config`` (optional) must equal the saved settings."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise SessionFileError(f"session file {path!r} does not exist")
@@ -98,9 +91,10 @@ def _load(path, model, config):
     except (SchemaError, TypeError, ValueError) as exc:
         raise SessionFileError(damaged.format(exc)) from None
     saved_model, ours = meta["model"], model.describe()
-    if saved_model.get("family", "xmem") != ours["family"]:
+    saved_family = saved_model.get("family", FAMILY_OF_UNMARKED_FILES)
+    if saved_family != ours["family"]:
         raise SessionFileError(
-            f"session file {path!r} belongs to the {saved_model.get('family', 'xmem')} model family "
+            f"session file {path!r} belongs to the {saved_family} model family "
             f"({saved_model.get('name')}), but the loaded model is {ours['family']} ({ours['name']}): "
             "load the weights it was made with")
     if saved_model.get("model_id") != ours["model_id"]:
@@ -119,7 +113,8 @@ def _load(path, model, config):
         prefix = f"{name}."
         states[name] = PassState.from_meta(pmeta, {k[len(prefix):]: v for k, v in tensors.items()
                                                    if k.startswith(prefix)})
-    session = Session(model, saved_config, meta["internal_size"], meta["antialias"],
-                      tuple(meta.get("tta_scales", ())), meta.get("tta_flip", False), keyframes,
-                      states.get("forward"), states.get("backward"))
-    return session, meta.get("extra")
+    fields = {"model": model, "config": saved_config, "internal_size": meta["internal_size"],
+              "antialias": meta["antialias"], "tta_scales": tuple(meta.get("tta_scales", ())),
+              "tta_flip": meta.get("tta_flip", False), "keyframes": keyframes,
+              "forward_state": states.get("forward"), "backward_state": states.get("backward")}
+    return fields, meta.get("extra")

@@ -7,9 +7,7 @@ files, the four sizes); :mod:`.image` (the click tool's image path); :mod:`.vide
 as Meta's video predictor does it); :mod:`.model` (the engine's family interface).
 
 ``FAMILY`` is this family's declaration for the family registry
-(``memvos_core/families/registry.py``); until that module exists it is None and the family is
-wired in by name (``families/__init__.py``, ``network/checkpoint.py``). This module imports
-nothing heavy.
+(``memvos_core/families/registry.py``). This module imports nothing heavy.
 """
 # Meta's release folder (the URLs of sam2's checkpoints/download_ckpts.sh)
 RELEASE = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
@@ -23,16 +21,15 @@ WEIGHT_FILES = (
 KEEPS = ("per object: every keyframe as a conditioning frame (memory, pointer), the last 15 tracked "
          "frames' memory and pointers; nothing per clip")
 
-try:
-    from ..registry import Family, WeightFile, lazy
-except ImportError:  # the registry is not there yet
-    FAMILY = None
-else:
-    FAMILY = Family(
-        name="sam2", title="SAM 2.1", marker="image_encoder.trunk.",
-        recognise=lazy(__name__, ".checkpoint:recognise"), build=lazy(__name__, ".checkpoint:build_sam2"),
-        model=lazy(__name__, ".model:Sam2Model"), synthetic=lazy(__name__, ".checkpoint:synthetic"),
-        encode_keys=lazy(__name__, ".checkpoint:encode_keys"),
-        keeps=KEEPS,
-        weights=tuple(WeightFile(name, RELEASE + name, None, what, _LICENCE, _LICENCE) for name, what in WEIGHT_FILES),
-    )
+from ..registry import Family, PromptPath, WeightFile, lazy
+
+FAMILY = Family(
+    name="sam2", title="SAM 2.1", marker="image_encoder.trunk.",
+    recognise=lazy(__name__, ".checkpoint:recognise"), build=lazy(__name__, ".checkpoint:build_sam2"),
+    model=lazy(__name__, ".model:Sam2Model"), synthetic=lazy(__name__, ".checkpoint:synthetic"),
+    encode_keys=lazy(__name__, ".checkpoint:encode_keys"),
+    keeps=KEEPS,
+    prompts=PromptPath(embed=lazy(__name__, ".image:embed_frame"), predict=lazy(__name__, ".image:predict"),
+                       bytes_of=lazy(__name__, ".image:embedding_bytes")),
+    weights=tuple(WeightFile(name, RELEASE + name, None, what, _LICENCE, _LICENCE) for name, what in WEIGHT_FILES),
+)

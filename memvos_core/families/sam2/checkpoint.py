@@ -68,9 +68,11 @@ def synthetic(variant=None):
     """``(specs, rule)`` of the default (tiny) network for tests and benchmarks: the keys with
     shapes, and the weight rule of the parity fixtures (mask-feature gain 4, first mask bias 20)."""
     import torch
+    from ...network.synthetic import WeightRule
     with torch.device("meta"):
         state = Sam2Network(variant or "tiny").state_dict()
-    specs = [(k, tuple(v.shape), "float32") for k, v in state.items()]
-    rule = {"gains": {"memory_encoder.mask_downsampler.encoder.12.weight": 4.0,
-                      "memory_encoder.mask_downsampler.encoder.0.bias": 20.0}}
+    specs = [(k, tuple(v.shape), v.dtype) for k, v in state.items()]
+    rule = WeightRule(mask_input_key="", mask_input_gain=1.0,
+                      gains={"memory_encoder.mask_downsampler.encoder.12.weight": 4.0,
+                             "memory_encoder.mask_downsampler.encoder.0.bias": 20.0})
     return specs, rule

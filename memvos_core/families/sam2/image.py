@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...frames import normalize
+from ...runtime.frames import normalize
 from .heads import choose_masks
 
 
@@ -92,3 +92,8 @@ def predict(network, embedding, points=None, labels=None, box=None, mask_logits=
     masks, ious = choose_masks(masks, ious, multimask)
     full = F.interpolate(masks.float(), size=embedding.frame_hw, mode="bilinear", align_corners=False)
     return full[0], ious[0], masks.clamp(-32.0, 32.0)[0]
+
+
+def embedding_bytes(embedding):
+    """What a kept :class:`FrameEmbedding` costs, for the click cache's bound."""
+    return sum(t.numel() * t.element_size() for t in (embedding.feat, *embedding.high_res))

@@ -19,7 +19,7 @@ Probabilities for the engine are the soft aggregation of the objects' sigmoids.
 import torch
 import torch.nn.functional as F
 
-from ...frames import aggregate
+from ...runtime.frames import aggregate
 from ...network.features import KeyFeatures
 from ..base import FamilyModel, Plan
 from .network import MAX_POINTERS, NUM_MASKMEM

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .families import Plan, family_model, family_of
+from ..families import Plan, family_model
+from ..families.registry import FAMILY_OF_UNMARKED_FILES
 from .frames import aggregate, pad, unpad
-from .network.features import KeyFeatures
+from ..network.features import KeyFeatures
 from .perf import resolve_options
 from .precision import PRECISIONS, autocast_context
 
@@ -140,10 +141,10 @@ class InferenceEngine:
 
     @classmethod
     def from_state(cls, network, config, tensors, meta, device="cpu", precision="fp32", options=None):
-        saved = meta.get("family", "xmem")  # files from before Cutie hold XMem states
-        if saved != family_of(network):
+        saved = meta.get("family", FAMILY_OF_UNMARKED_FILES)
+        if saved != network.family:
             raise ValueError(f"this propagation state was made by a {saved} model, not by the loaded "
-                             f"{family_of(network)} model: load the weights it was made with")
+                             f"{network.family} model: load the weights it was made with")
         engine = cls(network, config, device, precision, options)
         engine.model.load_state({k: v.to(engine.device) for k, v in tensors.items()}, meta)
         engine.num_objects = meta["num_objects"]

@@ -5,7 +5,7 @@ RGBA of a ProRes 4444 frame or the RGB of an EXR. Shared by Save Masks and the c
 import numpy as np
 import torch
 
-from .ops.foreground import estimate_foreground_chunk
+from ..ops.foreground import estimate_foreground_chunk
 
 FOREGROUNDS = ("none", "straight", "premultiplied", "clean straight", "clean premultiplied")
 

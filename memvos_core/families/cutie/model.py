@@ -12,10 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..frames import aggregate_logits, pad_normalized
-from ..memory.bucket_manager import BucketMemory
-from ..perf import prepare_network
-from .base import FamilyModel, Plan
+from ...runtime.frames import aggregate_logits, pad_normalized
+from ...memory.bucket_manager import BucketMemory
+from ...runtime.perf import prepare_network
+from ..base import FamilyModel, Plan
 
 
 def stagger_offsets(mem_every, updates):

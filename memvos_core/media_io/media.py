@@ -303,18 +303,6 @@ def open_frames(path):
     raise MediaError(f"--frames {path}: not a folder of images or a video file ({', '.join(VIDEO_EXTENSIONS)})")
 
 
-def read_annotation(path):
-    """An annotation mask file -> uint8 label map (the rules: :mod:`memvos_core.annotations`)."""
-    from .annotations import read_annotation as read
-    return read(path)
-
-
-def match_annotations(mask_folder, frame_stems):
-    """Mask files -> ``{frame position: path}`` (see :func:`memvos_core.annotations.match_annotations`)."""
-    from .annotations import match_annotations as match
-    return match(mask_folder, frame_stems)
-
-
 def write_atomic(image, path):
     """Save a PNG atomically (:mod:`memvos_core.atomic_file`): never half a file under ``path``."""
     atomic_file.write_atomic(path, lambda tmp: image.save(tmp, format="PNG"), error=MediaError,

@@ -1,27 +1,27 @@
-"""A loaded network (XMem or Cutie) with where and how it runs: what sessions and nodes pass around."""
+"""A loaded network (of any registered family) with where and how it runs: what sessions and nodes pass around."""
 import hashlib
 from dataclasses import dataclass, field
 
 import torch
 
-from .families import FAMILY_NAMES, family_of
-from .network import load_network
-from .network.weight_values import check_weight_values
+from ..families import title_of
+from ..network import load_network
+from ..network.weight_values import check_weight_values
 from .precision import PRECISIONS
 
 
 @dataclass(frozen=True, eq=False)
 class MemVOSModel:
     network: torch.nn.Module
-    name: str = "XMem"
+    name: str = "model"
     device: str = "cpu"
     precision: str = "fp32"
     model_id: str = field(default="")
 
     @property
     def family(self):
-        """``"xmem"`` or ``"cutie"``: what the checkpoint's keys said it is."""
-        return family_of(self.network)
+        """The family id (:mod:`memvos_core.families.registry`): what the checkpoint's keys said it is."""
+        return self.network.family
 
     def to(self, device=None, precision=None):
         device = device or self.device
@@ -52,6 +52,6 @@ def load_model(source, device="cpu", precision="fp32", name=None):
     network = load_network(source)
     check_weight_values(network, name or (str(source) if isinstance(source, str) else "<state dict>"))
     display = name or (str(source).rsplit("/", 1)[-1] if isinstance(source, str)
-                       else FAMILY_NAMES.get(family_of(network), "model"))
+                       else title_of(network.family))
     model = MemVOSModel(network, display, "cpu", "fp32", weights_fingerprint(network))
     return model.to(device, precision)

@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .network.blocks import fold_objects
+from ...network.blocks import fold_objects
 
 # XMem's ResNet pieces, in which every ``convN`` is followed directly by ``bnN``.
 _CONV_THEN_BN = frozenset({"Bottleneck", "BasicBlock", "KeyEncoder", "ValueEncoder"})

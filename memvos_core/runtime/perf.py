@@ -9,7 +9,7 @@ results agree with the plain engine to rounding (``bench/bench_propagation.py`` 
   of re-concatenating at every write; exported state is copied, never shared with a buffer.
 * ``channels_last``: NHWC layout for the convolutions. It is a property of the *network*
   (converted once, in place, values unchanged), so every engine on that network runs NHWC.
-* ``fuse``: the engine runs an inference copy of the network (``memvos_core/fused.py``) that
+* ``fuse``: the engine runs an inference copy of the network (``memvos_core/families/xmem/fused.py``) that
   shares its parameters but folds each BatchNorm into the convolution before it, convolves the
   image-level features of a fusion block once per frame instead of once per object and, on
   CPUs with oneDNN, runs the encoders' ResNet blocks as fused convolution+ReLU+add calls.
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
-from .fused import fused_network
+from ..families.registry import family_of
 
 COMPILE_MODES = ("", "default", "reduce-overhead")
 
@@ -165,7 +165,8 @@ def prepare_network(network, options):
     if options.channels_last and not getattr(network, "_memvos_channels_last", False):
         network.to(memory_format=torch.channels_last)
         network._memvos_channels_last = True
-    fuse = options.fuse and getattr(network, "family", None) == "xmem"
+    rewrite = family_of(network).rewrite
+    fuse = options.fuse and rewrite is not None
     if not fuse and not options.compile:
         return network
     first = next(network.parameters())
@@ -175,7 +176,7 @@ def prepare_network(network, options):
     if held is None or held[0] != placement:
         # One copy per network and kind: a network moved to another device (ComfyUI offloading
         # it) gets a new one, and the old one's tensors are let go with it.
-        calls = fused_network(network, first.device) if fuse else network
+        calls = rewrite(network, first.device) if fuse else network
         held = cache[fuse, options.compile] = (placement, CompiledCalls(calls, options.compile) if options.compile else calls)
     return held[1]
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from . import media
+from ..media_io import media
 from .output_paths import clash, describe_clash
-from .annotations import AnnotationError, hex_colour, match_annotations, read_shot_masks
+from ..media_io.annotations import AnnotationError, hex_colour, match_annotations, read_shot_masks
 
 TTA_SCALE_RANGE = (0.25, 4.0)
 
@@ -145,7 +145,7 @@ def check_run_settings(out=None, weights=None, models_dir=None, save_session=Non
 
 def check_weights_choice(weights, models_dir):
     """A weights file that exists, a file already in ``models_dir``, or a known name to download."""
-    from .weights import KNOWN_CHECKPOINTS
+    from ..weights import KNOWN_CHECKPOINTS
     text = os.fspath(weights)
     if Path(text).is_file():
         return

@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import media
-from .compositing import foreground_colour, rgba16
-from .session import Checkpoint, Propagation, PropagationCancelled, ResultStore
-from .session.result import probabilities_to_labels
+from ..media_io.compositing import foreground_colour, rgba16
+from ..media_io import media
+from ..session import Checkpoint, Propagation, PropagationCancelled, ResultStore
+from ..session.result import probabilities_to_labels
 
 CACHE_NAME = ".memvos-cache"
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -60,7 +60,7 @@ class MaskWriter:
         self.frames, self.foreground, self.device = frames, foreground, device
         self.exr = None
         if exr is not None:
-            from .exr_writer import ExrSequence
+            from ..media_io.exr_writer import ExrSequence
             self.exr = ExrSequence(self.out / "exr", self.out.name, exr)
         self.prores_cache = Path(prores_cache) if prores_cache and exr is None else None
         if self.prores_cache is not None:
@@ -92,7 +92,7 @@ class MaskWriter:
 
     def _prores_frame(self, index):
         if self.exr is not None:
-            from .exr_writer import read_exr
+            from ..media_io.exr_writer import read_exr
             planes = read_exr(self.exr.path(index))
             colour = None if "R" not in planes else torch.from_numpy(
                 np.stack([planes["R"], planes["G"], planes["B"]], -1))

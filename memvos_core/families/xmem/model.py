@@ -5,10 +5,10 @@ with object groups). Per object: the hidden state (64 channels). Nothing per fra
 """
 import torch
 
-from ..frames import aggregate, pad
-from ..memory import MemoryManager
-from ..perf import prepare_network
-from .base import FamilyModel, Plan
+from ...runtime.frames import aggregate, pad
+from ...memory import MemoryManager
+from ...runtime.perf import prepare_network
+from ..base import FamilyModel, Plan
 
 
 class XMemModel(FamilyModel):
@@ -17,7 +17,7 @@ class XMemModel(FamilyModel):
     def __init__(self, network, config, device, precision, options):
         super().__init__(network, config, device, precision, options)
         self.calls = prepare_network(network, options)
-        self.xmem_plus = config.memory_mode == "xmem++"
+        self.xmem_plus = config.memory_mode == "keyframes"
         self.memory = MemoryManager(config, options.sparse_readout, options.preallocate)
         self.hidden = None
         self.last_deep_update_ti = -config.deep_update_every

@@ -30,7 +30,7 @@ from PIL import Image
 
 from .media import IMAGE_EXTENSIONS, MediaError, open_image
 from .palette import _DAVIS
-from .session.keyframes import MAX_OBJECT_ID
+from ..session.objects import MAX_OBJECT_ID
 
 LOSSLESS_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
 LOSSY_EXTENSIONS = (".jpg", ".jpeg")

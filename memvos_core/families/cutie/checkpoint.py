@@ -5,8 +5,10 @@ import re
 
 import torch
 
-from .checkpoint import CheckpointError, strict_load
-from .cutie import VARIANTS, CutieNetwork
+from ...network.checkpoint import CheckpointError, strict_load
+from ...network.cutie import VARIANTS, CutieNetwork
+from ...network.synthetic import WeightRule
+from ..base import padded_keys
 
 _WIDTH_TO_VARIANT = {ms_dims[0]: name for name, (_, ms_dims) in VARIANTS.items()}
 _SHAPE_KEYS = {
@@ -23,8 +25,13 @@ _MASK_CONV = "mask_encoder.conv1.weight"
 _COMPRESS = "pixel_fuser.sensory_compress.weight"
 # Training-only head, and normalisation constants some older files carry: not part of inference.
 _IGNORED = ("aux_computer.", "pixel_mean", "pixel_std")
+PREFIXES = ("pixel_encoder.", "mask_encoder.", "mask_decoder.", "object_transformer.")
 ADVICE = ("Use an official Cutie checkpoint (cutie-base-mega.pth, cutie-small-mega.pth) or one "
           "trained with Cutie's code")
+
+
+def recognise(state):
+    return int(any(k.startswith(PREFIXES) for k in state))
 
 
 def infer_cutie_dims(state, source="<memory>"):
@@ -68,3 +75,32 @@ def adapt_cutie_state(state, model):
 def build_cutie(state, name):
     model = CutieNetwork(**infer_cutie_dims(state, name))
     return strict_load(model, adapt_cutie_state(state, model), name, "the Cutie network", ADVICE)
+
+
+# Random weights for tests and benchmarks (the parity fixtures were made with these rules).
+_CUTIE_AUX = [f"object_transformer.mask_pred.{i}.1" for i in range(4)]
+SYNTHETIC_RULES = {
+    # Auxiliary mask logits far above where the float32 sigmoid saturates: every foreground
+    # decision of the object transformer is an exact tie (cutie fixture README, "Hazards").
+    "base": WeightRule("mask_encoder.conv1.weight", 8.0,
+                       {"key_proj.key_proj.weight": 6.0, "mask_decoder.pred.weight": 1.0,
+                        **{f"{m}.weight": 0.3 for m in _CUTIE_AUX}},
+                       {f"{m}.bias": 40.0 for m in _CUTIE_AUX}),
+    "small": WeightRule("mask_encoder.conv1.weight", 8.0,
+                        {"key_proj.key_proj.weight": 4.0, "mask_decoder.pred.weight": 1.0,
+                         **{f"{m}.weight": 0.3 for m in _CUTIE_AUX}},
+                        {**{f"{m}.bias": 40.0 for m in _CUTIE_AUX}, "mask_decoder.pred.bias": -3.0}),
+}
+# The training-only head of the release files (dropped when loading), generated like the rest.
+AUX_SPECS = [("aux_computer.sensory_aux.projection.weight", (257, 256, 1, 1), torch.float32),
+                   ("aux_computer.sensory_aux.projection.bias", (257,), torch.float32)]
+
+
+def synthetic(variant):
+    specs = [(k, tuple(v.shape), v.dtype) for k, v in CutieNetwork(variant).state_dict().items()]
+    return specs + AUX_SPECS, SYNTHETIC_RULES[variant]
+
+
+def encode_keys(network, images):
+    """Suggest Frames' keys: padded as Cutie pads (the 0..1 image with zeros, then normalised)."""
+    return padded_keys(network, images, rgb_zero=True)

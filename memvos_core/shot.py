@@ -1,43 +1,119 @@
-"""Rotoscoping outside ComfyUI: python -m memvos_core --frames F --masks M --out O
+"""One shot through a model: the library API every front end calls (the command line, the batch,
+the nodes' propagation, benchmarks).
 
-Carries the objects of the keyframe masks through the shot and writes one indexed PNG per
-frame (DAVIS palette) whose indices are the object ids. Every input is checked before the
-weights are loaded or downloaded; a problem is one line naming the file and the fix (exit 2).
-
-Mask files (named like the frame they annotate: 00042.png for 00042.jpg, or the same number):
-  indexed PNG        the index is the object id (0 background; 255, DAVIS's void, is refused)
-  black-and-white    one object, id 1: pixels >= 128 (a file of only 0 and 1: the 1s);
-                     PNG, or JPEG (JPEG only black-and-white: a colour JPEG is refused)
-  flat colours (PNG) black (or alpha < 128) is background, each other colour one object:
-                     DAVIS palette colours keep their index; other colours get the smallest
-                     free ids in order of first appearance (masks in frame order, pixels top
-                     to bottom, left to right); anti-aliased edges are refused
-
-Many shots at once, on this machine or a Ray cluster: python -m memvos_core batch SHOTS.json
-(batch --help).
+:class:`Shot` holds a session over a shot's frames: open it, add or replace keyframes, then
+:meth:`Shot.propagate` yields each frame as soon as it is final (both directions blended where
+asked; memory stays flat with shot length), or :meth:`Shot.propagate_to_folder` writes them with
+checkpoints to resume after a crash or Ctrl-C; :meth:`Shot.save` / :meth:`Shot.resume` keep the
+session. :func:`build_parser` declares a shot's options once (the command line's flags, the keys
+of a batch's SHOTS.json); :func:`run` is what one such shot does, from options to masks on disk.
 """
 import argparse
 import os
+import queue
 import sys
+import threading
 from pathlib import Path
 
-from .compositing import FOREGROUNDS
+from .media_io.compositing import FOREGROUNDS
 from .config import MEMORY_MODES, MemoryConfig, parse_setting
-from .exr_writer import COMPRESSIONS as EXR_COMPRESSIONS
-from .families import check_config, evaluation_config
-from .session import DIRECTIONS, Session
-from .shot_inputs import check_args
+from .media_io.exr_writer import COMPRESSIONS as EXR_COMPRESSIONS
+from .families import check_config, evaluation_config, titles
+from .families.registry import FORMER_MEMORY_MODES, known_weights
+from .session import DIRECTIONS, PropagationCancelled, Session
+from .command.shot_inputs import check_args
 from .weights import default_models_dir
 
+USAGE = "python -m memvos_core"
 FORMATS = ("png", "exr", "prores")
 
 
-class CLIError(Exception):
-    pass
+class Shot:
+    """A session over one shot's frames (``frames``: an IMAGE-like ``[T,H,W,3]``, or a lazy
+    source with ``len``, indexing and ``stems`` such as the command line's frame folder)."""
+
+    def __init__(self, session, frames):
+        self.session = session
+        self.frames = frames
+        self.result = None
+
+    @classmethod
+    def open(cls, model, frames, config=None, internal_size=480, antialias=False, tta_scales=(), tta_flip=False):
+        return cls(Session(model, config or MemoryConfig(), internal_size, antialias, tuple(tta_scales),
+                           bool(tta_flip)), frames)
+
+    @classmethod
+    def resume(cls, path, model, frames, config=None):
+        """A shot whose session was saved with :meth:`save` (same model; ``config`` if given must
+        equal the saved settings)."""
+        return cls(Session.load(path, model, config), frames)
+
+    def save(self, path, what=None):
+        """``what``: the input that named ``path``, for the one-line error of a disk that refuses."""
+        self.session.save(path, what=what)
+
+    def add_keyframe(self, frame_index, labels, object_ids=None):
+        """Annotate frame ``frame_index`` with a label map (uint8 ``[H,W]`` object ids); a
+        keyframe already on that frame is replaced."""
+        self.session = self.session.add_label_map(frame_index, self.frames[frame_index], labels, object_ids)
+        return self
+
+    def propagate(self, direction="both", start=None, end=None, progress=None, cancel=None):
+        """Yield ``(frame index, probabilities)`` for each frame as soon as it is final (``[N+1,H,W]``
+        at the source size over ``session.object_ids``, background first). Closing the generator
+        early stops the propagation at the next frame; afterwards ``session`` holds the memory
+        state to continue with and ``result`` the run's :class:`~memvos_core.session.PropagationResult`."""
+        handed = queue.Queue(maxsize=2)   # a frame or two ahead of the consumer: memory stays flat
+        stop = threading.Event()
+        done = object()
+
+        def should_cancel():
+            return stop.is_set() or (cancel is not None and cancel())
+
+        def on_final(index, result):
+            handed.put((index, result.probabilities(index)))
+
+        def work():
+            try:
+                self.session, self.result = self.session.propagate(
+                    self.frames, 0, direction, start, end, progress, should_cancel, on_final=on_final, retain=False)
+                handed.put(done)
+            except BaseException as exc:  # handed to the consumer's thread
+                handed.put(exc)
+
+        worker = threading.Thread(target=work, name="memvos-shot", daemon=True)
+        worker.start()
+        try:
+            while (item := handed.get()) is not done:
+                if isinstance(item, BaseException):
+                    if isinstance(item, PropagationCancelled) and stop.is_set():
+                        return
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            while worker.is_alive():      # let a blocked put() through, then wait for the stop
+                try:
+                    handed.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            worker.join()
+
+    def propagate_to_folder(self, out, **options):
+        """:func:`memvos_core.command.streaming.propagate_to_folder` for this shot (masks written as frames
+        become final, checkpoints, ``resume``); returns the run's result."""
+        from .command.streaming import propagate_to_folder
+        self.session, self.result = propagate_to_folder(self.session, self.frames, out, **options)
+        return self.result
 
 
-def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m memvos_core", description=__doc__,
+class ShotError(Exception):
+    """A shot option that cannot be used; the message names it and the fix."""
+
+
+def build_parser(description=None):
+    """A shot's options, declared once: the command line's flags and the keys of SHOTS.json."""
+    ap = argparse.ArgumentParser(prog=USAGE, description=description,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", required=True,
                     help="the shot: a folder of frame images (sorted by name, all of one size) or a video "
@@ -48,10 +124,11 @@ def build_parser():
                          "PNGs (one object per colour; see 'Mask files' below). Required")
     ap.add_argument("--out", required=True,
                     help="output folder: one indexed PNG per frame, DAVIS palette, named like the frame. Required")
-    ap.add_argument("--weights", default="XMem.pth",
-                    help="checkpoint file, or a known name (XMem.pth, XMem-s012.pth, cutie-base-mega.pth, "
-                         "cutie-small-mega.pth) looked up in --models-dir and downloaded there on first use; the "
-                         "model family (XMem or Cutie) is read from the file (default: %(default)s)")
+    known = list(known_weights())
+    ap.add_argument("--weights", default=known[0],
+                    help=f"checkpoint file, or a known name ({', '.join(known)}) looked up in --models-dir and "
+                         f"downloaded there on first use; the model family ({titles()}) is read from the file "
+                         "(default: %(default)s)")
     ap.add_argument("--models-dir", default=default_models_dir(),
                     help="where named weights are kept and downloaded to (default: $MEMVOS_MODELS_DIR, "
                          "else ~/.cache/memvos/models; here %(default)s)")
@@ -61,18 +138,19 @@ def build_parser():
                     help="fp16/bf16 run under autocast on GPUs, faster with a small loss (default: fp32)")
     ap.add_argument("--size", type=int, default=480,
                     help="shorter side of the frames inside the network, in pixels (16 or more); -1 keeps the "
-                         "native resolution (default: 480, as XMem)")
+                         "native resolution (default: 480, as the released models)")
     ap.add_argument("--direction", default="both", choices=DIRECTIONS,
                     help="forward, backward, or both blended by the distance to the keyframes (default: both)")
     ap.add_argument("--start", type=int, default=None,
                     help="first frame (0-based) to propagate over (default: 0, the first frame)")
     ap.add_argument("--end", type=int, default=None,
                     help="frame after the last one to propagate over (default: the number of frames)")
-    ap.add_argument("--memory", default="xmem++", choices=MEMORY_MODES,
-                    help="xmem++: every keyframe in permanent memory first; xmem: XMem's own schedule, "
-                         "annotations enter working memory (with Cutie: its evaluation schedule) (default: xmem++)")
+    ap.add_argument("--memory", default="keyframes", choices=(*MEMORY_MODES, *FORMER_MEMORY_MODES),
+                    help="keyframes: every keyframe in permanent memory first; evaluation: the model family's "
+                         "evaluation schedule, annotations enter working memory; xmem++ and xmem are their former "
+                         "names (default: keyframes)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a memory setting under XMem's name (Cutie-only ones under Cutie's), repeatable: "
+                    help="a memory setting, repeatable (the README's settings table says which family reads which): "
                          f"{', '.join(n for n in MemoryConfig.names() if n != 'memory_mode')} (default: the "
                          "model's own values)")
     ap.add_argument("--tta-flip", action="store_true",
@@ -124,9 +202,9 @@ def resolve_device(choice):
         mps = getattr(torch.backends, "mps", None)
         return "mps" if mps is not None and mps.is_available() else "cpu"
     if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise CLIError(f"--device {choice}: CUDA is not available on this machine; use --device cpu")
+        raise ShotError(f"--device {choice}: CUDA is not available on this machine; use --device cpu")
     if choice == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise CLIError("--device mps: MPS is not available on this machine; use --device cpu")
+        raise ShotError("--device mps: MPS is not available on this machine; use --device cpu")
     return choice
 
 
@@ -138,7 +216,7 @@ def parse_config(args):
     return config
 
 
-def make_config(args, num_frames, family="xmem"):
+def make_config(args, num_frames, family):
     config = parse_config(args)
     explicit_usage = any(t.split("=", 1)[0].strip() == "enable_long_term_count_usage" for t in args.set)
     if not explicit_usage:
@@ -155,20 +233,20 @@ def weights_path(args, download=True):
     if path.is_file():
         return path
     if os.sep in args.weights or "/" in args.weights:
-        raise CLIError(f"--weights {args.weights}: file not found")
+        raise ShotError(f"--weights {args.weights}: file not found")
     if not download:
         found = find_weights(args.weights, [args.models_dir])
         return None if found is None else Path(found)
     try:
         return Path(ensure_weights(args.weights, args.models_dir, progress=download_progress(args.quiet)))
     except WeightsError as exc:
-        raise CLIError(f"{str(exc).rstrip('.')}. Offline? Pass --weights FILE with a checkpoint you have, or put "
+        raise ShotError(f"{str(exc).rstrip('.')}. Offline? Pass --weights FILE with a checkpoint you have, or put "
                        f"{args.weights} into the models folder ($MEMVOS_MODELS_DIR or --models-dir; now "
                        f"{args.models_dir})") from None
 
 
 def load_weights(args, device):
-    from .model import load_model
+    from .runtime.model import load_model
     path = weights_path(args)
     return load_model(str(path), device=device, precision=args.precision, name=path.name)
 
@@ -193,46 +271,44 @@ def download_progress(quiet):
 
 
 def run(args):
+    """One shot from options (:func:`build_parser`) to masks on disk; returns the result."""
     import torch
-    shot = check_args(args)  # every input, before any weights are loaded or downloaded
+    shot_inputs = check_args(args)  # every input, before any weights are loaded or downloaded
     if not args.quiet:
-        print(f"shot: {shot.describe()}", file=sys.stderr)
-    frames = shot.frames
+        print(f"shot: {shot_inputs.describe()}", file=sys.stderr)
+    frames = shot_inputs.frames
     parse_config(args)
     formats = set(args.format)
     if "exr" in formats:
-        from .exr_writer import openexr
+        from .media_io.exr_writer import openexr
         openexr()  # a missing package is one line before the weights load
     colour = None
     if "prores" in formats:
-        from .video_writer import colour_tags
+        from .media_io.video_writer import colour_tags
         colour = colour_tags(args.frames) if os.path.isfile(args.frames) else None
     device = resolve_device(args.device)
     model = load_weights(args, device)
     config = make_config(args, len(frames), model.family)  # the family's own per-clip rules
-    session = Session(model, config, internal_size=args.size, tta_scales=tuple(args.tta_scales),
-                      tta_flip=args.tta_flip)
-    for i, labels in sorted(shot.keyframes.items()):
-        session = session.add_label_map(i, frames[i], labels)
-    # the batch command passes its own reporter (a callable with close()) instead of the bar
+    shot = Shot.open(model, frames, config, internal_size=args.size, tta_scales=args.tta_scales,
+                     tta_flip=args.tta_flip)
+    for i, labels in sorted(shot_inputs.keyframes.items()):
+        shot.add_keyframe(i, labels)
+    # the batch passes its own reporter (a callable with close()) instead of the bar
     bar = getattr(args, "progress", None) or make_progress(args.quiet)
-    from .session import PropagationCancelled
-    from .streaming import propagate_to_folder
     try:
         with torch.inference_mode():
-            session, result = propagate_to_folder(
-                session, frames, args.out, direction=args.direction, start=args.start, end=args.end,
-                soft=args.soft, cache_dir=args.cache_dir, resume=args.resume,
-                checkpoint_every=args.checkpoint_every, progress=bar,
-                exr=args.exr_compression if "exr" in formats else None, prores="prores" in formats,
-                foreground=args.foreground, colour=colour, device=device,
+            result = shot.propagate_to_folder(
+                args.out, direction=args.direction, start=args.start, end=args.end, soft=args.soft,
+                cache_dir=args.cache_dir, resume=args.resume, checkpoint_every=args.checkpoint_every,
+                progress=bar, exr=args.exr_compression if "exr" in formats else None,
+                prores="prores" in formats, foreground=args.foreground, colour=colour, device=device,
                 log=None if args.quiet else (lambda text: print(text, file=sys.stderr)))
     except PropagationCancelled:
-        raise KeyboardInterrupt from None  # reported by main(): exit 130
+        raise KeyboardInterrupt from None  # reported by the command line: exit 130
     finally:
         bar.close()
     if args.save_session:
-        session.save(args.save_session, what="--save-session")
+        shot.save(args.save_session, what="--save-session")
     return result
 
 
@@ -262,43 +338,8 @@ class make_progress:
 
 def user_errors():
     """The exceptions whose message is the whole story (bad input, missing weights): one line, no traceback."""
-    from .media import MediaError
+    from .media_io.media import MediaError
     from .network import CheckpointError
     from .session import SessionFileError
     from .weights import WeightsError
-    return CLIError, MediaError, CheckpointError, WeightsError, SessionFileError, ValueError
-
-
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["batch"]:  # many shots; the flag-only form below stays the single-shot CLI
-        from .batch.command import main as batch_main
-        return batch_main(argv[1:])
-    args = build_parser().parse_args(argv)
-    try:
-        result = run(args)
-    except user_errors() as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("cancelled", file=sys.stderr)
-        return 130
-    print(describe_outputs(args, result))
-    return 0
-
-
-def describe_outputs(args, result):
-    """Where the run wrote what, in one line."""
-    out = Path(args.out).resolve()
-    count = len(result.frame_indices)
-    text = f"wrote {count} mask{'s' if count != 1 else ''} to {out} (indexed PNGs, DAVIS palette)"
-    if args.soft:
-        text += f"; soft masks in {out / 'soft'}"
-    if "exr" in args.format:
-        text += f"; EXR frames in {out / 'exr'}"
-    if "prores" in args.format:
-        from .streaming import prores_path
-        text += f"; ProRes 4444 video {prores_path(out)}"
-    if args.save_session:
-        text += f"; session saved to {Path(args.save_session).resolve()}"
-    return text
+    return ShotError, MediaError, CheckpointError, WeightsError, SessionFileError, ValueError
