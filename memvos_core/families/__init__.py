@@ -2,8 +2,8 @@
 interface; the family of a network is its ``family`` attribute, set by the checkpoint loader."""
 from .base import FamilyModel, Plan
 
-FAMILIES = ("xmem", "cutie")
-FAMILY_NAMES = {"xmem": "XMem", "cutie": "Cutie"}
+FAMILIES = ("xmem", "cutie", "matanyone")
+FAMILY_NAMES = {"xmem": "XMem", "cutie": "Cutie", "matanyone": "MatAnyone"}
 
 
 def family_of(network):
@@ -16,6 +16,9 @@ def family_model(network, config, device, precision, options):
     if family == "cutie":
         from .cutie import CutieModel
         return CutieModel(network, config, device, precision, options)
+    if family == "matanyone":
+        from .matanyone.model import MatAnyoneModel
+        return MatAnyoneModel(network, config, device, precision, options)
     if family == "xmem":
         from .xmem import XMemModel
         return XMemModel(network, config, device, precision, options)
@@ -24,7 +27,7 @@ def family_model(network, config, device, precision, options):
 
 def check_config(family, config):
     """Raise a clear error for settings the family cannot run with (checked before any work)."""
-    if family == "cutie":
+    if family in ("cutie", "matanyone"):
         from .cutie import check_cutie_config
         check_cutie_config(config)
 

@@ -101,11 +101,12 @@ def adapt_state_dict(state, model):
 
 XMEM_PREFIXES = ("key_encoder.", "value_encoder.", "decoder.")
 CUTIE_PREFIXES = ("pixel_encoder.", "mask_encoder.", "mask_decoder.", "object_transformer.")
-KNOWN_FILES = "XMem.pth, XMem-s012.pth, cutie-base-mega.pth or cutie-small-mega.pth"
+MATANYONE_MARKERS = ("temp_sparity.", "mask_decoder.pred_mat.")  # Cutie keys plus these: MatAnyone
+KNOWN_FILES = "XMem.pth, XMem-s012.pth, cutie-base-mega.pth, cutie-small-mega.pth, matanyone.pth or matanyone2.pth"
 
 
 def detect_family(state, source="<memory>"):
-    """``"xmem"`` or ``"cutie"``, from the module names the keys start with."""
+    """``"xmem"``, ``"cutie"`` or ``"matanyone"``, from the module names the keys start with."""
     xmem = any(k.startswith(XMEM_PREFIXES) for k in state)
     cutie = any(k.startswith(CUTIE_PREFIXES) for k in state)
     if xmem and cutie:
@@ -116,6 +117,8 @@ def detect_family(state, source="<memory>"):
         raise CheckpointError(
             f"weights file {source!r} is not an XMem checkpoint, nor a Cutie one (none of its keys starts "
             f"with key_encoder. or pixel_encoder.); pick {KNOWN_FILES}")
+    if cutie and any(k.startswith(MATANYONE_MARKERS) for k in state):
+        return "matanyone"
     return "cutie" if cutie else "xmem"
 
 
@@ -128,7 +131,11 @@ def load_network(source, *, source_name=None):
     else:
         name = source_name or "<state dict>"
         state = unwrap_state_dict(source, name)
-    if detect_family(state, name) == "cutie":
+    family = detect_family(state, name)
+    if family == "matanyone":
+        from ..families.matanyone.checkpoint import build_matanyone
+        return build_matanyone(state, name)
+    if family == "cutie":
         from .cutie_checkpoint import build_cutie
         return build_cutie(state, name)
     model = XMemNetwork(**infer_dims(state, name))

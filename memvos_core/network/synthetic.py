@@ -76,11 +76,14 @@ def _tensor_for(key, shape, dtype, bn_prefixes, ln_prefixes, rule):
     return t.to(dtype)
 
 
-def synthetic_state_dict(specs=None, family="xmem", variant=None):
+def synthetic_state_dict(specs=None, family="xmem", variant=None, rule=None):
     """specs: iterable of ``(key, shape, dtype)``; default: the default model's keys of
     ``family`` (``"xmem"``, or ``"cutie"`` with ``variant`` ``"base"``/``"small"``, whose
-    default specs include the training-only ``aux_computer`` keys of the release files)."""
-    if family == "cutie":
+    default specs include the training-only ``aux_computer`` keys of the release files).
+    ``rule``: another family's :class:`WeightRule`, applied to ``specs`` (both required)."""
+    if rule is not None:
+        pass
+    elif family == "cutie":
         variant = variant or "base"
         if specs is None:
             from .cutie import CutieNetwork
