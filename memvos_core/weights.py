@@ -49,6 +49,8 @@ class KnownCheckpoint:
 
 _XMEM_RELEASE = "https://github.com/hkchengrex/XMem/releases/download/v1.0/"
 _CUTIE_RELEASE = "https://github.com/hkchengrex/Cutie/releases/download/v1.0/"
+_MATANYONE_RELEASE = "https://github.com/pq-yang/MatAnyone/releases/download/v1.0.0/"
+_MATANYONE2_RELEASE = "https://github.com/pq-yang/MatAnyone2/releases/download/v1.0.0/"
 KNOWN_CHECKPOINTS = {c.name: c for c in (
     KnownCheckpoint("XMem.pth", _XMEM_RELEASE + "XMem.pth", None,
                     "XMem, the default release model (static-image pretraining + video training)"),
@@ -60,6 +62,12 @@ KNOWN_CHECKPOINTS = {c.name: c for c in (
     KnownCheckpoint("cutie-small-mega.pth", _CUTIE_RELEASE + "cutie-small-mega.pth", None,
                     "Cutie small (ResNet-18 image encoder), same training data: faster, a little less accurate",
                     family="cutie"),
+    KnownCheckpoint("matanyone.pth", _MATANYONE_RELEASE + "matanyone.pth", None,
+                    "MatAnyone (CVPR 2025): learned soft alpha mattes (hair, motion blur). S-Lab License 1.0: "
+                    "non-commercial use only", family="matanyone"),
+    KnownCheckpoint("matanyone2.pth", _MATANYONE2_RELEASE + "matanyone2.pth", None,
+                    "MatAnyone 2 (CVPR 2026): the same network, newer training. S-Lab License 1.0: "
+                    "non-commercial use only", family="matanyone"),
 )}
 
 SIDECAR_SUFFIX = ".sha256"
@@ -131,8 +139,8 @@ def read_tensors(path, fmt=None, label=None):
 
 
 def verify_checkpoint(path, fmt=None, label=None):
-    """Default verification: the file loads strictly into the network of its family (XMem or
-    Cutie, told apart by its keys)."""
+    """Default verification: the file loads strictly into the network of its family (XMem,
+    Cutie or MatAnyone, told apart by its keys)."""
     load_network(read_tensors(path, fmt, label), source_name=label or os.fspath(path))
 
 

@@ -114,6 +114,7 @@ class MatAnyoneNetwork(nn.Module):
     family = "matanyone"
     stride = 16
     pads_in_rgb = True
+    independent_objects = True   # each object's alpha is its own: mattes overlap, never renormalised
 
     def __init__(self, key_dim=64, value_dim=256, sensory_dim=256, pixel_dim=256, embed_dim=256,
                  num_queries=16, num_blocks=3, ff_dim=2048, num_heads=8, up_dims=UP_DIMS):
@@ -165,9 +166,14 @@ class MatAnyoneNetwork(nn.Module):
 
     def read_objects(self, features, visual_readout, sensory, last_mask, object_memory):
         """As Cutie: pixel fusion with sensory memory and the last alpha, then the object
-        transformer with these objects' memory ``[B,n,Q,C+1]``."""
+        transformer with these objects' memory ``[B,n,Q,C+1]``, but each object on its own: the
+        transformer's foreground masks compare an object with the others, and the single-object
+        network only ever saw its own object (the official runs one object per pass)."""
         fused = self.pixel_fuser(features[3], visual_readout, sensory, last_mask)
-        return self.object_transformer(fused, object_memory.unsqueeze(2))
+        b, n = fused.shape[:2]
+        alone = self.object_transformer(fused.reshape(b * n, 1, *fused.shape[2:]),
+                                        object_memory.reshape(b * n, 1, 1, *object_memory.shape[2:]))
+        return alone.reshape(b, n, *alone.shape[2:])
 
     def decode(self, features, readout, sensory, update_sensory, chunk_size=-1):
         """-> (new sensory or None, raw alpha ``[B,N,H,W]`` at full padded resolution)."""
