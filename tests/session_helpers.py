@@ -45,3 +45,16 @@ def stored(result):
 
 def same(a, b):
     return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
+
+
+def assert_chunks_equal_one_pass(session, frames, direction, parts):
+    """Propagating ``frames`` in the chunks ``parts`` (``(lo, hi)`` in pass order, each continuing
+    the previous chunk's state) stores exactly what one pass over all of them stores."""
+    _, whole = session.propagate(frames, direction=direction)
+    chunked, state = {}, session
+    for lo, hi in parts:
+        state, part = state.propagate(frames[lo:hi], first_frame_index=lo, direction=direction)
+        chunked.update(stored(part))
+    assert sorted(chunked) == whole.frame_indices
+    for t, prob in stored(whole).items():
+        assert same(chunked[t], prob), (direction, t)

@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
+import cutie_fixture
 import xmem_fixture
-from memvos_core.config import MemoryConfig
 from memvos_core.engine import InferenceEngine
 from memvos_core.families.matanyone import model as matanyone_model
 from memvos_core.families.matanyone.synthetic import synthetic_matanyone_state_dict
@@ -51,14 +51,7 @@ def fed_mask(run):
 
 
 def memory_config(run):
-    s = fixture()["runs"][run]["settings"]
-    lt = s["long_term"]
-    return MemoryConfig(
-        top_k=s["top_k"], mem_every=s["mem_every"], stagger_updates=s["stagger_updates"],
-        chunk_size=s["chunk_size"], enable_long_term=s["use_long_term"], max_mem_frames=s["max_mem_frames"],
-        enable_long_term_count_usage=lt["count_usage"], min_mid_term_frames=lt["min_mem_frames"],
-        max_mid_term_frames=lt["max_mem_frames"], num_prototypes=lt["num_prototypes"],
-        max_long_term_elements=lt["max_num_tokens"], buffer_tokens=lt["buffer_tokens"], memory_mode="xmem")
+    return cutie_fixture.settings_config(fixture()["runs"][run]["settings"], memory_mode="xmem")
 
 
 def propagate(runs, warmup_steps=None, frames=NUM_FRAMES):

@@ -101,7 +101,6 @@ def adapt_state_dict(state, model):
 
 XMEM_PREFIXES = ("key_encoder.", "value_encoder.", "decoder.")
 CUTIE_PREFIXES = ("pixel_encoder.", "mask_encoder.", "mask_decoder.", "object_transformer.")
-MATANYONE_MARKERS = ("temp_sparity.", "mask_decoder.pred_mat.")  # Cutie keys plus these: MatAnyone
 KNOWN_FILES = "XMem.pth, XMem-s012.pth, cutie-base-mega.pth, cutie-small-mega.pth, matanyone.pth or matanyone2.pth"
 
 
@@ -117,8 +116,10 @@ def detect_family(state, source="<memory>"):
         raise CheckpointError(
             f"weights file {source!r} is not an XMem checkpoint, nor a Cutie one (none of its keys starts "
             f"with key_encoder. or pixel_encoder.); pick {KNOWN_FILES}")
-    if cutie and any(k.startswith(MATANYONE_MARKERS) for k in state):
-        return "matanyone"
+    if cutie:
+        from ..families.matanyone.checkpoint import recognise  # Cutie's modules plus its own heads
+        if recognise(state):
+            return "matanyone"
     return "cutie" if cutie else "xmem"
 
 

@@ -33,6 +33,10 @@ class MatAnyoneModel(CutieModel):
         self.last_pix_feat = None  # [1, C, h, w]: the previous frame's pixel feature
         self.warmed = set()        # ids whose first annotation has been warmed up
         self._decoded = None       # (feats, plan) of the frame being decoded, until observe()
+        # id -> (annotation, warmed-up alpha) of its first keyframe: a keyframe committed to
+        # permanent memory first (xmem++) is stepped again with the same annotation, and its
+        # output must stay the warmed-up matte, not the hard annotation.
+        self.refined = {}
 
     def _positions(self, ids):
         where = {i: p for p, i in enumerate(self.object_ids)}
@@ -69,10 +73,12 @@ class MatAnyoneModel(CutieModel):
         """The named objects take the annotation's alpha as it is, the others keep theirs: mattes
         overlap, so one object's annotation does not erase another's."""
         alpha = mask.clone()
-        if prob is not None:
-            for i in range(prob.shape[0] - 1):
-                if valid_labels is not None and (i + 1) not in valid_labels:
-                    alpha[i] = prob[i + 1]
+        for p, i in enumerate(self.object_ids[:alpha.shape[0]]):
+            named = valid_labels is None or (p + 1) in valid_labels
+            if named and i in self.refined and torch.equal(self.refined[i][0], mask[p]):
+                alpha[p] = self.refined[i][1]
+            elif not named and prob is not None and p < prob.shape[0] - 1:
+                alpha[p] = prob[p + 1]
         return with_background(alpha.unsqueeze(0))
 
     def observe(self, prob):
@@ -108,7 +114,10 @@ class MatAnyoneModel(CutieModel):
                         "all" if write_permanent else "first")
         fresh = [i for i in ids if i not in self.warmed]
         if fresh:
+            annotations = self.last_mask[0, self._positions(fresh)]
             work.prob = self._warm_up(feats, fresh)
+            refined = self.last_mask[0, self._positions(fresh)]
+            self.refined.update({i: (annotations[j], refined[j]) for j, i in enumerate(fresh)})
 
     def _warm_up(self, feats, ids):
         """Predict the annotated frame again and again from itself (fixture README, "First frame
@@ -138,6 +147,7 @@ class MatAnyoneModel(CutieModel):
         super().delete_objects(positions)
         for i in gone:
             self.last_value.pop(i, None)
+            self.refined.pop(i, None)
         self.warmed -= gone
 
     # ---------------------------------------------------------------- state
@@ -146,6 +156,8 @@ class MatAnyoneModel(CutieModel):
         tensors.update({f"last_value.{i}": t for i, t in self.last_value.items()})
         if self.last_pix_feat is not None:
             tensors["last_pix_feat"] = self.last_pix_feat
+        for i, (annotation, alpha) in self.refined.items():
+            tensors[f"refined_annotation.{i}"], tensors[f"refined_alpha.{i}"] = annotation, alpha
         meta = {**meta, "warmed": sorted(self.warmed)}
         return _unshared(tensors), meta
 
@@ -154,3 +166,5 @@ class MatAnyoneModel(CutieModel):
         self.last_value = {i: tensors[f"last_value.{i}"] for i in self.object_ids if f"last_value.{i}" in tensors}
         self.last_pix_feat = tensors.get("last_pix_feat")
         self.warmed = set(meta.get("warmed", []))
+        self.refined = {i: (tensors[f"refined_annotation.{i}"], tensors[f"refined_alpha.{i}"])
+                        for i in self.object_ids if f"refined_alpha.{i}" in tensors}

@@ -25,5 +25,10 @@ def release_specs():
     return specs + list(CUTIE_AUX_SPECS)
 
 
+def synthetic(variant=None):
+    """``(specs, rule)`` for the family registry: one variant."""
+    return release_specs(), MATANYONE_RULE
+
+
 def synthetic_matanyone_state_dict():
     return synthetic_state_dict(release_specs(), rule=MATANYONE_RULE)
