@@ -1,4 +1,4 @@
-"""XMem, Cutie base and Cutie small side by side: time per frame at 854x480, generated weights.
+"""XMem, Cutie base, Cutie small and MatAnyone side by side: time per frame at 854x480, generated weights.
 
     python bench/bench_families.py [--frames 12] [--objects 1 2] [--device cpu] [--threads N]
 
@@ -22,9 +22,13 @@ sys.path.insert(0, HERE)
 
 from bench_engine import time_engine  # noqa: E402
 from memvos_core import MemoryConfig, load_network  # noqa: E402
+from memvos_core.families.matanyone.synthetic import synthetic_matanyone_state_dict  # noqa: E402
 from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
 
-FAMILIES = {"XMem": ("xmem", None), "Cutie base": ("cutie", "base"), "Cutie small": ("cutie", "small")}
+FAMILIES = {"XMem": lambda: synthetic_state_dict(family="xmem"),
+            "Cutie base": lambda: synthetic_state_dict(family="cutie", variant="base"),
+            "Cutie small": lambda: synthetic_state_dict(family="cutie", variant="small"),
+            "MatAnyone": synthetic_matanyone_state_dict}
 
 
 def main(argv=None):
@@ -43,8 +47,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     config = MemoryConfig(memory_mode="xmem")
     load_before = os.getloadavg()
-    nets = {label: load_network(synthetic_state_dict(family=FAMILIES[label][0], variant=FAMILIES[label][1]))
-            .to(args.device) for label in args.families}
+    nets = {label: load_network(FAMILIES[label]()).to(args.device) for label in args.families}
     cases = [(label, n) for label in args.families for n in args.objects]
     best = {}
     # Rounds in alternating order, keeping each case's best: a shared machine's load changes

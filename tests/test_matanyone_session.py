@@ -6,11 +6,19 @@ import pytest
 import torch
 
 import cutie_fixture as cf
+from memvos_core.families.matanyone import model as matanyone_model
 from memvos_core.families.matanyone.synthetic import synthetic_matanyone_state_dict
 from memvos_core.model import load_model
 from memvos_core.session import Session, SessionFileError, combine
 from memvos_core.session.blend import QUANT, object_weights
 from session_helpers import assert_chunks_equal_one_pass, moving_discs, same, small_config, stored
+
+
+@pytest.fixture(autouse=True)
+def short_warm_up(monkeypatch):
+    """Two warm-up predictions instead of 11: the session properties do not depend on how many
+    (parity does, in test_matanyone_parity.py), and every first keyframe of a pass pays them."""
+    monkeypatch.setattr(matanyone_model, "WARMUP_STEPS", 2)
 
 
 @pytest.fixture(scope="module")
