@@ -1,8 +1,9 @@
 """The engine with MatAnyone against the official MatAnyone inference (fixture runs A-C, fp32,
 CPU, generated weights; MatAnyone 2 has the same network and inference, so this covers both).
 
-Runs A and B (the ellipse and the star, two separate official runs) are matted here as two
-objects of ONE propagation: our objects are independent, so each must still match its own
+The engine gets the masks given to the official script and prepares them as the script does
+(its closing). Runs A and B (the ellipse and the star, two separate official runs) are matted
+here as two objects of ONE propagation: our objects are independent, so each must still match its own
 run. Tolerance (fixture README, "Noise"): per frame max |dalpha| <= 1e-2 and mean <= 1e-3 for
 A/B, 5e-2 / 5e-3 for C (long-term memory forced), the warm-up amplifying float noise.
 """
@@ -19,6 +20,7 @@ import cutie_fixture
 import xmem_fixture
 from memvos_core.engine import InferenceEngine
 from memvos_core.families.matanyone import model as matanyone_model
+from memvos_core.families.matanyone.closing import close_mask
 from memvos_core.families.matanyone.synthetic import synthetic_matanyone_state_dict
 from memvos_core.network import load_network
 from memvos_core.network.synthetic import fingerprint
@@ -44,10 +46,12 @@ def network():
     return load_network(synthetic_matanyone_state_dict())
 
 
-def fed_mask(run):
-    """The first-frame mask as the official script feeds it (after its closing), 0/1."""
+def given_mask(run, suffix=""):
+    """The first-frame mask given to the official script (``suffix`` "_fed": what it fed the
+    network after its closing), 0/1. The engine gets the given one and closes it itself."""
     name = fixture()["runs"][run]["mask"]
-    return torch.from_numpy(np.array(Image.open(ROOT / f"mask_{name}.png")).astype(np.float32) / 255)
+    image = Image.open(ROOT / f"mask_{name}{suffix}.png").convert("L")
+    return torch.from_numpy(np.array(image).astype(np.float32) / 255)
 
 
 def memory_config(run):
@@ -62,7 +66,7 @@ def propagate(runs, warmup_steps=None, frames=NUM_FRAMES):
     with torch.inference_mode():
         for t in range(frames):
             if t == 0:
-                mask = torch.stack([fed_mask(run) for run in runs])
+                mask = torch.stack([given_mask(run) for run in runs])
                 prob = engine.step(xmem_fixture.frame_tensor(0), mask, list(range(1, len(runs) + 1)))
             else:
                 prob = engine.step(xmem_fixture.frame_tensor(t))
@@ -87,6 +91,12 @@ def test_generated_weights_match_the_fixture():
         ours = fingerprint(state[key])
         assert ours["first"] == pytest.approx(ref["first"], rel=1e-6, abs=1e-7), key
         assert ours["sum"] == pytest.approx(ref["sum"], rel=1e-5, abs=1e-4), key
+
+
+@pytest.mark.parametrize("run", ["A", "B"])
+def test_first_mask_is_closed_as_the_official_script_closes_it(run):
+    closed = close_mask(given_mask(run))
+    assert torch.equal(closed, given_mask(run, "_fed")) and not torch.equal(closed, given_mask(run))
 
 
 def test_first_warm_up_prediction_matches(monkeypatch):

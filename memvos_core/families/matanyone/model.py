@@ -1,7 +1,8 @@
 """MatAnyone behind the family interface: Cutie's memory and per-object state, plus what the
 matting network adds (fixture README ``matanyone_parity``, "Runs and calling sequences"):
 
-* an object's first annotation is refined by a warm-up on that frame: the frame is predicted
+* an object's first annotation is closed as the official script closes its input mask
+  (:mod:`.closing`), then refined by a warm-up on that frame: the frame is predicted
   ``WARMUP_STEPS`` times without reading the key-value memory (the previous mask value stands in
   for the readout), each time replacing the object's memory and object memory by the new alpha
   while its sensory state carries over; the frame's output is the last warm-up alpha;
@@ -14,6 +15,7 @@ matting network adds (fixture README ``matanyone_parity``, "Runs and calling seq
 import torch
 
 from ..cutie import CutieModel, _unshared
+from .closing import close_mask
 
 # The official script prepends 10 copies of the first frame: 11 predictions of it in all.
 WARMUP_STEPS = 11
@@ -37,6 +39,7 @@ class MatAnyoneModel(CutieModel):
         # permanent memory first (xmem++) is stepped again with the same annotation, and its
         # output must stay the warmed-up matte, not the hard annotation.
         self.refined = {}
+        self._first = {}           # position -> an object's first annotation as given, until write()
 
     def _positions(self, ids):
         where = {i: p for p, i in enumerate(self.object_ids)}
@@ -73,10 +76,16 @@ class MatAnyoneModel(CutieModel):
         """The named objects take the annotation's alpha as it is, the others keep theirs: mattes
         overlap, so one object's annotation does not erase another's."""
         alpha = mask.clone()
-        for p, i in enumerate(self.object_ids[:alpha.shape[0]]):
+        self._first = {}
+        for p in range(alpha.shape[0]):
+            i = self.object_ids[p] if p < len(self.object_ids) else None
             named = valid_labels is None or (p + 1) in valid_labels
             if named and i in self.refined and torch.equal(self.refined[i][0], mask[p]):
                 alpha[p] = self.refined[i][1]
+            elif named and i not in self.warmed:
+                # An object's first annotation, prepared as the official script prepares its mask.
+                self._first[p] = mask[p]
+                alpha[p] = close_mask(mask[p])
             elif not named and prob is not None and p < prob.shape[0] - 1:
                 alpha[p] = prob[p + 1]
         return with_background(alpha.unsqueeze(0))
@@ -114,10 +123,12 @@ class MatAnyoneModel(CutieModel):
                         "all" if write_permanent else "first")
         fresh = [i for i in ids if i not in self.warmed]
         if fresh:
-            annotations = self.last_mask[0, self._positions(fresh)]
+            # Remembered as given (before the closing): what a second step of this keyframe brings.
+            annotations = [self._first.get(p, self.last_mask[0, p]) for p in self._positions(fresh)]
             work.prob = self._warm_up(feats, fresh)
             refined = self.last_mask[0, self._positions(fresh)]
             self.refined.update({i: (annotations[j], refined[j]) for j, i in enumerate(fresh)})
+        self._first = {}
 
     def _warm_up(self, feats, ids):
         """Predict the annotated frame again and again from itself (fixture README, "First frame
