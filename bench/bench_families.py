@@ -1,4 +1,4 @@
-"""XMem, Cutie base and Cutie small side by side: time per frame at 854x480, generated weights.
+"""XMem, Cutie base, Cutie small and MatAnyone side by side: time per frame at 854x480, generated weights.
 
     python bench/bench_families.py [--frames 12] [--objects 1 2] [--device cpu] [--threads N]
 
@@ -45,8 +45,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     config = MemoryConfig(memory_mode="evaluation")
     load_before = os.getloadavg()
-    nets = {label: load_network(synthetic_state_dict(family=FAMILIES[label][0], variant=FAMILIES[label][1]))
-            .to(args.device) for label in args.families}
+    nets = {label: load_network(FAMILIES[label]()).to(args.device) for label in args.families}
     cases = [(label, n) for label in args.families for n in args.objects]
     best = {}
     # Rounds in alternating order, keeping each case's best: a shared machine's load changes

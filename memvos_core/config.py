@@ -103,8 +103,8 @@ defaults. ``memory_mode`` selects the schedule (see its help)."""
 
 def settings_table():
     """The README's table of memory settings (``tests/test_family_registry.py`` checks it is there)."""
-    from .families.registry import family_settings as owned
-    owners = {s.name: f.title for f, s in owned()}
+    from .families.registry import family_settings as owned, readers
+    owners = {s.name: " and ".join(r.title for r in readers(f)) for f, s in owned()}
     rows = ["| setting (`--set` key) | New Session input | default | read by | what it does |", "|---|---|---|---|---|"]
     for s in all_settings():
         default = str(s.default).lower() if isinstance(s.default, bool) else s.default

@@ -60,13 +60,14 @@ def _local_file_state(name):
 
 
 class MemVOSLoadModel:
-    DESCRIPTION = ("Loads an XMem, Cutie or SAM 2.1 model for MemVOS (the family is read from the file). Pick a "
-                   "file from models/memvos (folders from extra_model_paths.yaml included) or an official checkpoint "
-                   "(XMem.pth, XMem-s012.pth, cutie-base-mega.pth, cutie-small-mega.pth, sam2.1_hiera_tiny.pt, "
-                   "_small, _base_plus, _large), which downloads from its release on first use and is verified "
-                   "before use. Cutie is the newer model, "
-                   "better on cluttered shots; XMem the proven one. ComfyUI's memory manager may move the model "
-                   "off the GPU between runs.")
+    DESCRIPTION = ("Loads an XMem, Cutie, SAM 2.1 or MatAnyone model for MemVOS (the family is read from the file). "
+                   "Pick a file from models/memvos (folders from extra_model_paths.yaml included) or an official "
+                   "checkpoint (XMem.pth, XMem-s012.pth, cutie-base-mega.pth, cutie-small-mega.pth, "
+                   "sam2.1_hiera_tiny.pt, _small, _base_plus, _large, matanyone.pth, matanyone2.pth), which downloads "
+                   "from its release on first use and is verified before use. Cutie is the newer model, better on "
+                   "cluttered shots; XMem the proven one. matanyone.pth / matanyone2.pth (MatAnyone, MatAnyone 2) "
+                   "give learned soft alpha mattes; their weights are under the S-Lab License 1.0, NON-COMMERCIAL use "
+                   "only. ComfyUI's memory manager may move the model off the GPU between runs.")
     CATEGORY = "MemVOS/loaders"
     FUNCTION = "load"
     RETURN_TYPES = (MODEL,)

@@ -1,9 +1,10 @@
 """Every node of the pack, by id, with its display name (what ComfyUI registers)."""
-from . import (click_masks, comfy_env, composite_node, example_media, frames_nodes, keyframes_node, linked_outputs, mask_nodes,
-               mask_output_nodes, model_nodes, propagate_node, routes, session_files, session_nodes, suggest_node)
+from . import (click_masks, comfy_env, composite_node, example_media, frames_nodes, keyframes_node, linked_outputs,
+               mask_nodes, mask_output_nodes, matte_nodes, model_nodes, propagate_node, routes, session_files,
+               session_nodes, suggest_node)
 
 _MODULES = (model_nodes, session_nodes, keyframes_node, frames_nodes, propagate_node, mask_nodes, mask_output_nodes,
-            composite_node, suggest_node, session_files)
+            composite_node, suggest_node, session_files, matte_nodes)
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}

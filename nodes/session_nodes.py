@@ -8,7 +8,7 @@ from .messages import size_text, warn
 from .model_nodes import check_model
 from ..memvos_core.config import MEMORY_MODES, SHARED, MemoryConfig, all_settings
 from ..memvos_core.families import check_config, title_of
-from ..memvos_core.families.registry import FORMER_MEMORY_MODES, family_settings
+from ..memvos_core.families.registry import FORMER_MEMORY_MODES, family_settings, readers
 from ..memvos_core.runtime.frames import same_aspect
 from ..memvos_core.session import Session
 
@@ -101,7 +101,8 @@ def _report_ignored(family, config):
     """Say in the log which changed settings the chosen family does not read."""
     defaults = MemoryConfig()
     changed = [f"{s.name}={getattr(config, s.name)}" for owner, s in family_settings()
-               if owner.name != family and getattr(config, s.name) != getattr(defaults, s.name)]
+               if family not in [f.name for f in readers(owner)]
+               and getattr(config, s.name) != getattr(defaults, s.name)]
     if changed:
         LOG.warning("MemVOS New Session: %s model ignores %s (settings of other model families)",
                     title_of(family), ", ".join(changed))

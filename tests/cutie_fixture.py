@@ -56,15 +56,18 @@ def annotated_frames(run):
 
 def memory_config(run, **changes):
     """Our settings equal to the reference run's ``inference_core_config``."""
-    s = run_config(run)["settings"]
+    return settings_config(run_config(run)["settings"], memory_mode="xmem++" if run == "E" else "xmem", **changes)
+
+
+def settings_config(s, **changes):
+    """Our settings equal to a Cutie-style ``inference_core_config`` (also MatAnyone's)."""
     lt = s["long_term"]
     return MemoryConfig(
         top_k=s["top_k"], mem_every=s["mem_every"], stagger_updates=s["stagger_updates"],
         chunk_size=s["chunk_size"], enable_long_term=s["use_long_term"], max_mem_frames=s["max_mem_frames"],
         enable_long_term_count_usage=lt["count_usage"], min_mid_term_frames=lt["min_mem_frames"],
         max_mid_term_frames=lt["max_mem_frames"], num_prototypes=lt["num_prototypes"],
-        max_long_term_elements=lt["max_num_tokens"], buffer_tokens=lt["buffer_tokens"],
-        memory_mode="xmem++" if run == "E" else "xmem", **changes)
+        max_long_term_elements=lt["max_num_tokens"], buffer_tokens=lt["buffer_tokens"], **changes)
 
 
 def annotation_labels(run, t):

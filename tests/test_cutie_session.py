@@ -11,7 +11,7 @@ from memvos_core.runtime.frames import normalize
 from memvos_core.runtime.model import load_model
 from memvos_core.session import Session, SessionFileError, combine
 from memvos_core.session.blend import blend_weight, object_weights
-from session_helpers import moving_discs, same, small_config, stored
+from session_helpers import assert_chunks_equal_one_pass, moving_discs, same, small_config, stored
 
 CUTIE_SMALL_MEMORY = {"buffer_tokens": 20}  # long-term pruning target 200 - 16 - 20 tokens
 
@@ -48,15 +48,7 @@ def test_session_tensors_are_never_modified(model, shot):
 def test_chunks_give_the_same_masks_as_one_pass_in_both_directions(model, shot, mode):
     frames, labels = shot
     s = cutie_session(model, frames, labels, [0, 7], mode=mode)
-    for direction, parts in (("forward", ((0, 6), (6, 12))), ("backward", ((6, 12), (0, 6)))):
-        _, whole = s.propagate(frames, direction=direction)
-        chunked, state = {}, s
-        for lo, hi in parts:
-            state, part = state.propagate(frames[lo:hi], first_frame_index=lo, direction=direction)
-            chunked.update(stored(part))
-        assert sorted(chunked) == whole.frame_indices
-        for t, prob in stored(whole).items():
-            assert same(chunked[t], prob), (direction, t)
+    assert_chunks_equal_one_pass(s, frames, {"forward": ((0, 6), (6, 12)), "backward": ((6, 12), (0, 6))})
 
 
 def test_both_directions_blend_and_keyframes_are_exact(model, shot):

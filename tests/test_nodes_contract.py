@@ -13,7 +13,7 @@ OUTPUT_NODES = {"MemVOSPropagate", "MemVOSComposite", "MemVOSSaveSession", "MemV
 EXPECTED = {"MemVOSLoadModel", "MemVOSNewSession", "MemVOSAddAnnotation", "MemVOSKeyframes", "MemVOSPropagate",
             "MemVOSSelectObjects", "MemVOSRefine", "MemVOSComposite", "MemVOSSuggestFrames",
             "MemVOSSaveSession", "MemVOSLoadSession", "MemVOSLoadFrames", "MemVOSGetFrames",
-            "MemVOSGetMasks", "MemVOSSaveMasks"}
+            "MemVOSGetMasks", "MemVOSSaveMasks", "MemVOSMasksToKeyframes"}
 FRAMES_INPUT = "IMAGE,VIDEO,MEMVOS_FRAMES"  # a union: ComfyUI links any one of them
 LINKED = "memvos_linked_outputs"  # hidden input the pack's server hook fills in
 

@@ -19,6 +19,7 @@ normalised ``[1,3,H,W]``.
 """
 from typing import NamedTuple
 
+from ..runtime.frames import aggregate, merge_partial_annotation
 from ..runtime.precision import autocast_context
 
 
@@ -68,6 +69,13 @@ class FamilyModel:
         """Probabilities ``[N+1,H,W]`` of the known objects; updates the sensory state when the
         plan says so."""
         raise NotImplementedError
+
+    def annotate(self, prob, mask, valid_labels):
+        """Probabilities of an annotated frame: ``mask`` (padded ``[N,H,W]``) merged with the
+        prediction ``prob`` (None when the frame was not segmented), then soft-aggregated."""
+        if prob is not None:
+            mask = merge_partial_annotation(prob[1:], mask, valid_labels)
+        return aggregate(mask, dim=0)
 
     def add_objects(self, num_objects, grid_hw):
         """Objects up to ``num_objects`` are known from now on (an annotation named them)."""

@@ -50,6 +50,8 @@ What a :class:`Family` declares, in one place:
     The family's image path for click to mask (:class:`PromptPath`): clicks and boxes on one
     frame give an object's mask, whichever family propagates. :func:`prompt_families` lists the
     families that have one; their known weights serve the clicks, in their declared order.
+``reads_settings_of``
+    Other families whose settings this one reads too (it runs on their model code).
 ``synthetic(variant) -> (specs, rule)``, ``variants``
     For tests and benchmarks without trained weights: the ``(key, shape, dtype)`` specs of the
     network of that variant and the :class:`~memvos_core.network.synthetic.WeightRule` that makes
@@ -72,7 +74,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 # The one line a new family adds: the name of its package under memvos_core/families/.
-PACKAGES = ("xmem", "cutie", "sam2")
+PACKAGES = ("xmem", "cutie", "sam2", "matanyone")
 # Session files and checkpoints written before a second family existed do not record theirs.
 FAMILY_OF_UNMARKED_FILES = "xmem"
 # Memory schedules were named after XMem before the registry; saved sessions, checkpoints,
@@ -169,6 +171,8 @@ class Family:
     # repository root: like the package, they may name the family.
     own_modules: tuple = ()
     prompts: PromptPath | None = None  # click to mask (see the module doc)
+    # Families whose settings this one reads too (a family built on another's model: MatAnyone on Cutie).
+    reads_settings_of: tuple = ()
 
     def __post_init__(self):
         # Each file knows its family (the weights command reports it); declared once, here.
@@ -241,6 +245,11 @@ def titles():
 def family_settings():
     """``(family, setting)`` for every family's own settings."""
     return [(f, s) for f in families() for s in f.settings]
+
+
+def readers(owner):
+    """The families that read ``owner``'s settings: itself and those built on it."""
+    return tuple(f for f in families() if f.name == owner.name or owner.name in f.reads_settings_of)
 
 
 def prompt_families():

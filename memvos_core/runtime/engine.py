@@ -12,7 +12,7 @@ import torch
 
 from ..families import Plan, family_model
 from ..families.registry import FAMILY_OF_UNMARKED_FILES
-from .frames import aggregate, pad, unpad
+from .frames import merge_partial_annotation, pad, unpad
 from ..network.features import KeyFeatures
 from .perf import resolve_options
 from .precision import PRECISIONS, autocast_context
@@ -116,9 +116,7 @@ class InferenceEngine:
             prob = self.model.decode(feats, self.model.read(feats), plan)
         if mask is not None:
             mask, _ = pad(mask.to(self.device).float())
-            if prob is not None:
-                mask = merge_partial_annotation(prob[1:], mask, valid_labels)
-            prob = aggregate(mask, dim=0)
+            prob = self.model.annotate(prob, mask, valid_labels)
             self.model.add_objects(self.num_objects, feats.key.shape[-2:])
         return FrameWork(image, pads, feats, prob, plan)
 
@@ -160,18 +158,3 @@ class FrameWork:
     feats: object
     prob: torch.Tensor       # padded, [N+1,H,W]
     plan: Plan
-
-
-def merge_partial_annotation(predicted, mask, valid_labels):
-    """A mask that names only some objects overrides only those objects and the area it covers:
-    predictions vanish where the mask has any object; objects it does not name keep the
-    prediction (spec §4.2 step 7). predicted ``[K,H,W]`` (K may be < N for new objects)."""
-    covered = mask.sum(0) > 0.5
-    predicted = predicted.masked_fill(covered, 0)
-    if valid_labels is None:
-        return mask
-    mask = mask.clone()
-    for i in range(predicted.shape[0]):
-        if (i + 1) not in valid_labels:
-            mask[i] = predicted[i]
-    return mask

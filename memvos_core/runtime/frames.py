@@ -70,6 +70,21 @@ def aggregate(object_prob, dim=0):
 ASPECT_TOLERANCE = 0.02
 
 
+def merge_partial_annotation(predicted, mask, valid_labels):
+    """A mask that names only some objects overrides only those objects and the area it covers:
+    predictions vanish where the mask has any object; objects it does not name keep the
+    prediction (spec §4.2 step 7). predicted ``[K,H,W]`` (K may be < N for new objects)."""
+    covered = mask.sum(0) > 0.5
+    predicted = predicted.masked_fill(covered, 0)
+    if valid_labels is None:
+        return mask
+    mask = mask.clone()
+    for i in range(predicted.shape[0]):
+        if (i + 1) not in valid_labels:
+            mask[i] = predicted[i]
+    return mask
+
+
 def same_aspect(src_hw, dst_hw, tolerance=ASPECT_TOLERANCE):
     """Are ``(h, w)`` and ``(H, W)`` the same picture at two sizes (the one rule for masks)?"""
     (h, w), (H, W) = src_hw, dst_hw

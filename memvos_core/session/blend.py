@@ -70,12 +70,12 @@ def object_weights(t, keys_by_object):
     return weights
 
 
-def combine(object_ids, forward, backward, weights):
+def combine(object_ids, forward, backward, weights, exclusive=True):
     """The blended :class:`StoredFrame` of two passes' results at one frame (either may be None
     or unreached). ``object_ids``: the session's ids, the order of the planes; ``weights``: the
     forward weight of each object (:func:`object_weights`). Computed in float32 from the stored
     uint16 values and quantised again; an object taken from one pass alone keeps its stored
-    value exactly."""
+    value exactly. ``exclusive=False`` (mattes, which may overlap): no renormalisation."""
     forward = forward if forward is not None else UNREACHED
     backward = backward if backward is not None else UNREACHED
     if not backward.reached:
@@ -98,7 +98,7 @@ def combine(object_ids, forward, backward, weights):
     # Renormalise where the objects claim more than the whole pixel; the slack keeps the uint16
     # rounding of values taken unchanged from one pass from rescaling them.
     over = total > 1 + len(object_ids) / QUANT
-    if over.any():
+    if exclusive and over.any():
         out = torch.where(over, out / total.clamp(min=1e-12), out)
     known = tuple(o for o in object_ids if o in f_known or o in b_known)
     return StoredFrame(quantize(out), known)

@@ -223,7 +223,8 @@ class Propagation:
             if waiting is None:
                 raise StoreError(f"the backward result of frame {i} is missing from {self.store.folder}: "
                                  "the cache folder was changed during the run; delete it and run again")
-            entry = combine(self.ids, entry, waiting, object_weights(i, self.keys_by_object))
+            entry = combine(self.ids, entry, waiting, object_weights(i, self.keys_by_object),
+                            exclusive=not getattr(self.session.model.network, "independent_objects", False))
             self._releasable.append(i)
         return self._final(i, entry, on_final)
 

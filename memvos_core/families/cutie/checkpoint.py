@@ -34,18 +34,19 @@ def recognise(state):
     return int(any(k.startswith(PREFIXES) for k in state))
 
 
-def infer_cutie_dims(state, source="<memory>"):
+def infer_cutie_dims(state, source="<memory>", what="Cutie", advice=ADVICE):
+    """``what``/``advice``: the family named in errors (MatAnyone shares these modules)."""
     needed = [*_SHAPE_KEYS.values(), _SENSORY_KEY, *_UP_KEYS, _MASK_CONV]
     missing = [k for k in needed if k not in state]
     if missing:
         raise CheckpointError(
-            f"weights file {source!r} is not a complete Cutie checkpoint (missing {', '.join(missing[:4])}"
-            f"{', ...' if len(missing) > 4 else ''}). {ADVICE}")
+            f"weights file {source!r} is not a complete {what} checkpoint (missing {', '.join(missing[:4])}"
+            f"{', ...' if len(missing) > 4 else ''}). {advice}")
     width = int(state["pix_feat_proj.weight"].shape[1])
     if width not in _WIDTH_TO_VARIANT:
         raise CheckpointError(
-            f"weights file {source!r} has a Cutie pixel encoder of width {width}, neither base (1024) "
-            f"nor small (256). {ADVICE}")
+            f"weights file {source!r} has a {what} pixel encoder of width {width}, neither base (1024) "
+            f"nor small (256). {advice}")
     dims = {name: int(state[key].shape[0]) for name, key in _SHAPE_KEYS.items()}
     dims["variant"] = _WIDTH_TO_VARIANT[width]
     dims["sensory_dim"] = int(state[_SENSORY_KEY].shape[0]) // 3
