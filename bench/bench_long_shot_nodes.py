@@ -203,7 +203,7 @@ def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=No
         session, masks = outputs["8"][0], outputs["8"][1]
         return {"rows": rows, "outputs": outputs, "ui": ui, "dirs": stand_ins.dirs, "elapsed": elapsed,
                 "peak": max(sampler.peak, max(s[4] for s in log.samples)), "start_rss": start_rss,
-                "end_rss": rss_mib(),
+                "end_rss": rss_mib(), "threads": threads,
                 "result_bytes": held_bytes(masks.result), "state_bytes": state_bytes(session)}
     finally:
         torch.set_num_threads(threads_before)
@@ -241,7 +241,7 @@ def main(argv=None):
     print(f"RSS through the prompt: start {result['start_rss']:.1f} MiB, peak {result['peak']:.1f} MiB, end "
           f"{result['end_rss']:.1f} MiB (outputs still held, as ComfyUI's cache holds them)")
     print(f"peak RSS {result['peak']:.1f} MiB; whole prompt {result['elapsed']:.0f} s "
-          f"({args.frames / result['elapsed']:.1f} frames/s); torch threads {torch.get_num_threads()}; "
+          f"({args.frames / result['elapsed']:.1f} frames/s); torch threads {result['threads']}; "
           f"load average {os.getloadavg()[0]:.1f}")
 
 

@@ -10,6 +10,7 @@ from .common import (CHUNK_FRAMES, LOG, MASKS, MAX_FRAME_INDEX, SESSION, check_f
 from .frame_source import FRAMES_INPUT, close_clip, frame_stems, frames_fps
 from .linked_outputs import HIDDEN, wanted
 from .mask_set import MaskSet, labels_of, union_of
+from .messages import batch_warning
 from .model_nodes import ready_network
 from .preview import write_preview
 from .propagation_runs import ResumableRun
@@ -131,6 +132,8 @@ class MemVOSPropagate:
         want_union, want_labels = wanted(linked, "mask"), wanted(linked, "label_map")
         unions, parts = [], []
         if want_union or want_labels:  # full size, whole range: only when connected
+            for name in ("mask",) * want_union + ("label_map",) * want_labels:
+                batch_warning("MemVOS Propagate", name, masks.num_frames, masks.frame_hw, 1 if name == "mask" else 3)
             for t0, t1 in masks.chunks(CHUNK_FRAMES):
                 part = masks.chunk(t0, t1)
                 unions += [union_of(part)] if want_union else []

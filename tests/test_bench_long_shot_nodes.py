@@ -22,10 +22,13 @@ def test_a_few_frames_through_the_nodes_to_disk(tmp_path):
     frames = 8
     result = bench.run(frames=frames, height=72, width=128, size=32, step=4, keep=str(tmp_path), quiet=True)
     stages = [(stage, frame) for stage, frame, *_ in result["rows"]]
-    assert ("Propagate", frames) in stages and ("Save Masks", frames) in stages, stages
+    assert all((stage, frames) in stages for stage in ("Propagate", "Refine", "Save Masks", "Composite")), stages
     assert all(rss > 0 for _, _, rss, _, _ in result["rows"])
     _, masks, union, label_map = result["outputs"]["8"]
     assert union is None and label_map is None, "Propagate built no full-size output nobody connected"
+    assert result["outputs"]["10"][1] is None and result["outputs"]["11"] == (None, None, None), \
+        "Refine and Composite built no batch nobody connected"
+    assert result["start_rss"] <= result["peak"] and result["end_rss"] > 0
     (folder,) = result["outputs"]["9"]
     written = os.path.join(result["dirs"]["output"], folder)
     assert sorted(os.listdir(written)) == [f"{t:05d}.png" for t in range(frames)]

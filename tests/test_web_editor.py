@@ -450,6 +450,7 @@ def test_template_keyframe_of_other_footage_is_reported_dropped_then_paint_and_r
                 [node_id, str(failed.value)])
         drop = page.panel.locator(".memvos-kf-drop")
         assert drop.is_visible() and "painted on other footage" in page.panel.locator(".memvos-kf-error").text_content()
+        page.panel.screenshot(path=str(artifacts_dir / f"keyframes_template_misfit_node_{renderer}.png"))
 
         page.open()  # no frames: the editor says why and offers the same way out
         message = page.window.locator(".memvos-ed-message")
@@ -472,5 +473,10 @@ def test_template_keyframe_of_other_footage_is_reported_dropped_then_paint_and_r
         assert [(k["frame"], k["objects"]) for k in spec["keyframes"]] == [(0, [1])]
         keyed, _ = shot.keyframes(json.dumps(spec))  # the run
         assert [k.frame_index for k in keyed.keyframes] == [0] and keyed.frame_size == (H, W)
+        _, prop_ui = shot.propagate(keyed)
+        page.deliver("propagate", prop_ui)
+        page.js("async () => { await stub.propagate.memvosPlayer.loading; await stub.propagate.memvosPlayer.settled(); }")
+        player = page.page.locator(".stub-node .memvos-object")
+        assert player.first.text_content().strip() == "bunny", "the player names the object as the editor does"
     finally:
         page.close()

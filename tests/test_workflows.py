@@ -233,7 +233,9 @@ def test_inpaint_handoff_frames_and_masks_at_source_size(runs):
     frames_saved, masks_saved = [s["images"] for s in _saved(prompt, ui, "SaveImage")]
     assert torch.equal(frames_saved, load_clip_frames()), "the frames go to inpainting unchanged, full size"
     assert tuple(masks_saved.shape) == (16, 108, 186, 3)
-    (_, mask, _), = [o for o in by_type(prompt, outputs, "MemVOSComposite")]
+    (_, unlinked, mask_image), = [o for o in by_type(prompt, outputs, "MemVOSComposite")]
+    assert unlinked is None, "Composite's mask is not connected in this example: not built"
+    mask = mask_image[..., 0]  # the mask as a grey IMAGE, what goes to Save Image here
     obj1, obj2 = _annotation(0, 1), _annotation(0, 2)
     assert bool((mask[0][obj1] == 1).all()), "never below 1 on the object"
     grown = mask[0] > 0
