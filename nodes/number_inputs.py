@@ -29,7 +29,8 @@ def check_number(name, value, kind, low=None, high=None):
     """``value`` as the node may use it, or a one-line ValueError naming the input and the range."""
     whole = kind == "INT"
     span = f"{'' if low is None else low}..{'' if high is None else high}"
-    wanted = f"{'a whole number' if whole else 'a number'}{f' in {span}' if low is not None or high is not None else ''}"
+    bounded = low is not None or high is not None
+    wanted = f"{'a whole number' if whole else 'a number'}{f' in {span}' if bounded else ''}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral if whole else numbers.Real):
         raise ValueError(f"{name} is {value!r}, not {wanted}: connect {'an' if whole else 'a'} {kind} output or "
                          "type a value")

@@ -323,3 +323,11 @@ def test_8_deeply_nested_shots_json_is_one_line(tmp_path):
     path.write_text("[" * 5000 + "]" * 5000)
     with pytest.raises(spec.ShotSpecError, match="nested too deeply"):
         spec.load_shots(path)
+
+
+def test_8_a_vanishing_feather_radius_blurs_nothing_instead_of_nan():
+    """Found by the fuzz suite: Refine feather_px 2.3e-202 (a link) gave all-NaN masks."""
+    from memvos_core.ops.refine import blur
+    planes = torch.rand(1, 2, 8, 8)
+    for radius in (2.3e-202, 1e-3):
+        assert torch.equal(blur(planes, radius), planes)

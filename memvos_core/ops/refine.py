@@ -135,6 +135,11 @@ def grow_shrink(masks, pixels, chunk_size=None, compute=None):
     return _plane_op(masks, lambda p: _grow_shrink(p, radius), "dilate", compute, chunk_size, radius=abs(radius))
 
 
+# Below this the Gaussian is one pixel wide (the identity); a smaller sigma would underflow in
+# float32 and turn the kernel into 0/0 = NaN (feather_px 1e-200 from a link).
+MIN_BLUR_RADIUS = 0.01
+
+
 def gaussian_kernel(radius, device=None):
     """1-D Gaussian weights over ``[-ceil(radius), ceil(radius)]`` with sigma = radius / 3."""
     half = int(math.ceil(radius))
@@ -145,7 +150,7 @@ def gaussian_kernel(radius, device=None):
 
 def blur(planes, radius):
     """Separable Gaussian blur of ``[B,C,H,W]`` (sigma = radius / 3), edges replicated."""
-    if radius <= 0:
+    if radius < MIN_BLUR_RADIUS:
         return planes
     kernel = gaussian_kernel(radius, planes.device)
     half, c = kernel.numel() // 2, planes.shape[1]
