@@ -18,7 +18,7 @@ from PIL import Image
 
 import cutie_fixture
 import xmem_fixture
-from memvos_core.engine import InferenceEngine
+from memvos_core.runtime.engine import InferenceEngine
 from memvos_core.families.matanyone import model as matanyone_model
 from memvos_core.families.matanyone.closing import close_mask
 from memvos_core.families.matanyone.synthetic import synthetic_matanyone_state_dict

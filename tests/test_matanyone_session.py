@@ -8,7 +8,7 @@ import torch
 import cutie_fixture as cf
 from memvos_core.families.matanyone import model as matanyone_model
 from memvos_core.families.matanyone.synthetic import synthetic_matanyone_state_dict
-from memvos_core.model import load_model
+from memvos_core.runtime.model import load_model
 from memvos_core.session import Session, SessionFileError, combine
 from memvos_core.session.blend import QUANT, object_weights
 from session_helpers import assert_chunks_equal_one_pass, moving_discs, same, small_config, stored

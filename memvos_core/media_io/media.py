@@ -304,7 +304,7 @@ def open_frames(path):
 
 
 def write_atomic(image, path):
-    """Save a PNG atomically (:mod:`memvos_core.atomic_file`): never half a file under ``path``."""
+    """Save a PNG atomically (:mod:`memvos_core.media_io.atomic_file`): never half a file under ``path``."""
     atomic_file.write_atomic(path, lambda tmp: image.save(tmp, format="PNG"), error=MediaError,
                              then=", then run again (with --resume to keep the finished frames)")
 
