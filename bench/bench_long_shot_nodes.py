@@ -173,7 +173,7 @@ def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=No
     sys.modules.update(stand_ins.modules)
     try:
         pack = pack_for_tests()
-        pack.nodes.linked_outputs.install()
+        pack.nodes.linked_outputs.install(pack.NODE_CLASS_MAPPINGS)
         synthetic = importlib.import_module(pack.__name__ + ".memvos_core.network.synthetic")
         weights = os.path.join(stand_ins.dirs["models"], "synthetic.pth")
         torch.save(synthetic.synthetic_state_dict(), weights)

@@ -279,7 +279,8 @@ def frame_clip(value, name="frames"):
         return FrameClip(value)
     if is_video(value):
         source, _fps = source_from_video(value, name)
-        return check_frames(source, name) if torch.is_tensor(source) else FrameClip(source)
+        return check_image_frames(source, name, hint="connect the shot's frames, e.g. from Get Video Components") \
+            if torch.is_tensor(source) else FrameClip(source)
     raise ValueError(f"{name} must be an IMAGE batch [frames, height, width, 3], a VIDEO or MEMVOS_FRAMES (got "
                      f"{type(value).__name__}): {FRAMES_HINT}")
 

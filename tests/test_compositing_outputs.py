@@ -90,7 +90,7 @@ def test_exr_sequence_layers_read_back_in_half_precision(tmp_path, mattes, frame
 def test_prores_4444_alpha_read_back(tmp_path, mattes, frames):
     path = str(tmp_path / "m.mov")
     colour = {"primaries": 9, "trc": 1, "space": 9, "range": 1}
-    with core.video_writer.VideoWriter(path, 23.976, "prores", colour=colour) as writer:
+    with core.media_io.video_writer.VideoWriter(path, 23.976, "prores", colour=colour) as writer:
         for t in range(T):
             writer.write(core.media_io.compositing.rgba16(frames[t], mattes[t, 0]))
     formats, rate, tags, alphas, rgbs = _prores_alpha(path)
@@ -99,7 +99,7 @@ def test_prores_4444_alpha_read_back(tmp_path, mattes, frames):
     assert np.abs(alphas - mattes[:, 0].numpy()).max() <= 1 / 1023, "alpha within 10-bit quantisation"
     assert np.abs(rgbs - frames.numpy()).mean() < 0.02, "colour through 4:4:4 YUV"
     with pytest.raises(ValueError, match="ProRes takes uint16 RGBA"):
-        with core.video_writer.VideoWriter(str(tmp_path / "bad.mov"), 24, "prores") as writer:
+        with core.media_io.video_writer.VideoWriter(str(tmp_path / "bad.mov"), 24, "prores") as writer:
             writer.write(np.zeros((H, W), np.uint8))
     assert not os.path.exists(tmp_path / "bad.mov") and not os.path.exists(tmp_path / ".bad.mov.part")
 

@@ -33,11 +33,11 @@ scaled_size = PACK.nodes.frames_nodes.scaled_size
 T, H, W = 4, 16, 24  # the fuzzed shot: small, so that Propagate runs in a fraction of a second
 CASES = Counter()      # cases run per node
 COMPLETED = Counter()  # of which returned outputs (the rest: one of the pack's clear errors)
-EXAMPLES = {  # cases per node: 538 in all; the costly nodes get fewer
+EXAMPLES = {  # cases per node: 563 in all; the costly nodes get fewer
     "MemVOSLoadModel": 8, "MemVOSNewSession": 50, "MemVOSAddAnnotation": 45, "MemVOSKeyframes": 50,
     "MemVOSPropagate": 30, "MemVOSSelectObjects": 40, "MemVOSRefine": 35, "MemVOSComposite": 35,
     "MemVOSSuggestFrames": 30, "MemVOSSaveSession": 30, "MemVOSLoadSession": 35, "MemVOSLoadFrames": 40,
-    "MemVOSGetFrames": 45, "MemVOSGetMasks": 40, "MemVOSSaveMasks": 25,
+    "MemVOSGetFrames": 45, "MemVOSGetMasks": 40, "MemVOSSaveMasks": 25, "MemVOSMasksToKeyframes": 25,
 }
 PACK_DIRS = tuple(os.path.join(REPO_ROOT, d) + os.sep for d in ("memvos_core", "nodes"))
 DEEP = "[" * 5000 + "]" * 5000
@@ -174,6 +174,8 @@ def links(kind, world, hostile):
 def value_for(name, kind, options, world, hostile):
     if name == "weights":  # the local file, or one listed and deleted since (nothing is downloaded: no network)
         return st.sampled_from(["XMem.pth", "missing.pth"])
+    if kind == "UNIQUE_ID":  # filled in by ComfyUI: the node's id in the prompt
+        return st.sampled_from(["5", None])
     if isinstance(kind, (list, tuple)):  # ComfyUI refuses any other value before the node runs
         return st.sampled_from(list(kind))
     if kind == "INT":

@@ -213,4 +213,4 @@ def test_8_deeply_nested_keyframes_widget_is_one_line(comfy, session, tmp_path):
 ])
 def test_8_malformed_prompt_bodies_pass_the_hook(body):
     # the server logs a traceback for every exception of a handler; ComfyUI's validation refuses the body
-    assert linked_outputs.on_prompt(body) is body
+    assert linked_outputs.on_prompt(body, NODES) is body

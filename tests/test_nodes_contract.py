@@ -85,7 +85,8 @@ def test_class_attributes(node_id):
                 and p.kind is not p.VAR_KEYWORD}
     assert required <= set(cls.INPUT_TYPES()["required"]), f"{node_id}: a parameter no input provides"
     hidden = cls.INPUT_TYPES().get("hidden", {})
-    assert set(hidden) <= {LINKED}, f"{node_id}: hidden inputs {sorted(hidden)}"
+    # the outputs built on demand, and the node's own id (the Keyframes node tells its editor which node)
+    assert set(hidden) <= {LINKED, "unique_id"}, f"{node_id}: hidden inputs {sorted(hidden)}"
     lazy = getattr(cls, "LAZY_OUTPUTS", ())
     assert set(lazy) <= set(cls.RETURN_NAMES) and bool(lazy) == (LINKED in hidden), (
         f"{node_id}: outputs built on demand need the hidden {LINKED} input, and only those")

@@ -127,7 +127,7 @@ def test_the_server_hook_writes_which_outputs_are_linked():
 def test_the_cache_reruns_propagate_when_an_output_gets_connected(comfy, model, clip, video_file):
     """What ComfyUI's cache would do: the linked outputs are part of Propagate's inputs, so a link
     added later makes it run again and build that output (and not hand a cached None on)."""
-    assert PACK.nodes.linked_outputs.install(), "the pack hooks into the server (ComfyUI: when it loads)"
+    assert PACK.nodes.linked_outputs.install(PACK.NODE_CLASS_MAPPINGS), "the pack hooks into the server (ComfyUI: when it loads)"
     session = annotated(model, clip[0], clip[1])
     video = StandInVideoFile(video_file)
     ours = dict(NODES)

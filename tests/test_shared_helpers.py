@@ -10,6 +10,7 @@ from memvos_core.ops import composite as core_composite
 from memvos_core.ops import chunking as core_chunking
 from memvos_core.ops import inputs as core_inputs
 from memvos_core.session import keyframes as core_keyframes
+from memvos_core.session import objects as core_objects
 from pack_loader import pack_for_tests
 
 PACK = pack_for_tests()
@@ -26,7 +27,7 @@ def _where(function):
 def test_nodes_use_the_cores_helpers():
     """(The pack is loaded under its own package name, so compare where the code lives.)"""
     assert _where(common.mask_to_image) == _where(core_composite.mask_to_image)
-    assert common.MAX_OBJECT_ID == core_keyframes.MAX_OBJECT_ID == 255
+    assert common.MAX_OBJECT_ID == core_objects.MAX_OBJECT_ID == 255
 
 
 FRAME_HW = (480, 854)

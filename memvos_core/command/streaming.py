@@ -102,7 +102,7 @@ class MaskWriter:
 
     def encode_prores(self, path, indices, fps, colour=None, progress=None, cancel=None):
         """The ProRes video of the finished frames ``indices`` in order, from the waiting mattes."""
-        from .video_writer import VideoWriter
+        from ..media_io.video_writer import VideoWriter
         with VideoWriter(path, fps, "prores", colour=colour) as video:
             for n, index in enumerate(indices):
                 if cancel is not None and cancel():
