@@ -148,11 +148,13 @@ class PeakSampler(threading.Thread):
 
 
 def milestones(samples, node, total, step):
-    """The first sample at or past each ``step`` frames of ``node`` (and its last one)."""
+    """The first sample at or past each ``step`` frames of ``node`` (and its last one). A node
+    whose bar counts the frames more than once (Refine: the refinement, then its preview) is
+    sampled on its first count."""
     rows, wanted = [], list(range(step, total + 1, step)) or [total]
     if wanted[-1] != total:
         wanted.append(total)
-    mine = [s for s in samples if s[1] == node and s[3] == total]
+    mine = [s for s in samples if s[1] == node and s[3] % total == 0]
     for frame in wanted:
         hit = next((s for s in mine if s[2] >= frame), None)
         if hit is not None:

@@ -268,7 +268,12 @@ def test_long_shot_from_video_streams_the_masks_to_disk(runs, comfy):
     assert os.path.isfile(folder + ".mp4")
     from PIL import Image
     first = np.asarray(Image.open(os.path.join(folder, "00000.png"))) > 32767
-    assert np.array_equal(first, (_annotation(0, 1) | _annotation(0, 2)).numpy()), "keyframe matte exact"
+    painted = (_annotation(0, 1) | _annotation(0, 2)).numpy()
+    # The matte is Refine Masks' (holes filled, grown by a pixel, feathered): the keyframe and a rim.
+    assert np.array_equal(first & painted, painted) and first.sum() < 1.5 * painted.sum(), "keyframe matte, refined"
+    (refined, union), = by_type(prompt, outputs, "MemVOSRefine")
+    assert union is None and refined.stored is not None, "refined masks kept on disk, no batch nobody connected"
+    assert by_type(prompt, outputs, "MemVOSComposite") == [(None, None, None)], "Composite: the preview only"
     indexed = Image.open(os.path.join(comfy.dirs["output"], labels[0], "00010.png"))
     assert indexed.mode == "P" and set(np.unique(np.asarray(indexed))) <= {0, 1, 2}
     (painted, total, fps), = by_type(prompt, outputs, "MemVOSGetFrames")
