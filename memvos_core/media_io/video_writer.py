@@ -107,8 +107,11 @@ class VideoWriter:
         picture = av.VideoFrame.from_ndarray(frame, format=layout)
         if self.codec == "prores":
             matrix = self.colour["space"] if self.colour["space"] in _MATRICES else 1
+            # one thread: sliced swscale (FFmpeg 8) sometimes writes garbage into the first 8 alpha
+            # samples of a slice's first row (rgba64le -> yuva444p10le), up to 0.5 off the matte
             picture = picture.reformat(format=CODECS["prores"][4], dst_colorspace=matrix,
-                                       dst_color_range="JPEG" if self.colour["range"] == 2 else "MPEG")
+                                       dst_color_range="JPEG" if self.colour["range"] == 2 else "MPEG",
+                                       threads=1)
         picture.pts = self.frames
         self._encode(picture)
         self.frames += 1
