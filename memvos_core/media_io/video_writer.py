@@ -108,10 +108,12 @@ class VideoWriter:
         if self.codec == "prores":
             matrix = self.colour["space"] if self.colour["space"] in _MATRICES else 1
             # one thread: sliced swscale (FFmpeg 8) sometimes writes garbage into the first 8 alpha
-            # samples of a slice's first row (rgba64le -> yuva444p10le), up to 0.5 off the matte
+            # samples of a slice's first row (rgba64le -> yuva444p10le), up to 0.5 off the matte;
+            # PyAV before 17 has no threads argument and converts on one thread anyway
+            one_thread = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
             picture = picture.reformat(format=CODECS["prores"][4], dst_colorspace=matrix,
                                        dst_color_range="JPEG" if self.colour["range"] == 2 else "MPEG",
-                                       threads=1)
+                                       **one_thread)
         picture.pts = self.frames
         self._encode(picture)
         self.frames += 1
