@@ -62,6 +62,7 @@ class VideoWriter:
             raise ValueError(f"video fps {fps} must be above 0")
         self._container = self._stream = None
         self._size = self._shape = None
+        self._reformat = {}  # ProRes: how each RGBA frame becomes the encoder's YUVA (set in _open)
         self.frames = 0
 
     def _open(self, frame):
@@ -83,6 +84,13 @@ class VideoWriter:
             ctx = stream.codec_context
             ctx.color_primaries, ctx.color_trc = self.colour["primaries"], self.colour["trc"]
             ctx.colorspace, ctx.color_range = self.colour["space"], self.colour["range"]
+            # one thread: sliced swscale (FFmpeg 8) sometimes writes garbage into the first 8 alpha
+            # samples of a slice's first row (rgba64le -> yuva444p10le), up to 0.5 off the matte;
+            # PyAV before 17 has no threads argument and converts on one thread anyway
+            self._reformat = {"format": colour_format,
+                              "dst_colorspace": self.colour["space"] if self.colour["space"] in _MATRICES else 1,
+                              "dst_color_range": "JPEG" if self.colour["range"] == 2 else "MPEG",
+                              **({"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {})}
         self._stream, self._size, self._shape = stream, (height, width), tuple(frame.shape)
 
     def write(self, frame):
@@ -106,14 +114,7 @@ class VideoWriter:
                              "RGBA [H,W,4] frames, the other codecs RGB or grey")
         picture = av.VideoFrame.from_ndarray(frame, format=layout)
         if self.codec == "prores":
-            matrix = self.colour["space"] if self.colour["space"] in _MATRICES else 1
-            # one thread: sliced swscale (FFmpeg 8) sometimes writes garbage into the first 8 alpha
-            # samples of a slice's first row (rgba64le -> yuva444p10le), up to 0.5 off the matte;
-            # PyAV before 17 has no threads argument and converts on one thread anyway
-            one_thread = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
-            picture = picture.reformat(format=CODECS["prores"][4], dst_colorspace=matrix,
-                                       dst_color_range="JPEG" if self.colour["range"] == 2 else "MPEG",
-                                       **one_thread)
+            picture = picture.reformat(**self._reformat)
         picture.pts = self.frames
         self._encode(picture)
         self.frames += 1
