@@ -13,7 +13,7 @@ def model(synthetic_weights):
     return load_model(synthetic_weights)
 
 
-def late_entry_shot(num_frames=20, height=48, width=64, enters=12):
+def late_entry_shot(num_frames=12, height=48, width=64, enters=7):
     """Three discs on their own rows; object 3 enters at frame ``enters``."""
     gen = torch.Generator().manual_seed(1)
     base = torch.nn.functional.interpolate(torch.rand(1, 3, 6, 8, generator=gen), size=(height, width),
@@ -87,18 +87,18 @@ def test_passes_run_only_where_they_contribute():
 
 @pytest.mark.parametrize("mode", ["xmem", "xmem++"])
 def test_an_object_known_to_one_pass_is_not_diluted(model, mode):
-    """Keyframe 0 annotates objects 1 and 2, keyframe 17 only object 3 (it enters at 12)."""
+    """Keyframe 0 annotates objects 1 and 2, keyframe 9 only object 3 (it enters at 7)."""
     frames, labels = late_entry_shot()
     s = Session(model, small_config(mode), internal_size=-1)
     s = s.add_label_map(0, frames[0], labels[0], object_ids=[1, 2])
-    s = s.add_label_map(17, frames[17], torch.where(labels[17] == 3, labels[17], 0), object_ids=[3])
+    s = s.add_label_map(9, frames[9], torch.where(labels[9] == 3, labels[9], 0), object_ids=[3])
     counted = CountingFrames(frames)
     _, both = s.propagate(counted, direction="both")
     _, fwd = s.propagate(frames, direction="forward")
-    _, bwd = s.propagate(frames, direction="backward", end=18)   # the backward pass both runs
-    # Backward down from the last keyframe, then forward; frames 18, 19 are read once.
-    assert counted.reads == list(range(17, -1, -1)) + list(range(20))
-    for t in range(1, 17):
+    _, bwd = s.propagate(frames, direction="backward", end=10)   # the backward pass both runs
+    # Backward down from the last keyframe, then forward; frames 10, 11 are read once.
+    assert counted.reads == list(range(9, -1, -1)) + list(range(12))
+    for t in range(1, 9):
         # Objects 1, 2 from the forward pass alone, object 3 from the backward pass alone (neither
         # pass knows the others' objects here); scaled down only where they claim more than 1.
         f, k = fwd.internal(t).float() / QUANT, bwd.internal(t).float() / QUANT
@@ -108,7 +108,7 @@ def test_an_object_known_to_one_pass_is_not_diluted(model, mode):
         expected = (torch.where(over, mixed / total, mixed) * QUANT).round()
         assert torch.equal(both.internal(t).float(), expected), t
         assert torch.equal(both.internal(t)[:2][:, ~over], fwd.internal(t)[:2][:, ~over]), t
-    for t in range(17, 20):               # after object 3's keyframe everything is forward
+    for t in range(9, 12):               # after object 3's keyframe everything is forward
         assert torch.equal(both.internal(t), fwd.internal(t)), t
 
 

@@ -1,4 +1,4 @@
-"""The command line: fixture runs A-D reproduced end to end, colour masks, its messages, and
+"""The command line: fixture runs A-D (their settings; C and D end to end), colour masks, its messages, and
 bad inputs refused before any weights are touched."""
 import dataclasses
 import shutil
@@ -12,6 +12,7 @@ from PIL import Image
 import xmem_fixture as fx
 from memvos_core import weights as core_weights
 from memvos_core.command.cli import build_parser, main
+from memvos_core.shot import make_config
 from memvos_core.media_io.media import read_soft_png
 
 RUN_SETTINGS = {
@@ -33,6 +34,14 @@ def cli(*args):
 
 
 @pytest.mark.parametrize("run", ["A", "B", "C", "D"])
+def test_cli_settings_of_each_fixture_run_are_the_reference_settings(run):
+    """The command line's options give each reference run's engine settings; the engine reproduces
+    every run with those settings (test_engine_parity), so two of them end to end below suffice."""
+    args = build_parser().parse_args(["--frames", "f", "--masks", "m", "--out", "o", *RUN_SETTINGS[run]])
+    assert make_config(args, fx.NUM_FRAMES, "xmem") == fx.memory_config(run)
+
+
+@pytest.mark.parametrize("run", ["C", "D"])  # one per memory mode
 def test_cli_reproduces_fixture_run(run, weights_file, tmp_path):
     out = tmp_path / "out"
     rc = cli("--frames", fx.ROOT / "clip" / "frames", "--masks", fx.run_dir(run) / "annotations",
