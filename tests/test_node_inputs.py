@@ -27,3 +27,25 @@ def test_new_session_has_no_second_default_in_its_signature():
     assert all(p.default is p.empty for p in params.values())  # defaults live in the declaration only
     declared = node.INPUT_TYPES()["required"]["internal_size"][1]
     assert declared["default"] == 480
+
+
+def test_a_function_that_names_its_inputs_takes_their_defaults_from_the_declaration():
+    import importlib
+    import inspect
+    inputs = importlib.import_module(f"{PACK.__name__}.nodes.inputs")
+    declared = [inputs.Input("clip", "IMAGE", tooltip="c"), inputs.Input("size", "INT", 480, "px"),
+                inputs.Input("mask", "MASK", tooltip="m", optional=True)]
+
+    @inputs.takes_declared(declared)
+    def run(self, clip, size, mask):
+        return clip, size, mask
+
+    assert run(None, "c") == ("c", 480, None)
+    assert run(None, "c", 5, mask=1) == ("c", 5, 1)
+    assert inspect.signature(run).parameters["size"].default == 480
+    with pytest.raises(TypeError):
+        run(None)  # an input without a default stays required
+    with pytest.raises(TypeError, match=r"defaults of \['size'\] belong in the inputs' declaration"):
+        inputs.takes_declared(declared)(lambda self, clip, mask, size=480: None)
+    with pytest.raises(TypeError, match=r"no parameter for input \['mask'\]"):
+        inputs.takes_declared(declared)(lambda self, clip, size: None)
