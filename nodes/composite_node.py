@@ -2,12 +2,13 @@
 import torch
 
 from . import comfy_env
-from .common import MASKS, SUGGESTIONS, check_frames, mask_to_image, parse_object_ids, to_output
+from .common import SUGGESTIONS, check_frames, mask_to_image, parse_object_ids, to_output
 from .compute import NodeProgress, working_budget
 from .frame_source import FRAMES_INPUT, close_clip
+from .inputs import Input, input_types, takes_declared
 from .linked_outputs import HIDDEN, wanted
 from .messages import batch_warning
-from .mask_nodes import check_masks, object_ids_input
+from .mask_nodes import MASKS_INPUT, OBJECT_IDS, check_masks
 from .mask_set import labels_of, union_of
 from .propagate_node import write_clip_preview
 from .rendered_clip import RenderedClip
@@ -53,47 +54,36 @@ class MemVOSComposite:
         "The same mask as a grey IMAGE (white = object / fill); built only when connected.",
     )
 
+    INPUTS = (
+        Input("frames", FRAMES_INPUT, tooltip="The frames the masks were propagated over."),
+        MASKS_INPUT,
+        Input("mode", list(MODES), "overlay", "What to make; see the node's description."),
+        OBJECT_IDS,
+        Input("opacity", "FLOAT", 0.5, "overlay: tint strength.", 0.0, 1.0, 0.05),
+        Input("outline_px", "INT", 2, "overlay: outline width inside each object's edge; 0 = none.", 0, 64, 1),
+        Input("draw_ids", "BOOLEAN", False, "overlay: write each object's id on it."),
+        Input("background_color", "STRING", "#00ff00", "replace background: colour '#rrggbb' used when no "
+              "background image is connected."),
+        Input("grow_px", "INT", 8, "inpaint: grow the mask by this many pixels (covers edges and motion blur).",
+              0, 256, 1),
+        Input("feather_px", "FLOAT", 4.0, "inpaint: soften the grown mask's edge over this many pixels (never below "
+              "1 on the object).", 0.0, 256.0, 0.5),
+        Input("preview_fps", "FLOAT", 24.0, "Playback rate of the preview player.", 0.1, 1000.0, 0.01),
+        Input("background", "IMAGE", tooltip="replace background: an image, or a video as long as the frames, put "
+              "behind the objects.", optional=True),
+        Input("suggestions", SUGGESTIONS, tooltip="Frames to annotate next, from Suggest Frames, marked on the "
+              "preview's timeline.", optional=True),
+        Input("clean_edges", "BOOLEAN", False, "replace background and matte rgba: estimate the objects' own colour "
+              "at soft edges, so the old background does not tint them (slower).", optional=True),
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "frames": (FRAMES_INPUT, {"tooltip": "The frames the masks were propagated over."}),
-                "masks": (MASKS, {"tooltip": "Per-object masks from Propagate, Select Objects or Refine Masks."}),
-                "mode": (list(MODES), {"default": "overlay", "tooltip": "What to make; see the node's description."}),
-                "object_ids": object_ids_input(),
-                "opacity": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05,
-                                      "tooltip": "overlay: tint strength."}),
-                "outline_px": ("INT", {"default": 2, "min": 0, "max": 64, "step": 1,
-                                       "tooltip": "overlay: outline width inside each object's edge; 0 = none."}),
-                "draw_ids": ("BOOLEAN", {"default": False, "tooltip": "overlay: write each object's id on it."}),
-                "background_color": ("STRING", {"default": "#00ff00",
-                                                "tooltip": "replace background: colour '#rrggbb' used when no "
-                                                           "background image is connected."}),
-                "grow_px": ("INT", {"default": 8, "min": 0, "max": 256, "step": 1,
-                                    "tooltip": "inpaint: grow the mask by this many pixels (covers edges and "
-                                               "motion blur)."}),
-                "feather_px": ("FLOAT", {"default": 4.0, "min": 0.0, "max": 256.0, "step": 0.5,
-                                         "tooltip": "inpaint: soften the grown mask's edge over this many pixels "
-                                                    "(never below 1 on the object)."}),
-                "preview_fps": ("FLOAT", {"default": 24.0, "min": 0.1, "max": 1000.0, "step": 0.01,
-                                          "tooltip": "Playback rate of the preview player."}),
-            },
-            "optional": {
-                "background": ("IMAGE", {"tooltip": "replace background: an image, or a video as long as the "
-                                                    "frames, put behind the objects."}),
-                "suggestions": (SUGGESTIONS, {"tooltip": "Frames to annotate next, from Suggest Frames, marked "
-                                                         "on the preview's timeline."}),
-                "clean_edges": ("BOOLEAN", {"default": False,
-                                            "tooltip": "replace background and matte rgba: estimate the objects' "
-                                                       "own colour at soft edges, so the old background does not "
-                                                       "tint them (slower)."}),
-            },
-            "hidden": dict(HIDDEN),
-        }
+        return input_types(cls.INPUTS, HIDDEN)
 
-    def composite(self, frames, masks, mode="overlay", object_ids="", opacity=0.5, outline_px=2, draw_ids=False,
-                  background_color="#00ff00", grow_px=8, feather_px=4.0, preview_fps=24.0, background=None,
-                  suggestions=None, clean_edges=False, memvos_linked_outputs=None):
+    @takes_declared(INPUTS)
+    def composite(self, frames, masks, mode, object_ids, opacity, outline_px, draw_ids, background_color, grow_px,
+                  feather_px, preview_fps, background, suggestions, clean_edges, memvos_linked_outputs=None):
         check_masks(masks)
         clip = check_frames(frames)
         frames = masks.aligned_frames(clip)

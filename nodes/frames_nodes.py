@@ -9,11 +9,14 @@ import torch
 from .common import MAX_FRAME_INDEX, check_frames, to_output
 from .folders import readable_path
 from .frame_source import FRAMES, FRAMES_INPUT, close_clip, files_fingerprint, frames_fps, source_from_path
+from .inputs import Input, input_types, takes_declared
 from .propagate_node import frame_range
 from ..memvos_core.runtime.frames import internal_size, resize_image
 from ..memvos_core.media_io.media import MAX_PIXELS_ENV, max_pixels
 
 MAX_SIDE = 16384
+SHORT_SIDE = Input("short_side", "INT", 0, "0 = the source size; else scaled so the shorter side is this many "
+                   "pixels (aspect kept).", 0, MAX_SIDE, 1)
 
 
 def resolve_frames_path(path):
@@ -70,21 +73,24 @@ class MemVOSLoadFrames:
                        "How many frames the shot has.",
                        "Its frame rate (a video's own; for a folder, the fps input).")
 
+    INPUTS = (
+        Input("path", "STRING", "", "A folder of frames or a video file inside ComfyUI's input folder (relative, "
+              "like 'shots/shot_010'), or in a folder listed for MemVOS (see the README)."),
+        Input("fps", "FLOAT", 24.0, "Frame rate of a folder of frames (a video file brings its own).",
+              0.1, 1000.0, 0.01),
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "path": ("STRING", {"default": "", "tooltip": "A folder of frames or a video file inside ComfyUI's "
-                                                          "input folder (relative, like 'shots/shot_010'), or in a "
-                                                          "folder listed for MemVOS (see the README)."}),
-            "fps": ("FLOAT", {"default": 24.0, "min": 0.1, "max": 1000.0, "step": 0.01,
-                              "tooltip": "Frame rate of a folder of frames (a video file brings its own)."}),
-        }}
+        return input_types(cls.INPUTS)
 
     @classmethod
-    def IS_CHANGED(cls, path="", fps=24.0, **_):
+    @takes_declared(INPUTS)
+    def IS_CHANGED(cls, path, fps, **_):
         return f"{fps}:{path_fingerprint(path)}"
 
-    def load(self, path, fps=24.0):
+    @takes_declared(INPUTS)
+    def load(self, path, fps):
         fps = check_fps(fps)
         source = source_from_path(resolve_frames_path(path), fps=fps)
         return (source, source.count, float(source.fps))
@@ -101,21 +107,20 @@ class MemVOSGetFrames:
     OUTPUT_TOOLTIPS = ("The chosen frames.", "How many frames the whole shot has.",
                        "The shot's frame rate (24 for an IMAGE batch, which does not carry one).")
 
+    INPUTS = (
+        Input("frames", FRAMES_INPUT, tooltip="The shot: a VIDEO from Load Video, MemVOS Load Frames or an IMAGE "
+              "batch."),
+        Input("start_frame", "INT", 0, "First frame to get (0 = the shot's first).", 0, MAX_FRAME_INDEX, 1),
+        Input("frame_count", "INT", 1, "How many frames from there (fewer at the shot's end).", 1, MAX_FRAME_INDEX, 1),
+        SHORT_SIDE,
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "frames": (FRAMES_INPUT, {"tooltip": "The shot: a VIDEO from Load Video, MemVOS Load Frames or an "
-                                                 "IMAGE batch."}),
-            "start_frame": ("INT", {"default": 0, "min": 0, "max": MAX_FRAME_INDEX, "step": 1,
-                                    "tooltip": "First frame to get (0 = the shot's first)."}),
-            "frame_count": ("INT", {"default": 1, "min": 1, "max": MAX_FRAME_INDEX, "step": 1,
-                                    "tooltip": "How many frames from there (fewer at the shot's end)."}),
-            "short_side": ("INT", {"default": 0, "min": 0, "max": MAX_SIDE, "step": 1,
-                                   "tooltip": "0 = the source size; else scaled so the shorter side is this many "
-                                              "pixels (aspect kept)."}),
-        }}
+        return input_types(cls.INPUTS)
 
-    def get(self, frames, start_frame=0, frame_count=1, short_side=0):
+    @takes_declared(INPUTS)
+    def get(self, frames, start_frame, frame_count, short_side):
         clip = check_frames(frames)
         total = clip.shape[0]
         start, end = frame_range(0, total, start_frame, int(start_frame) + int(frame_count) - 1,

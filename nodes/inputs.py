@@ -1,6 +1,9 @@
 """A node's inputs declared once: name, type, default, range and tooltip in one :class:`Input`,
 from which both ``INPUT_TYPES`` and the values the node's function works with are made (no
-second default in the function's signature)."""
+second default in the function's signature): :func:`input_values` for a function that takes
+``**given``, :func:`takes_declared` for one that names its parameters."""
+import functools
+import inspect
 from dataclasses import dataclass, field
 
 
@@ -29,12 +32,49 @@ class Input:
         return (self.kind, options)
 
 
-def input_types(inputs):
-    """ComfyUI's ``INPUT_TYPES`` dict of ``inputs``, in their order."""
+def input_types(inputs, hidden=None):
+    """ComfyUI's ``INPUT_TYPES`` dict of ``inputs``, in their order (``optional`` only when one
+    is; ``hidden``: ComfyUI's hidden inputs, name -> what ComfyUI passes)."""
     declared = {"required": {}, "optional": {}}
     for i in inputs:
         declared["optional" if i.optional else "required"][i.name] = i.spec()
+    if not declared["optional"]:
+        del declared["optional"]
+    if hidden is not None:
+        declared["hidden"] = dict(hidden)
     return declared
+
+
+def takes_declared(inputs):
+    """Decorates a node's function whose parameters are named after ``inputs`` but carry no
+    default: an input left out (by ComfyUI for an optional one, or by a caller) comes at its
+    declared default, an optional input without one as None. ``inspect.signature`` shows the
+    declared defaults. A parameter that repeats a default, or an input with no parameter, is a
+    TypeError when the class is defined."""
+    declared = {i.name: i for i in inputs}
+
+    def decorate(function):
+        signature = inspect.signature(function)
+        params = signature.parameters
+        missing = sorted(set(declared) - set(params))
+        repeated = sorted(n for n in declared if n in params and params[n].default is not params[n].empty)
+        if missing or repeated:
+            raise TypeError(f"{function.__qualname__}: no parameter for input {missing}" if missing else
+                            f"{function.__qualname__}: defaults of {repeated} belong in the inputs' declaration")
+        defaults = {n: i.default for n, i in declared.items() if i.default is not None or i.optional}
+        shown = signature.replace(parameters=[p.replace(default=defaults[n]) if n in defaults else p
+                                              for n, p in params.items()])
+
+        @functools.wraps(function)
+        def run(*args, **kwargs):
+            bound = shown.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return function(*bound.args, **bound.kwargs)
+
+        run.__signature__ = shown
+        return run
+
+    return decorate
 
 
 def input_values(inputs, given, node):

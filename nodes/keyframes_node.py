@@ -3,6 +3,7 @@ from . import folders, routes
 from .click_masks import PromptError, parse_prompt_list, prompt_layer
 from .common import LOG, SESSION, check_frames
 from .frame_source import FRAMES_INPUT
+from .inputs import Input, input_types, takes_declared
 from .keyframe_files import WIDGET, KeyframeError, check_files, fingerprint, parse_spec
 from .keyframe_sources import (check_every_object_is_somewhere, label_map_layer, mask_layer, merge_layers,
                                misfit_message, misfits, painted_layer, session_layer)
@@ -29,44 +30,34 @@ class MemVOSKeyframes:
     RETURN_NAMES = ("session",)
     OUTPUT_TOOLTIPS = ("The session with every keyframe: connect it to Propagate.",)
 
+    INPUTS = (
+        Input("session", SESSION, tooltip="A session from New Session (model and memory settings), or one that "
+              "already holds keyframes."),
+        Input("frames", FRAMES_INPUT, tooltip="The whole shot (an IMAGE batch, a VIDEO or MemVOS Load Frames): "
+              "keyframe numbers are positions in it (0 = first frame); only the keyframes' frames are read."),
+        Input("keyframes", "STRING", "", "Written by the editor: the keyframe files (input/memvos/*.png) with their "
+              "frame numbers and objects, and each object's name and colour. No pixels.",
+              options={"multiline": True, "socketless": True}),
+        Input("mask", "MASK", tooltip="Masks made elsewhere (e.g. a SAM-style segmenter): one object per mask, at "
+              "mask_frames, as mask_object_ids.", optional=True),
+        Input("mask_frames", "STRING", "0", "Frame of each mask of the mask batch, e.g. '0, 24' (one value = every "
+              "mask).", optional=True),
+        Input("mask_object_ids", "STRING", "1", "Object id (1..255) of each mask, e.g. '1, 2' (one value = every "
+              "mask).", optional=True),
+        Input("label_map", "IMAGE", tooltip="Label maps in DAVIS colours (several objects each), e.g. another "
+              "Propagate's label_map.", optional=True),
+        Input("label_map_frames", "STRING", "0", "Frame of each label map of the batch, e.g. '0, 24'.", optional=True),
+        Input("prompts", "STRING", "", "Clicks and boxes per frame and object, made into masks by SAM 2.1 (any SAM "
+              "2.1 file in models/memvos, whichever model propagates): a JSON list like "
+              '[{"frame": 0, "object": 1, "points": [[120, 80, 1], [60, 40, 0]], "box": [10, 10, 200, 150]}] in '
+              "frame pixels; label 1 adds, 0 subtracts.", optional=True, options={"multiline": True}),
+        Input("prompts_input", "STRING", "", "The same JSON from another node (e.g. a points editor or a script); a "
+              "(frame, object) must not be in both.", optional=True, options={"forceInput": True}),
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "session": (SESSION, {"tooltip": "A session from New Session (model and memory settings), or one "
-                                                 "that already holds keyframes."}),
-                "frames": (FRAMES_INPUT, {"tooltip": "The whole shot (an IMAGE batch, a VIDEO or MemVOS Load "
-                                                     "Frames): keyframe numbers are positions in it (0 = first "
-                                                     "frame); only the keyframes' frames are read."}),
-                "keyframes": ("STRING", {
-                    "default": "", "multiline": True, "socketless": True,
-                    "tooltip": "Written by the editor: the keyframe files (input/memvos/*.png) with their frame "
-                               "numbers and objects, and each object's name and colour. No pixels."}),
-            },
-            "optional": {
-                "mask": ("MASK", {"tooltip": "Masks made elsewhere (e.g. a SAM-style segmenter): one object per "
-                                             "mask, at mask_frames, as mask_object_ids."}),
-                "mask_frames": ("STRING", {"default": "0", "tooltip": "Frame of each mask of the mask batch, "
-                                                                      "e.g. '0, 24' (one value = every mask)."}),
-                "mask_object_ids": ("STRING", {"default": "1", "tooltip": "Object id (1..255) of each mask, e.g. "
-                                                                          "'1, 2' (one value = every mask)."}),
-                "label_map": ("IMAGE", {"tooltip": "Label maps in DAVIS colours (several objects each), e.g. "
-                                                   "another Propagate's label_map."}),
-                "label_map_frames": ("STRING", {"default": "0", "tooltip": "Frame of each label map of the batch, "
-                                                                           "e.g. '0, 24'."}),
-                "prompts": ("STRING", {
-                    "default": "", "multiline": True,
-                    "tooltip": "Clicks and boxes per frame and object, made into masks by SAM 2.1 (any SAM 2.1 file "
-                               "in models/memvos, whichever model propagates): a JSON list like "
-                               '[{"frame": 0, "object": 1, "points": [[120, 80, 1], [60, 40, 0]], '
-                               '"box": [10, 10, 200, 150]}] in frame pixels; label 1 adds, 0 subtracts.'}),
-                "prompts_input": ("STRING", {
-                    "default": "", "forceInput": True,
-                    "tooltip": "The same JSON from another node (e.g. a points editor or a script); a (frame, "
-                               "object) must not be in both."}),
-            },
-            "hidden": {"unique_id": "UNIQUE_ID"},
-        }
+        return input_types(cls.INPUTS, {"unique_id": "UNIQUE_ID"})
 
     @classmethod
     def VALIDATE_INPUTS(cls, keyframes=None, prompts=None):
@@ -85,8 +76,9 @@ class MemVOSKeyframes:
         # The workflow names the files; their contents are what counts (a file replaced in place too).
         return fingerprint(keyframes, folders.input_directory())
 
-    def build(self, session, frames, keyframes="", mask=None, mask_frames="0", mask_object_ids="1",
-              label_map=None, label_map_frames="0", prompts="", prompts_input="", unique_id=None):
+    @takes_declared(INPUTS)
+    def build(self, session, frames, keyframes, mask, mask_frames, mask_object_ids, label_map, label_map_frames,
+              prompts, prompts_input, unique_id=None):
         check_session(session)
         frames = check_frames(frames)
         spec = parse_spec(keyframes)

@@ -4,6 +4,7 @@ import torch
 from .common import MASKS, check_frames, check_type, mask_to_image, parse_object_ids, to_output
 from .compute import NodeProgress
 from .frame_source import FRAMES_INPUT, close_clip
+from .inputs import Input, input_types, takes_declared
 from .linked_outputs import HIDDEN, wanted
 from .mask_set import MaskSet, StoredMasks, labels_of, union_of
 from .messages import batch_warning
@@ -21,9 +22,9 @@ def check_masks(masks, name="masks"):
                       "connect the masks output of MemVOS Propagate, Select Objects or Refine Masks")
 
 
-def object_ids_input(tooltip_extra=""):
-    return ("STRING", {"default": "", "multiline": False,
-                       "tooltip": "Object ids to use, like '1, 3'; empty = every object." + tooltip_extra})
+MASKS_INPUT = Input("masks", MASKS, tooltip="Per-object masks from Propagate, Select Objects or Refine Masks.")
+OBJECT_IDS = Input("object_ids", "STRING", "", "Object ids to use, like '1, 3'; empty = every object.",
+                   options={"multiline": False})
 
 
 def union_mask(masks):
@@ -41,14 +42,14 @@ class MemVOSSelectObjects:
     OUTPUT_TOOLTIPS = ("The chosen objects' masks.", "Union of the chosen objects (1 = object).",
                        "The same union as a grey IMAGE (white = object).")
 
+    INPUTS = (Input("masks", MASKS, tooltip="Per-object masks from Propagate or Refine Masks."), OBJECT_IDS)
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "masks": (MASKS, {"tooltip": "Per-object masks from Propagate or Refine Masks."}),
-            "object_ids": object_ids_input(),
-        }, "hidden": dict(HIDDEN)}
+        return input_types(cls.INPUTS, HIDDEN)
 
-    def select(self, masks, object_ids="", memvos_linked_outputs=None):
+    @takes_declared(INPUTS)
+    def select(self, masks, object_ids, memvos_linked_outputs=None):
         check_masks(masks)
         chosen = masks.subset(parse_object_ids(object_ids))
         # A long shot's full-size union does not fit in memory: built only when connected.
@@ -74,70 +75,51 @@ class MemVOSRefine:
                        "Union of the refined masks (1 = object), at source size; built only when connected (a "
                        "long shot's would not fit in memory: use Save Masks or Get Masks there).")
 
+    INPUTS = (
+        Input("masks", MASKS, tooltip="Per-object masks from Propagate or Select Objects."),
+        Input("temporal_radius", "INT", 0, "Frames on each side averaged where the picture is still (removes "
+              "flicker, leaves motion alone); 0 = off.", 0, 8, 1),
+        Input("binarize", "BOOLEAN", False, "Make the masks hard (0 or 1) at the threshold level."),
+        Input("threshold", "FLOAT", 0.5, "Level for binarize: a pixel is object where mask >= level.", 0.0, 1.0, 0.01),
+        Input("fill_holes", "BOOLEAN", False, "Fill background regions enclosed by an object."),
+        Input("remove_islands_px", "INT", 0, "Remove object specks smaller than this many pixels; 0 = off.",
+              0, 1_000_000, 1),
+        Input("grow_px", "INT", 0, "Grow (positive) or shrink (negative) the masks by this many pixels.", -256, 256, 1),
+        Input("edge_radius", "INT", 0, "Snap mask edges to the picture's edges within this radius (guided filter; "
+              "needs frames); 0 = off.", 0, 64, 1),
+        Input("feather_px", "FLOAT", 0.0, "Soften the edges over this many pixels; 0 = off.", 0.0, 256.0, 0.5),
+        Input("max_hole_px", "INT", 0, "Fill only holes up to this many pixels; 0 = any size.", 0, 1_000_000, 1,
+              advanced=True),
+        Input("edge_eps", "FLOAT", 0.001, "Edge refinement regularisation: smaller follows fainter edges.",
+              0.00001, 1.0, 0.0001, advanced=True),
+        Input("temporal_color_sigma", "FLOAT", 0.05, "Colour change (0..1) that counts as motion for temporal "
+              "smoothing; raise it for noisy footage.", 0.001, 1.0, 0.001, advanced=True),
+        Input("frames", FRAMES_INPUT, tooltip="The frames the masks belong to; needed for temporal smoothing, edge "
+              "refinement, reduce chatter and motion blur.", optional=True),
+        Input("contrast", "FLOAT", 0.0, "Steeper soft edges: 0 = off, 1 = hard at 0.5 (after feather).",
+              0.0, 1.0, 0.01, optional=True),
+        Input("shift_edge_px", "FLOAT", 0.0, "Move the edges out (positive) or choke them in (negative) by this many "
+              "pixels, fractions included.", -64.0, 64.0, 0.25, optional=True),
+        Input("reduce_chatter", "FLOAT", 0.0, "Steady edges that jitter between frames: strength of the smoothing "
+              "over time, near edges only, where the picture is still (needs frames); 0 = off.", 0.0, 1.0, 0.05,
+              optional=True),
+        Input("chatter_frames", "INT", 2, "Frames on each side that reduce chatter averages.", 1, 8, 1,
+              advanced=True, optional=True),
+        Input("motion_blur", "FLOAT", 0.0, "Blur the matte along the picture's motion (optical flow) over this "
+              "fraction of a frame interval: 0.5 = a 180-degree shutter; 0 = off (needs frames).", 0.0, 2.0, 0.05,
+              optional=True),
+        Input("preview_fps", "FLOAT", 24.0, "Playback rate of the preview player.", 0.1, 1000.0, 0.01,
+              advanced=True, optional=True),
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "masks": (MASKS, {"tooltip": "Per-object masks from Propagate or Select Objects."}),
-                "temporal_radius": ("INT", {"default": 0, "min": 0, "max": 8, "step": 1,
-                                            "tooltip": "Frames on each side averaged where the picture is still "
-                                                       "(removes flicker, leaves motion alone); 0 = off."}),
-                "binarize": ("BOOLEAN", {"default": False,
-                                         "tooltip": "Make the masks hard (0 or 1) at the threshold level."}),
-                "threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
-                                        "tooltip": "Level for binarize: a pixel is object where mask >= level."}),
-                "fill_holes": ("BOOLEAN", {"default": False,
-                                           "tooltip": "Fill background regions enclosed by an object."}),
-                "remove_islands_px": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "step": 1,
-                                              "tooltip": "Remove object specks smaller than this many pixels; "
-                                                         "0 = off."}),
-                "grow_px": ("INT", {"default": 0, "min": -256, "max": 256, "step": 1,
-                                    "tooltip": "Grow (positive) or shrink (negative) the masks by this many "
-                                               "pixels."}),
-                "edge_radius": ("INT", {"default": 0, "min": 0, "max": 64, "step": 1,
-                                        "tooltip": "Snap mask edges to the picture's edges within this radius "
-                                                   "(guided filter; needs frames); 0 = off."}),
-                "feather_px": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 256.0, "step": 0.5,
-                                         "tooltip": "Soften the edges over this many pixels; 0 = off."}),
-                "max_hole_px": ("INT", {"default": 0, "min": 0, "max": 1_000_000, "step": 1, "advanced": True,
-                                        "tooltip": "Fill only holes up to this many pixels; 0 = any size."}),
-                "edge_eps": ("FLOAT", {"default": 0.001, "min": 0.00001, "max": 1.0, "step": 0.0001,
-                                       "advanced": True,
-                                       "tooltip": "Edge refinement regularisation: smaller follows fainter "
-                                                  "edges."}),
-                "temporal_color_sigma": ("FLOAT", {"default": 0.05, "min": 0.001, "max": 1.0, "step": 0.001,
-                                                   "advanced": True,
-                                                   "tooltip": "Colour change (0..1) that counts as motion for "
-                                                              "temporal smoothing; raise it for noisy footage."}),
-            },
-            "optional": {
-                "frames": (FRAMES_INPUT, {"tooltip": "The frames the masks belong to; needed for temporal "
-                                                     "smoothing, edge refinement, reduce chatter and motion blur."}),
-                "contrast": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
-                                       "tooltip": "Steeper soft edges: 0 = off, 1 = hard at 0.5 (after feather)."}),
-                "shift_edge_px": ("FLOAT", {"default": 0.0, "min": -64.0, "max": 64.0, "step": 0.25,
-                                            "tooltip": "Move the edges out (positive) or choke them in (negative) "
-                                                       "by this many pixels, fractions included."}),
-                "reduce_chatter": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
-                                             "tooltip": "Steady edges that jitter between frames: strength of the "
-                                                        "smoothing over time, near edges only, where the picture "
-                                                        "is still (needs frames); 0 = off."}),
-                "chatter_frames": ("INT", {"default": 2, "min": 1, "max": 8, "step": 1, "advanced": True,
-                                           "tooltip": "Frames on each side that reduce chatter averages."}),
-                "motion_blur": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 2.0, "step": 0.05,
-                                          "tooltip": "Blur the matte along the picture's motion (optical flow) over "
-                                                     "this fraction of a frame interval: 0.5 = a 180-degree "
-                                                     "shutter; 0 = off (needs frames)."}),
-                "preview_fps": ("FLOAT", {"default": 24.0, "min": 0.1, "max": 1000.0, "step": 0.01,
-                                          "advanced": True, "tooltip": "Playback rate of the preview player."}),
-            },
-            "hidden": dict(HIDDEN),
-        }
+        return input_types(cls.INPUTS, HIDDEN)
 
-    def refine(self, masks, temporal_radius=0, binarize=False, threshold=0.5, fill_holes=False,
-               remove_islands_px=0, grow_px=0, edge_radius=0, feather_px=0.0, max_hole_px=0, edge_eps=0.001,
-               temporal_color_sigma=0.05, frames=None, contrast=0.0, shift_edge_px=0.0, reduce_chatter=0.0,
-               chatter_frames=2, motion_blur=0.0, preview_fps=24.0, memvos_linked_outputs=None):
+    @takes_declared(INPUTS)
+    def refine(self, masks, temporal_radius, binarize, threshold, fill_holes, remove_islands_px, grow_px, edge_radius,
+               feather_px, max_hole_px, edge_eps, temporal_color_sigma, frames, contrast, shift_edge_px,
+               reduce_chatter, chatter_frames, motion_blur, preview_fps, memvos_linked_outputs=None):
         check_masks(masks)
         steps = RefineSteps(temporal_radius=int(temporal_radius), temporal_color_sigma=float(temporal_color_sigma),
                             binarize=bool(binarize), threshold=float(threshold), fill_holes=bool(fill_holes),

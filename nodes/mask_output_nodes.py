@@ -6,12 +6,13 @@ import numpy as np
 import torch
 
 from . import comfy_env
-from .common import MASKS, MAX_FRAME_INDEX, check_frames, colour_labels, mask_to_image, parse_object_ids, \
+from .common import MAX_FRAME_INDEX, check_frames, colour_labels, mask_to_image, parse_object_ids, \
     progress_and_cancel, to_output
 from .folders import numbered_output, output_directory
-from .frames_nodes import MAX_SIDE, scaled_size
+from .frames_nodes import SHORT_SIDE, scaled_size
+from .inputs import Input, input_types, takes_declared
 from .linked_outputs import HIDDEN, wanted
-from .mask_nodes import check_masks, object_ids_input
+from .mask_nodes import MASKS_INPUT, OBJECT_IDS, check_masks
 from .mask_set import labels_of, union_of
 from .propagate_node import frame_range
 from .frame_source import FRAMES_INPUT
@@ -45,21 +46,21 @@ class MemVOSGetMasks:
     OUTPUT_TOOLTIPS = ("Union of the chosen objects (1 = object).", "The same as a grey IMAGE (white = object).",
                        "Label map, each object in its DAVIS palette colour.")
 
+    INPUTS = (
+        MASKS_INPUT,
+        OBJECT_IDS,
+        Input("start_frame", "INT", 0, "First clip frame (earlier than the masks means their first).",
+              0, MAX_FRAME_INDEX, 1),
+        Input("end_frame", "INT", -1, "Last clip frame, included; -1 = the masks' last.", -1, MAX_FRAME_INDEX, 1),
+        SHORT_SIDE,
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "masks": (MASKS, {"tooltip": "Per-object masks from Propagate, Select Objects or Refine Masks."}),
-            "object_ids": object_ids_input(),
-            "start_frame": ("INT", {"default": 0, "min": 0, "max": MAX_FRAME_INDEX, "step": 1,
-                                    "tooltip": "First clip frame (earlier than the masks means their first)."}),
-            "end_frame": ("INT", {"default": -1, "min": -1, "max": MAX_FRAME_INDEX, "step": 1,
-                                  "tooltip": "Last clip frame, included; -1 = the masks' last."}),
-            "short_side": ("INT", {"default": 0, "min": 0, "max": MAX_SIDE, "step": 1,
-                                   "tooltip": "0 = the source size; else scaled so the shorter side is this many "
-                                              "pixels (aspect kept)."}),
-        }, "hidden": dict(HIDDEN)}
+        return input_types(cls.INPUTS, HIDDEN)
 
-    def get(self, masks, object_ids="", start_frame=0, end_frame=-1, short_side=0, memvos_linked_outputs=None):
+    @takes_declared(INPUTS)
+    def get(self, masks, object_ids, start_frame, end_frame, short_side, memvos_linked_outputs=None):
         check_masks(masks)
         linked = memvos_linked_outputs
         ids = masks.select(parse_object_ids(object_ids))
@@ -208,51 +209,43 @@ class MemVOSSaveMasks:
     OUTPUT_TOOLTIPS = ("Where the PNG sequence went (or the video, without PNGs), relative to ComfyUI's output "
                        "folder.",)
 
+    INPUTS = (
+        MASKS_INPUT,
+        Input("filename_prefix", "STRING", "memvos/masks", "Folder and name inside the output folder; a number is "
+              "appended (memvos/masks_00001/ and memvos/masks_00001.mp4)."),
+        Input("content", list(CONTENTS), "matte", "matte: the chosen objects together, white = object. matte per "
+              "object: one sequence (and video) per object. label map: object ids as an indexed PNG (DAVIS "
+              "palette)."),
+        OBJECT_IDS,
+        Input("png_sequence", "BOOLEAN", True, "Write a PNG per frame (16-bit grey for mattes), named like the "
+              "source frames."),
+        Input("video", list(VIDEOS), "mp4 (h264)", "Also write a video: mp4 (h264, 8-bit, for review and editing "
+              "apps), mkv (ffv1, lossless 16-bit mattes) or mov (ProRes 4444: the foreground as RGB, or the matte "
+              "as grey, with the matte as alpha, for editing and compositing apps); none = no video."),
+        Input("fps", "FLOAT", 0.0, "Video frame rate; 0 = the frames' own (VIDEO or Load Frames), 24 for an IMAGE "
+              "batch.", 0.0, 1000.0, 0.01),
+        Input("exr", list(EXR_CHOICES), "none", "Also write an OpenEXR sequence (half float, <name>.<frame>.exr, "
+              "frame numbers = clip indices): A = the chosen objects together, a layer <name>.A per object, R G B = "
+              "the foreground when one is chosen. The value is the compression: piz (lossless, grainy pictures), "
+              "zip (lossless, flat mattes), dwaa (lossy, small); none = no EXR. Needs 'pip install OpenEXR'.",
+              optional=True),
+        Input("foreground", list(FOREGROUNDS), "none", "Colour written with the matte in the EXR and the ProRes "
+              "(needs frames): the frame as is (straight) or multiplied by the matte (premultiplied, what EXR "
+              "compositing expects); clean = the object's own colour estimated at soft edges, without the old "
+              "background's tint.", optional=True),
+        Input("layer_names", "STRING", "", "EXR layer names, like '1=hero, 2=car'; objects not named are obj<id>.",
+              optional=True),
+        Input("frames", FRAMES_INPUT, tooltip="The frames the masks belong to: the foreground colour, and the "
+              "colour tags of a video source for ProRes.", optional=True),
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "masks": (MASKS, {"tooltip": "Per-object masks from Propagate, Select Objects or Refine Masks."}),
-            "filename_prefix": ("STRING", {"default": "memvos/masks",
-                                           "tooltip": "Folder and name inside the output folder; a number is "
-                                                      "appended (memvos/masks_00001/ and memvos/masks_00001.mp4)."}),
-            "content": (list(CONTENTS), {"default": "matte",
-                                         "tooltip": "matte: the chosen objects together, white = object. matte per "
-                                                    "object: one sequence (and video) per object. label map: "
-                                                    "object ids as an indexed PNG (DAVIS palette)."}),
-            "object_ids": object_ids_input(),
-            "png_sequence": ("BOOLEAN", {"default": True,
-                                         "tooltip": "Write a PNG per frame (16-bit grey for mattes), named like the "
-                                                    "source frames."}),
-            "video": (list(VIDEOS), {"default": "mp4 (h264)",
-                                     "tooltip": "Also write a video: mp4 (h264, 8-bit, for review and editing "
-                                                "apps), mkv (ffv1, lossless 16-bit mattes) or mov (ProRes 4444: "
-                                                "the foreground as RGB, or the matte as grey, with the matte as "
-                                                "alpha, for editing and compositing apps); none = no video."}),
-            "fps": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1000.0, "step": 0.01,
-                              "tooltip": "Video frame rate; 0 = the frames' own (VIDEO or Load Frames), 24 for an "
-                                         "IMAGE batch."}),
-        }, "optional": {
-            "exr": (list(EXR_CHOICES), {"default": "none",
-                                        "tooltip": "Also write an OpenEXR sequence (half float, <name>.<frame>.exr, "
-                                                   "frame numbers = clip indices): A = the chosen objects together, "
-                                                   "a layer <name>.A per object, R G B = the foreground when one is "
-                                                   "chosen. The value is the compression: piz (lossless, grainy "
-                                                   "pictures), zip (lossless, flat mattes), dwaa (lossy, small); "
-                                                   "none = no EXR. Needs 'pip install OpenEXR'."}),
-            "foreground": (list(FOREGROUNDS), {"default": "none",
-                                               "tooltip": "Colour written with the matte in the EXR and the ProRes "
-                                                          "(needs frames): the frame as is (straight) or multiplied "
-                                                          "by the matte (premultiplied, what EXR compositing "
-                                                          "expects); clean = the object's own colour estimated at "
-                                                          "soft edges, without the old background's tint."}),
-            "layer_names": ("STRING", {"default": "", "tooltip": "EXR layer names, like '1=hero, 2=car'; objects "
-                                                                "not named are obj<id>."}),
-            "frames": (FRAMES_INPUT, {"tooltip": "The frames the masks belong to: the foreground colour, and the "
-                                                 "colour tags of a video source for ProRes."}),
-        }}
+        return input_types(cls.INPUTS)
 
-    def save(self, masks, filename_prefix="memvos/masks", content="matte", object_ids="", png_sequence=True,
-             video="mp4 (h264)", fps=0.0, exr="none", foreground="none", layer_names="", frames=None):
+    @takes_declared(INPUTS)
+    def save(self, masks, filename_prefix, content, object_ids, png_sequence, video, fps, exr, foreground,
+             layer_names, frames):
         check_masks(masks)
         if exr not in EXR_CHOICES:
             raise ValueError(f"exr {exr!r} is not one of {', '.join(EXR_CHOICES)}")

@@ -2,6 +2,7 @@
 one model (XMem, Cutie, painted keyframes) is matted with another (MatAnyone) in one graph."""
 from .common import LOG, MASKS, SESSION, check_frames
 from .frame_source import FRAMES_INPUT
+from .inputs import Input, input_types, takes_declared
 from .mask_nodes import check_masks
 from .session_nodes import check_session
 from ..memvos_core.session.from_masks import keyframes_from_masks, parse_frame_list
@@ -18,20 +19,22 @@ class MemVOSMasksToKeyframes:
     RETURN_NAMES = ("session",)
     OUTPUT_TOOLTIPS = ("The session with one keyframe per chosen frame, from the masks: connect it to Propagate.",)
 
+    INPUTS = (
+        Input("session", SESSION, tooltip="The session to add the keyframes to, e.g. New Session with a MatAnyone "
+              "model (any family works)."),
+        Input("masks", MASKS, tooltip="Masks of the shot from another run (Propagate, Select Objects, Refine "
+              "Masks)."),
+        Input("frames", FRAMES_INPUT, tooltip="The frames the masks were made from (the same shot)."),
+        Input("keyframes", "STRING", "", "Clip frames to use as keyframes, e.g. '0, 40, 80'. Empty: the frames the "
+              "masks' run was annotated on.", optional=True),
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "session": (SESSION, {"tooltip": "The session to add the keyframes to, e.g. New Session with a "
-                                             "MatAnyone model (any family works)."}),
-            "masks": (MASKS, {"tooltip": "Masks of the shot from another run (Propagate, Select Objects, "
-                                         "Refine Masks)."}),
-            "frames": (FRAMES_INPUT, {"tooltip": "The frames the masks were made from (the same shot)."}),
-        }, "optional": {
-            "keyframes": ("STRING", {"default": "", "tooltip": "Clip frames to use as keyframes, e.g. '0, 40, 80'. "
-                                                               "Empty: the frames the masks' run was annotated on."}),
-        }}
+        return input_types(cls.INPUTS)
 
-    def convert(self, session, masks, frames, keyframes=""):
+    @takes_declared(INPUTS)
+    def convert(self, session, masks, frames, keyframes):
         check_session(session)
         masks = check_masks(masks)
         frames = masks.aligned_frames(check_frames(frames))

@@ -6,6 +6,7 @@ import weakref
 
 from . import comfy_env
 from .common import LOG, MODEL
+from .inputs import Input, input_types, takes_declared
 from ..memvos_core import weights as core_weights
 from ..memvos_core.runtime.model import MemVOSModel, load_model
 
@@ -26,6 +27,20 @@ def weight_choices():
     """Files in the model folders, then the known checkpoints not downloaded yet."""
     files = list(comfy_env.list_model_files())
     return files + [name for name in core_weights.KNOWN_CHECKPOINTS if name not in files]
+
+
+def _load_model_inputs(choices=()):
+    """Load Model's inputs; the weights' choices are the files found when ComfyUI asks."""
+    return (
+        Input("weights", choices, choices[0] if choices else None, "Weights file from models/memvos, or an "
+              "official XMem or Cutie checkpoint (downloaded there on first use).",
+              options={} if choices else {"default": None}),
+        Input("device", list(comfy_env.DEVICE_CHOICES), "auto",
+              "auto: ComfyUI's device (honours --cpu). cpu / cuda / mps: force one."),
+        Input("precision", list(comfy_env.PRECISION_CHOICES), "auto",
+              "auto: bf16 or fp16 where the GPU computes it well, else fp32. fp32 is exact but slower; fp16/bf16 "
+              "halve activation memory."),
+    )
 
 
 def weights_path(name):
@@ -76,25 +91,15 @@ class MemVOSLoadModel:
 
     @classmethod
     def INPUT_TYPES(cls):
-        choices = weight_choices()
-        return {"required": {
-            "weights": (choices, {"default": choices[0] if choices else None,
-                                  "tooltip": "Weights file from models/memvos, or an official XMem or Cutie "
-                                             "checkpoint (downloaded there on first use)."}),
-            "device": (list(comfy_env.DEVICE_CHOICES), {
-                "default": "auto",
-                "tooltip": "auto: ComfyUI's device (honours --cpu). cpu / cuda / mps: force one."}),
-            "precision": (list(comfy_env.PRECISION_CHOICES), {
-                "default": "auto",
-                "tooltip": "auto: bf16 or fp16 where the GPU computes it well, else fp32. fp32 is exact "
-                           "but slower; fp16/bf16 halve activation memory."}),
-        }}
+        return input_types(_load_model_inputs(weight_choices()))
 
     @classmethod
-    def IS_CHANGED(cls, weights, device="auto", precision="auto"):
+    @takes_declared(_load_model_inputs())
+    def IS_CHANGED(cls, weights, device, precision):
         return _local_file_state(weights)
 
-    def load(self, weights, device="auto", precision="auto"):
+    @takes_declared(_load_model_inputs())
+    def load(self, weights, device, precision):
         target = comfy_env.resolve_device(device)
         precision_name = comfy_env.resolve_precision(precision, target)
         path = weights_path(weights)

@@ -3,6 +3,7 @@ import os
 
 from .common import MODEL, SESSION
 from .folders import within, inside, numbered_output, output_directory, readable_path
+from .inputs import Input, input_types, takes_declared
 from .model_nodes import check_model
 from .session_nodes import check_session
 from ..memvos_core.session import Session
@@ -48,16 +49,18 @@ class MemVOSSaveSession:
     RETURN_NAMES = ("session_file",)
     OUTPUT_TOOLTIPS = ("The saved file, relative to ComfyUI's output folder (Load Session takes it).",)
 
+    INPUTS = (
+        Input("session", SESSION, tooltip="The session to save."),
+        Input("filename_prefix", "STRING", "memvos/session", "Path and name inside the output folder; a number "
+              f"and '{SUFFIX}' are appended."),
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "session": (SESSION, {"tooltip": "The session to save."}),
-            "filename_prefix": ("STRING", {"default": "memvos/session",
-                                           "tooltip": "Path and name inside the output folder; a number and "
-                                                      f"'{SUFFIX}' are appended."}),
-        }}
+        return input_types(cls.INPUTS)
 
-    def save(self, session, filename_prefix="memvos/session"):
+    @takes_declared(INPUTS)
+    def save(self, session, filename_prefix):
         check_session(session)
         path = next_session_path(filename_prefix)
         session.save(path, what=f"filename_prefix {filename_prefix!r}")
@@ -74,14 +77,15 @@ class MemVOSLoadSession:
     RETURN_NAMES = ("session",)
     OUTPUT_TOOLTIPS = ("The loaded session.",)
 
+    INPUTS = (
+        Input("model", MODEL, tooltip="The model the session was made with (from MemVOS Load Model)."),
+        Input("session_file", "STRING", EXAMPLE, "The file, relative to ComfyUI's output folder (as Save Session "
+              "reports it) or its input folder."),
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "model": (MODEL, {"tooltip": "The model the session was made with (from MemVOS Load Model)."}),
-            "session_file": ("STRING", {"default": f"memvos/session_00001{SUFFIX}",
-                                        "tooltip": "The file, relative to ComfyUI's output folder (as Save "
-                                                   "Session reports it) or its input folder."}),
-        }}
+        return input_types(cls.INPUTS)
 
     @classmethod
     def IS_CHANGED(cls, session_file="", **_):
@@ -92,6 +96,7 @@ class MemVOSLoadSession:
         stat = os.stat(path)
         return f"{path}|{stat.st_mtime_ns}|{stat.st_size}"
 
+    @takes_declared(INPUTS)
     def load(self, model, session_file):
         check_model(model)
         return (Session.load(find_session_file(session_file), model),)

@@ -3,7 +3,7 @@ import torch
 
 from .common import LOG, MAX_FRAME_INDEX, MAX_OBJECT_ID, MODEL, SESSION, check_frames, check_type
 from .frame_source import FRAMES_INPUT
-from .inputs import Input, input_types, input_values
+from .inputs import Input, input_types, input_values, takes_declared
 from .messages import size_text, warn
 from .model_nodes import check_model
 from ..memvos_core.config import MEMORY_MODES, SHARED, MemoryConfig, all_settings
@@ -162,21 +162,23 @@ class MemVOSAddAnnotation:
     RETURN_NAMES = ("session",)
     OUTPUT_TOOLTIPS = ("The session with this annotation: chain more annotations, or propagate.",)
 
+    INPUTS = (
+        Input("session", SESSION, tooltip="A session from New Session or from another Add Annotation Frame."),
+        Input("frames", FRAMES_INPUT, tooltip="The shot's frames (the annotated frame is taken at frame_index), or "
+              "just the annotated frame itself."),
+        Input("mask", "MASK", tooltip="The object's mask on that frame (1 = object). A batch with one mask per "
+              "frame is accepted: the one at frame_index is used."),
+        Input("frame_index", "INT", 0, "Clip frame the mask belongs to (0 = first frame of the shot).",
+              0, MAX_FRAME_INDEX, 1),
+        Input("object_id", "INT", 1, "Which object this mask is (1, 2, ...): one id per object, kept across "
+              "keyframes.", 1, MAX_OBJECT_ID, 1),
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "session": (SESSION, {"tooltip": "A session from New Session or from another Add Annotation Frame."}),
-            "frames": (FRAMES_INPUT, {"tooltip": "The shot's frames (the annotated frame is taken at "
-                                                 "frame_index), or just the annotated frame itself."}),
-            "mask": ("MASK", {"tooltip": "The object's mask on that frame (1 = object). A batch with one mask "
-                                         "per frame is accepted: the one at frame_index is used."}),
-            "frame_index": ("INT", {"default": 0, "min": 0, "max": MAX_FRAME_INDEX, "step": 1,
-                                    "tooltip": "Clip frame the mask belongs to (0 = first frame of the shot)."}),
-            "object_id": ("INT", {"default": 1, "min": 1, "max": MAX_OBJECT_ID, "step": 1,
-                                  "tooltip": "Which object this mask is (1, 2, ...): one id per object, kept "
-                                             "across keyframes."}),
-        }}
+        return input_types(cls.INPUTS)
 
+    @takes_declared(INPUTS)
     def add(self, session, frames, mask, frame_index, object_id):
         check_session(session)
         frames = check_frames(frames)

@@ -2,6 +2,7 @@
 from .common import MASKS, SESSION, SUGGESTIONS, check_frames
 from .compute import NodeProgress, working_budget
 from .frame_source import FRAMES_INPUT
+from .inputs import Input, input_types, takes_declared
 from .mask_nodes import check_masks
 from .model_nodes import ready_network
 from .session_nodes import check_session
@@ -53,28 +54,24 @@ class MemVOSSuggestFrames:
         "The suggestions, for Composite's preview timeline.",
     )
 
+    INPUTS = (
+        Input("session", SESSION, tooltip="The session the masks were propagated from."),
+        Input("frames", FRAMES_INPUT, tooltip="The frames the masks were propagated over."),
+        Input("masks", MASKS, tooltip="Per-object masks from Propagate."),
+        Input("count", "INT", 5, "How many frames to suggest.", 1, 100, 1),
+        Input("min_gap", "INT", 3, "Suggested frames are at least this many frames apart.", 0, 100_000, 1),
+        Input("appearance", "BOOLEAN", True, "Also pick frames whose look differs most from the annotated ones "
+              "(XMem++; one encoder pass per frame)."),
+        Input("backward_masks", MASKS, tooltip="Masks of a backward-only Propagate over the same frames, to find "
+              "where the two directions disagree.", optional=True),
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {
-            "required": {
-                "session": (SESSION, {"tooltip": "The session the masks were propagated from."}),
-                "frames": (FRAMES_INPUT, {"tooltip": "The frames the masks were propagated over."}),
-                "masks": (MASKS, {"tooltip": "Per-object masks from Propagate."}),
-                "count": ("INT", {"default": 5, "min": 1, "max": 100, "step": 1,
-                                  "tooltip": "How many frames to suggest."}),
-                "min_gap": ("INT", {"default": 3, "min": 0, "max": 100_000, "step": 1,
-                                    "tooltip": "Suggested frames are at least this many frames apart."}),
-                "appearance": ("BOOLEAN", {"default": True,
-                                           "tooltip": "Also pick frames whose look differs most from the "
-                                                      "annotated ones (XMem++; one encoder pass per frame)."}),
-            },
-            "optional": {
-                "backward_masks": (MASKS, {"tooltip": "Masks of a backward-only Propagate over the same frames, "
-                                                      "to find where the two directions disagree."}),
-            },
-        }
+        return input_types(cls.INPUTS)
 
-    def suggest(self, session, frames, masks, count=5, min_gap=3, appearance=True, backward_masks=None):
+    @takes_declared(INPUTS)
+    def suggest(self, session, frames, masks, count, min_gap, appearance, backward_masks):
         check_session(session)
         check_masks(masks)
         if masks.model_id and masks.model_id != session.model.model_id:

@@ -1,8 +1,10 @@
-// The editor window's elements and stylesheet. Behaviour lives in editor.js; this file only
-// builds the DOM (text through textContent only) and names the parts editor.js wires up.
+// The editor window's elements and stylesheet. Behaviour lives in the other editor modules
+// (editor.js lists them); this file only builds the DOM (text through textContent only) and names
+// the parts editor_window.js wires up.
 import { addStyleOnce, el } from "../player/dom.js";
 import { createTimeline } from "../player/timeline.js";
 import { SHORTCUTS } from "./keys.js";
+import { TOOLS } from "./tools/index.js";
 
 const STYLE_ID = "memvos-editor-style";
 
@@ -59,17 +61,13 @@ const CSS = `
 `;
 
 
-const TOOL_TITLES = { brush: "Brush (B)", eraser: "Eraser (E)", fill: "Fill a closed outline (F)", lasso: "Lasso (L)",
-  click: "Click to mask with SAM 2.1 (C): click adds, right/Alt+click subtracts, drag draws a box, Enter accepts" };
-const TOOL_TEXT = { brush: "Brush", eraser: "Eraser", fill: "Fill", lasso: "Lasso", click: "Click" };
-
 // Builds the window; `on` maps control names to handlers. Returns {element, parts}.
 export function buildEditorDom(on) {
   addStyleOnce(STYLE_ID, CSS);
   const button = (name, text, title) => el("button", { className: `memvos-ed-${name}`, text, title, on: { click: on[name] } });
-  const tools = Object.keys(TOOL_TEXT).map((tool) => el("button", {
-    className: `memvos-ed-tool`, text: TOOL_TEXT[tool], title: TOOL_TITLES[tool],
-    attrs: { "data-tool": tool }, on: { click: () => on.tool(tool) },
+  const tools = TOOLS.map((tool) => el("button", {
+    className: `memvos-ed-tool`, text: tool.button, title: tool.title,
+    attrs: { "data-tool": tool.name }, on: { click: () => on.tool(tool.name) },
   }));
   const size = el("input", { className: "memvos-ed-size", title: "Brush size in source pixels ([ and ])",
     attrs: { type: "range", min: 1, max: 200, step: 1, value: 20 }, on: { input: () => on.sizeInput(Number(size.value)) } });

@@ -1,13 +1,15 @@
-// The editor's keyboard shortcuts: one table, used to dispatch and to print the help.
+// The editor's keyboard shortcuts: one table (the tools' own first, from their modules), used to
+// dispatch and to print the help; and the window's key listener while the editor is open.
+import { TOOLS } from "./tools/index.js";
+
+const TOOL_SHORTCUTS = TOOLS.flatMap((tool) => tool.shortcuts);
+const TOOL_KEYS = new Map(TOOL_SHORTCUTS.flatMap((shortcut) => Object.entries(shortcut.keys)));
 
 export const SHORTCUTS = [
-  ["B", "brush", "Brush"],
-  ["E", "eraser", "Eraser (erases the selected object only; right-drag erases too)"],
-  ["X", "swap", "Swap brush and eraser"],
-  ["F", "fill", "Fill: click inside a closed outline (or any region) to fill it"],
-  ["L", "lasso", "Lasso: draw an outline, it is filled when you let go"],
-  ["C", "click", "Click to mask (SAM 2.1): click adds, right click or Alt+click subtracts, drag draws a box"],
-  ["Enter / Tab", "acceptClick", "Click to mask: accept the mask into the object's layer / next candidate"],
+  ...TOOL_SHORTCUTS.map(({ label, keys, help }) => {
+    const [name, arg] = Object.values(keys)[0];
+    return [label, name === "tool" ? arg : name, help];
+  }),
   ["[ / ]", "size", "Brush smaller / bigger"],
   ["1 \u2013 9", "object", "Select object 1\u20139 of the list"],
   ["N", "newObject", "New object"],
@@ -41,15 +43,8 @@ export function actionFor(event) {
     return null;
   }
   if (event.altKey) return null;
+  if (TOOL_KEYS.has(key)) return [...TOOL_KEYS.get(key)];
   switch (key) {
-    case "b": case "B": return ["tool", "brush"];
-    case "e": case "E": return ["tool", "eraser"];
-    case "f": case "F": return ["tool", "fill"];
-    case "l": case "L": return ["tool", "lasso"];
-    case "c": case "C": return ["tool", "click"];
-    case "Enter": return ["acceptClick"];
-    case "Tab": return ["cycleClick"];
-    case "x": case "X": return ["swap"];
     case "[": return ["size", -1];
     case "]": return ["size", 1];
     case "n": case "N": return ["newObject"];
@@ -74,4 +69,22 @@ export function actionFor(event) {
       if (/^[1-9]$/.test(key)) return ["object", Number(key) - 1];
       return null;
   }
+}
+
+// The window's keydown and keyup while the editor is open (capture phase: ComfyUI's own
+// shortcuts never fire then); ed: the editor's state (editor_state.js).
+export function onKey(ed, event) {
+  if (!ed.state.open) return;
+  event.stopImmediatePropagation();
+  const typing = event.target instanceof HTMLInputElement && event.target.type === "text";
+  if (event.key === " " && !typing) {
+    ed.spaceDown = event.type === "keydown";
+    event.preventDefault();
+    return;
+  }
+  if (event.type !== "keydown" || (typing && event.key !== "Escape")) return;
+  const action = actionFor(event);
+  if (!action) return;
+  event.preventDefault();
+  ed.act(action);
 }
