@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from comfy_stand_ins import CLIP_NAME, MEDIA_DIR, tiny_clip
@@ -24,6 +25,15 @@ preview = PACK.nodes.preview
 KEYS, FIX = (0, 10), 13        # keyframes of the first run; the frame fixed afterwards
 FRAMES = 16                     # both sources hold 16 frames
 SPAN_WORK = (FRAMES - KEYS[-1]) + (FIX + 1 - KEYS[-1])  # forward 10..15, backward 13 down to 10
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: the network runs at 32 pixels, where a second thread only spins."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def write_png(comfy, name, labels):
