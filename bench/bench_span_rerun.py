@@ -4,7 +4,8 @@
 
 A synthetic shot (tests/session_helpers.moving_discs, two objects, ``--size`` square frames),
 XMem with generated weights at the frames' own size (``--family toy``: the test-only toy family,
-whose step is a few microseconds: what is left is the session's own cost, results store and blend), keyframes every ``--every`` frames,
+whose step is a few microseconds: what is left is the session's own cost, results store and blend),
+keyframes every ``--every`` frames,
 ``direction=both``. The shot is propagated once with what a span run needs kept
 (``propagate_recorded``); then one keyframe between two others is fixed (object 1 moved, in the
 middle of the shot, where a fix costs most) and the correction is timed two ways side by side in
