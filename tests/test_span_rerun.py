@@ -229,3 +229,14 @@ def test_span_through_the_shot_api(toy_model, long_shot):
     assert torch.equal(again.labels(150), moved_disc(labels, 150, 1))
     shot.propagate_again(rerun="exact")
     assert shot.stale == []
+
+
+def test_span_without_a_change_runs_nothing_and_keeps_every_frame(toy_model, long_shot):
+    frames, labels = long_shot
+    s = keyed(toy_model, frames[:60], labels, (0, 30))
+    _, old, record = propagate_recorded(s, frames[:60])
+    counted = Counted(frames[:60])
+    same_keys = keyed(toy_model, frames[:60], labels, (0, 30))   # equal keyframes, other objects in memory
+    _, result, again = propagate_spans(record, same_keys, counted)
+    assert counted.read == [] and again.spans == () and again.stale == [(0, 60)]
+    assert same_list(stored(result), stored(old))
