@@ -306,6 +306,7 @@ def test_frames_computed_before_the_latest_change_are_marked_stale(stub, served)
     bands = player.locator(".memvos-timeline .memvos-stale")
     found = [(int(b.get_attribute("data-frame")), int(b.get_attribute("data-count"))) for b in bands.all()]
     assert found == [(4, 2), (18, 6)]
+    assert "hatched" in player.locator(".memvos-timeline").get_attribute("title")
     box = player.locator(".memvos-timeline").bounding_box()
     band = bands.nth(1).bounding_box()
     assert abs(band["x"] - (box["x"] + box["width"] * 18 / 24)) < 3 and abs(band["width"] - box["width"] * 6 / 24) < 3

@@ -33,7 +33,8 @@ export function buildMarks(manifest) {
 
 export function createTimeline({ onSeek, onMark }) {
   const playhead = el("div", { className: "memvos-playhead" });
-  const element = el("div", { className: "memvos-timeline", title: "Click to seek; marks are keyframes (yellow) and suggested frames (cyan); hatched: masks computed before the latest change" }, [playhead]);
+  const title = "Click to seek; marks are keyframes (yellow) and suggested frames (cyan)";
+  const element = el("div", { className: "memvos-timeline", title }, [playhead]);
   let numFrames = 0;
   let markButtons = [];
   let staleBands = [];
@@ -78,6 +79,7 @@ export function createTimeline({ onSeek, onMark }) {
     setStale(frames, ranges) {
       numFrames = frames;
       for (const band of staleBands) band.remove();
+      element.title = ranges.length ? `${title}; hatched: masks computed before the latest keyframe change` : title;
       staleBands = ranges.map((r) => {
         const band = el("div", { className: "memvos-stale", attrs: { "data-frame": r.frame, "data-count": r.count } });
         [band.style.left, band.style.width] = span(r.frame, r.count);
