@@ -99,6 +99,28 @@ class Shot:
                     pass
             worker.join()
 
+    def propagate_again(self, direction="both", start=None, end=None, progress=None, cancel=None, rerun="span"):
+        """The correction loop: propagate and keep every frame's result (``result``) and what a
+        later call needs; after keyframes change, ``rerun="span"`` runs only the frames the change
+        affects (:mod:`memvos_core.session.span`: an approximation, the rest is kept byte for
+        byte), ``"exact"`` the whole range. The first call, or one the span rule cannot serve
+        (another range, settings or set of objects), runs the whole range. ``stale``: the frame
+        ranges kept from an earlier run. Returns the result."""
+        from .session.span import propagate_recorded, propagate_spans, why_not_span
+        if rerun not in ("span", "exact"):
+            raise ShotError(f"rerun {rerun!r} is not span or exact")
+        n = len(self.frames)
+        lo, hi = 0 if start is None else max(0, int(start)), n if end is None else min(n, int(end))
+        record = getattr(self, "record", None)
+        base = self.session.replace(forward_state=None, backward_state=None)  # a whole shot: no chunks
+        if rerun == "span" and why_not_span(record, base, 0, direction, lo, hi) is None:
+            self.session, self.result, self.record = propagate_spans(record, base, self.frames, progress, cancel)
+        else:
+            self.session, self.result, self.record = propagate_recorded(base, self.frames, 0, direction, lo, hi,
+                                                                        progress, cancel)
+        self.stale = self.record.stale
+        return self.result
+
     def propagate_to_folder(self, out, **options):
         """:func:`memvos_core.command.streaming.propagate_to_folder` for this shot (masks written as frames
         become final, checkpoints, ``resume``); returns the run's result."""

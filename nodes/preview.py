@@ -14,6 +14,8 @@ Manifest (``version`` 1), frame numbers are preview indices (0..num_frames-1); t
     objects [{id, color [r, g, b]}] (DAVIS palette entry of the id),
     keyframes [{frame, clip_frame, objects}],
     suggestions [{frame, clip_frame, object_id, reason, score, detail}],
+    stale [{frame, count}]: frames whose masks were computed before the latest keyframe change
+        (kept by a span re-run of Propagate; the player marks them on the timeline),
     pages [{frames: jpg name, labels: png name, first_frame, count, cols, rows}]
 """
 import json
@@ -64,7 +66,7 @@ def page_grid(tile_hw, page_px):
 
 
 def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, keyframes=(),
-                  suggestions=(), max_side=320, prefix=None, page_px=2048, jpeg_quality=70,
+                  suggestions=(), stale=(), max_side=320, prefix=None, page_px=2048, jpeg_quality=70,
                   device=None, budget_bytes=None, progress=None, cancel=None):
     """Write the preview of a clip and return its ComfyUI UI entry.
 
@@ -73,7 +75,8 @@ def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, ke
     checked on the downsized tiles, where the preview uses them).
     ``keyframes`` (ints or ``{"frame", "objects"}``) and ``suggestions`` (``{"frame", "object_id",
     "reason", "score", "detail"}``) use clip frame numbers; those outside the previewed range are
-    left out. Files go to ``folder/memvos/`` under one fresh name per call; every file is written
+    left out. ``stale``: half-open clip ranges ``(lo, hi)`` computed before the latest change.
+    Files go to ``folder/memvos/`` under one fresh name per call; every file is written
     under a temporary name and renamed, the manifest last, so a reader never sees a partial one.
     Frames are downsized on ``device`` (default: where they are), in chunks within
     ``budget_bytes``; ``progress(done, total)`` after each chunk, ``cancel()`` before each.
@@ -100,6 +103,7 @@ def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, ke
 
     keyframes = _normalize_keyframes(keyframes, frame_offset, num_frames)
     suggestions = _normalize_suggestions(suggestions, frame_offset, num_frames)
+    stale = _normalize_ranges(stale, frame_offset, num_frames)
 
     slot_of = _SlotMap(ids)
     work_device, _ = Compute(device).on(frames.device)
@@ -130,6 +134,7 @@ def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, ke
         "objects": [{"id": i, "color": _colour_of(i)} for i in ids],
         "keyframes": keyframes,
         "suggestions": suggestions,
+        "stale": stale,
         "pages": pages,
     }
     manifest_name = f"{stem}.json"
@@ -336,6 +341,17 @@ def _normalize_keyframes(keyframes, frame_offset, num_frames):
             merged.setdefault(clip_frame, set()).update(objects)
     return [{"frame": f - frame_offset, "clip_frame": f, "objects": sorted(objs)}
             for f, objs in sorted(merged.items())]
+
+
+def _normalize_ranges(ranges, frame_offset, num_frames):
+    """Half-open clip ranges -> ``[{frame, count}]`` in preview indices, clipped to the preview."""
+    out = []
+    for lo, hi in ranges:
+        lo = max(_check_int("stale range start", lo, minimum=0) - frame_offset, 0)
+        hi = min(_check_int("stale range end", hi, minimum=0) - frame_offset, num_frames)
+        if lo < hi:
+            out.append({"frame": lo, "count": hi - lo})
+    return out
 
 
 def _normalize_suggestions(suggestions, frame_offset, num_frames):

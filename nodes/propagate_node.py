@@ -13,10 +13,13 @@ from .mask_set import MaskSet, labels_of, union_of
 from .messages import batch_warning
 from .model_nodes import ready_network
 from .preview import write_preview
-from .propagation_runs import ResumableRun
+from .propagation_runs import ResumableRun, frames_key, span_run
 from .routes import publish_masks
 from .session_nodes import check_session
 from ..memvos_core.session import DIRECTIONS
+from ..memvos_core.session.span import why_not_span
+
+RERUN = ("span", "exact")
 
 
 PREVIEW_BAR_PIXELS = 8_000_000  # source pixels whose preview takes about a second (~9 frames of 720p)
@@ -40,14 +43,15 @@ def frame_range(first, count, start_frame, end_frame, what=None):
 
 
 def write_clip_preview(frames, labels, ids, *, fps, frame_offset, keyframes=(), suggestions=(), masks=None,
-                       **options):
+                       stale=(), **options):
     """The player's UI entry, or an empty list if the preview could not be written (a warning;
     the node's outputs are not lost over a preview). With ``masks`` the entry carries a token for
     the source-size masks ("fix this frame" in the player, see routes.py). ``options``: device,
     budget, progress... of :func:`write_preview`."""
     try:
         entry = write_preview(comfy_env.temp_directory(), frames, labels, fps=fps, object_ids=ids,
-                              frame_offset=frame_offset, keyframes=keyframes, suggestions=suggestions, **options)
+                              frame_offset=frame_offset, keyframes=keyframes, suggestions=suggestions,
+                              stale=stale, **options)
         return [entry if masks is None else {**entry, "masks_token": publish_masks(masks)}]
     except OSError as exc:
         LOG.warning("MemVOS: the preview could not be written (%s)", exc)
@@ -109,21 +113,29 @@ class MemVOSPropagate:
             "preview_fps": ("FLOAT", {"default": 24.0, "min": 0.1, "max": 1000.0, "step": 0.01,
                                       "tooltip": "Playback rate of the preview player (connect the video's fps). "
                                                  "A VIDEO or Load Frames brings its own rate, used instead."}),
+            "rerun": (list(RERUN), {
+                "default": "span",
+                "tooltip": "After you fix keyframes, what runs again. span: only the frames between the changed "
+                           "objects' neighbouring unchanged keyframes, from this node's last run (an "
+                           "approximation: memory before the span and the frames outside it are the last run's; "
+                           "the player marks the frames kept). exact: the whole range, as a fresh run."}),
         }, "hidden": dict(HIDDEN)}
 
     def propagate(self, session, frames, direction="both", start_frame=0, end_frame=-1, first_frame_index=0,
-                  preview_fps=24.0, memvos_linked_outputs=None):
+                  preview_fps=24.0, rerun="span", memvos_linked_outputs=None):
         linked = memvos_linked_outputs
         check_session(session)
         clip = check_frames(frames)
         if direction not in DIRECTIONS:
             raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
+        if rerun not in RERUN:
+            raise ValueError(f"rerun {rerun!r} is not one of {', '.join(RERUN)}")
         if not session.keyframes:
             raise ValueError("session has no keyframe: open the MemVOS Keyframes node's editor and paint the "
                              "objects on a frame (or connect a mask to it) before propagating")
         first, count = int(first_frame_index), clip.shape[0]
         start, end = frame_range(first, count, start_frame, end_frame)
-        new_session, result = self._propagated(session, frames, clip, first, direction, start, end)
+        new_session, result, stale = self._propagated(session, frames, clip, first, direction, start, end, rerun)
         fps = frames_fps(frames) or float(preview_fps)
         stems = frame_stems(clip, first)[start - first:end - first + 1]
         masks = MaskSet(tuple(result.object_ids), start, end - start + 1, tuple(clip.shape[1:3]), first, count,
@@ -142,35 +154,60 @@ class MemVOSPropagate:
         shown = masks.aligned_frames(clip)
         ui = write_clip_preview(shown, labels if labels is not None else masks.label_view(),
                                 list(masks.object_ids), fps=fps, frame_offset=start, keyframes=masks.keyframes,
-                                masks=masks, **preview_bar(masks.num_frames, masks.frame_hw))
+                                masks=masks, stale=stale, **preview_bar(masks.num_frames, masks.frame_hw))
         close_clip(clip)
         union = to_output(torch.cat(unions)) if unions else None
         label_map = to_output(colour_labels(labels)) if want_labels else None
         result_tuple = (new_session, masks, union, label_map)
         return {"ui": {"memvos_preview": ui}, "result": result_tuple}
 
-    def _propagated(self, session, frames, clip, first, direction, start, end):
-        """``(new_session, result)``; the last run's again when only the wiring of the outputs changed
-        (ComfyUI then runs the node again, with the same session and frames objects, to build an
-        output it did not build before: no reason to propagate a long shot twice)."""
-        key = (direction, first, start, end)
+    def _propagated(self, session, frames, clip, first, direction, start, end, rerun):
+        """``(new_session, result, stale ranges)``; the last run's again when only the wiring of the
+        outputs changed (ComfyUI then runs the node again, with the same session and frames objects, to
+        build an output it did not build before: no reason to propagate a long shot twice). With
+        ``rerun="span"`` and a last run of this node over the same frames, only the frames the keyframe
+        change affects run again (memvos_core/session/span.py)."""
+        key = (direction, first, start, end, rerun)
         last = getattr(self, "_last", None)
         if last is not None and last[0] == key and last[1]() is session and last[2]() is frames:
-            return last[3], last[4]
+            return last[3], last[4], last[5]
         ready_network(session.model)
         steps = (end - start + 1) * (2 if direction == "both" else 1)
         progress, cancel = progress_and_cancel(steps)
-        run = ResumableRun(session, clip, first, direction, start, end + 1)
-        new_session, result = run.run(progress, cancel)
-        if run.resumed_at:
-            LOG.info("MemVOS Propagate: resumed a cancelled run, %d of %d frames of work were done already",
-                     run.resumed_at, steps)
+        shot = frames_key(clip)
+        record = self._span_record(session, shot, first, direction, start, end + 1) if rerun == "span" else None
+        if record is not None:
+            new_session, result, record = span_run(record, session, clip, progress, cancel)
+            LOG.info("MemVOS Propagate: propagated again only frames %s (rerun = span)",
+                     ", ".join(f"{lo}..{hi - 1}" for lo, hi in record.spans) or "none")
+        else:
+            run = ResumableRun(session, clip, first, direction, start, end + 1)
+            new_session, result = run.run(progress, cancel)
+            record = run.record
+            if run.resumed_at:
+                LOG.info("MemVOS Propagate: resumed a cancelled run, %d of %d frames of work were done already",
+                         run.resumed_at, steps)
+        record = record.to(comfy_env.intermediate_device())
+        self._record = (shot, record)
         new_session = new_session.to(comfy_env.intermediate_device())
+        stale = record.stale
         try:
-            self._last = (key, weakref.ref(session), weakref.ref(frames), new_session, result)
+            self._last = (key, weakref.ref(session), weakref.ref(frames), new_session, result, stale)
         except TypeError:  # an input that cannot be referenced weakly: no reuse
             self._last = None
-        return new_session, result
+        return new_session, result, stale
+
+    def _span_record(self, session, shot, first, direction, start, end):
+        """This node's last run when ``session`` may propagate again over spans of it, else None
+        (with the reason in the log)."""
+        kept = getattr(self, "_record", None)
+        if kept is None:
+            return None
+        reason = "other frames" if kept[0] != shot else why_not_span(kept[1], session, first, direction, start, end)
+        if reason is not None:
+            LOG.info("MemVOS Propagate: the whole range runs (rerun = span, but %s)", reason)
+            return None
+        return kept[1]
 
 
 NODE_CLASS_MAPPINGS = {"MemVOSPropagate": MemVOSPropagate}

@@ -11,6 +11,11 @@ same masks an uninterrupted run gives; any other input is another digest, so it 
 Once a run finishes, its folder belongs to its results and goes with them (or when ComfyUI
 clears its temp folder, at start and exit). Results of runs that are not resumable (their folder
 is held by the results of an earlier run still alive) go to ``<temp>/memvos-cache``.
+
+A run also leaves a :class:`~memvos_core.session.span.RunRecord` (its results and each pass's
+memory state at each keyframe) so that the next run, after the keyframes change, can propagate
+only the frames the change affects (:func:`span_run`; its results go to ``<temp>/memvos-cache``
+and it is short, so it keeps no checkpoint: a cancelled span run starts again).
 """
 import hashlib
 import json
@@ -23,6 +28,7 @@ from . import comfy_env
 from .common import LOG
 from .frame_source import FrameClip, files_fingerprint
 from ..memvos_core.session import Checkpoint, CheckpointMismatch, Propagation, ResultStore, StoreError
+from ..memvos_core.session.span import RunRecord, propagate_spans
 
 RUNS_FOLDER = "memvos-runs"
 CACHE_FOLDER = "memvos-cache"
@@ -79,6 +85,20 @@ def run_key(session, clip, first, direction, start, end):
     return digest.hexdigest()[:32]
 
 
+def frames_key(clip):
+    """A digest of the frames alone (as :func:`run_key` reads them): the same shot again?"""
+    digest = hashlib.sha256()
+    _frames(digest, clip)
+    return digest.hexdigest()[:32]
+
+
+def span_run(record, session, clip, progress, cancel):
+    """``(new_session, result, record)``: ``session`` propagated again over only the frames its
+    keyframe change from ``record``'s run affects (:func:`~memvos_core.session.span.propagate_spans`)."""
+    progress, cancel = cancel_between_frames(progress, cancel)
+    return propagate_spans(record, session, clip, progress, cancel, store=ResultStore.temporary(cache_root()))
+
+
 def cancel_between_frames(progress, cancel):
     """``(progress, cancel)`` where a cancel noticed by the progress bar (ComfyUI's bar checks the
     button on every update) is raised at the next frame boundary instead, by ``cancel``: only
@@ -108,6 +128,7 @@ class ResumableRun:
         self.args = (session, clip, first, direction, start, end)
         self.folder = runs_root() / run_key(session, clip, first, direction, start, end)
         self.resumed_at = 0
+        self.record = None  # the finished run's RunRecord
 
     def _store(self):
         """The run's own store, or None while the results of an earlier identical run hold it."""
@@ -120,26 +141,29 @@ class ResumableRun:
         progress, cancel = cancel_between_frames(progress, cancel)
         store = self._store()
         if store is None:
-            job = Propagation(*self.args, store=ResultStore.temporary(cache_root()))
-            return job.run(progress, cancel)
+            job = Propagation(*self.args, store=ResultStore.temporary(cache_root()), keep_states=True)
+            new_session, result = job.run(progress, cancel)
+            self.record = RunRecord.of(job, new_session)
+            return new_session, result
         checkpoint = Checkpoint(self.folder / CHECKPOINT_NAME, every=CHECKPOINT_EVERY, every_s=CHECKPOINT_SECONDS)
-        job = Propagation(*self.args, store=store)
+        job = Propagation(*self.args, store=store, keep_states=True)
         try:
             try:
                 new_session, result = job.run(progress, cancel, None, checkpoint, resume=checkpoint.exists())
             except CheckpointMismatch as exc:  # a damaged or foreign file under our name: start afresh
                 LOG.warning("MemVOS: %s; propagating from the start", exc)
                 os.remove(checkpoint.path)
-                job = Propagation(*self.args, store=store)
+                job = Propagation(*self.args, store=store, keep_states=True)
                 new_session, result = job.run(progress, cancel, None, checkpoint)
         except BaseException:
             store.close()  # the folder and its checkpoint stay for the next run
             raise
         self.resumed_at = job.resumed_at
+        self.record = RunRecord.of(job, new_session)  # a resumed run's states start at its checkpoint
         if checkpoint.exists():
             os.remove(checkpoint.path)
         store.hand_over()
         return new_session, result
 
 
-__all__ = ["ResumableRun", "cancel_between_frames", "cache_root", "run_key", "runs_root"]
+__all__ = ["ResumableRun", "cancel_between_frames", "cache_root", "frames_key", "run_key", "runs_root", "span_run"]

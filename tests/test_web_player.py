@@ -64,6 +64,7 @@ def served(tmp_path_factory):
             {"frame": 120, "object_id": 3, "reason": TEXT_WITH_MARKUP, "score": 0.5, "detail": "<b>bold</b>"},
             {"frame": 50, "object_id": 1, "reason": "outside the previewed range", "score": 0.9},
         ],
+        stale=[(104, 106), (118, 200)],  # clip ranges kept by a span re-run (the second runs past the end)
         max_side=160, page_px=512)
     folder = temp_dir / entry["subfolder"]
     (folder / "broken.json").write_text("{not json")
@@ -296,6 +297,27 @@ def test_marks_on_the_timeline_jump_and_explain(stub):
     info = player.locator(".memvos-info").text_content()
     assert TEXT_WITH_MARKUP in info and "<b>bold</b>" in info  # shown as text, not markup
     assert player.locator("img, b").count() == 0 and stub.js("window.pwned === undefined")
+
+
+def test_frames_computed_before_the_latest_change_are_marked_stale(stub, served):
+    assert served["manifest"]["stale"] == [{"frame": 4, "count": 2}, {"frame": 18, "count": 6}]
+    stub.show_preview()
+    player = stub.player()
+    bands = player.locator(".memvos-timeline .memvos-stale")
+    found = [(int(b.get_attribute("data-frame")), int(b.get_attribute("data-count"))) for b in bands.all()]
+    assert found == [(4, 2), (18, 6)]
+    assert "hatched" in player.locator(".memvos-timeline").get_attribute("title")
+    box = player.locator(".memvos-timeline").bounding_box()
+    band = bands.nth(1).bounding_box()
+    assert abs(band["x"] - (box["x"] + box["width"] * 18 / 24)) < 3 and abs(band["width"] - box["width"] * 6 / 24) < 3
+    counter = player.locator(".memvos-counter")
+    stub.js("stub.propagate.memvosPlayer.seek(5)")
+    assert "from before the latest change" in counter.text_content() and "stale" in counter.get_attribute("class")
+    stub.js("stub.propagate.memvosPlayer.seek(7)")
+    assert counter.text_content() == "frame 107 \u00b7 8/24" and "stale" not in counter.get_attribute("class")
+    # a band does not take the clicks meant for the bar: clicking over one still seeks there
+    player.locator(".memvos-timeline").click(position={"x": box["width"] * 22.5 / 24, "y": box["height"] / 2})
+    assert stub.state()["frame"] == 22
 
 
 def test_fix_this_frame_opens_the_upstream_keyframes_editor_there(stub, served, artifacts_dir):

@@ -45,6 +45,12 @@ class PassState:
                    ObjectManager.from_meta(meta["object_order"]), list(meta["preloaded"]),
                    list(meta["reached"]), dict(tensors), meta["engine"])
 
+    def to(self, device):
+        """The same state with its tensors on ``device`` (itself when they are there already)."""
+        if all(t.device == torch.device(device) for t in self.tensors.values()):
+            return self
+        return dataclasses.replace(self, tensors={k: t.to(device) for k, t in self.tensors.items()})
+
     def copy(self, **changes):
         """A copy sharing nothing a pass writes to (the tensors are never written in place)."""
         return dataclasses.replace(self, objects=self.objects.copy(), preloaded=list(self.preloaded),
@@ -108,7 +114,7 @@ class DirectionalPass:
             self.state.preloaded.append(kf.frame_index)
 
     # ------------------------------------------------------------------- run
-    def run(self, frames, clip_indices, frame_of, on_frame, cancel=None, sync=None):
+    def run(self, frames, clip_indices, frame_of, on_frame, cancel=None, sync=None, at_keyframe=None):
         """Step through ``clip_indices`` (in this pass's order). ``frame_of(i)`` returns the frame
         ``[H,W,3]``; ``on_frame(i, prob)`` receives probabilities ``[K+1,h,w]`` on the host over
         ``state.objects`` (K may grow), or ``prob=None`` for frames the pass cannot reach yet.
@@ -118,7 +124,9 @@ class DirectionalPass:
         the engine may be ahead of the results handed over. ``sync``: ``(wanted, at_sync)``;
         between two frames, when ``wanted()`` is true, every result is handed over first and then
         ``at_sync()`` is called: the engine's state then matches the frames handed over (where a
-        checkpoint may be taken). A cancel hands over every result before it stops too."""
+        checkpoint may be taken). A cancel hands over every result before it stops too.
+        ``at_keyframe(i, state)``: the pass's state just before it steps keyframe ``i`` (where a
+        later run of only part of the shot may start, :mod:`.span`)."""
         s = self.session
         keyframes = {k.frame_index: k for k in s.keyframes}
         keyframes_permanent = s.config.memory_mode == "keyframes"
@@ -150,6 +158,8 @@ class DirectionalPass:
             if kf is None and not self.engine.has_memory:
                 hand_over(copies.put(i, None))  # nothing to segment from before the first annotation
                 continue
+            if kf is not None and at_keyframe is not None:
+                at_keyframe(i, self.snapshot(i))
             image, feats = ahead.take(i)
             mask = valid = None
             write, permanent = True, False

@@ -26,6 +26,13 @@ class Keyframe:
         return torch.stack([(self.labels == o) for o in object_ids]).float()
 
 
+def same_keyframe(a, b):
+    """Whether two keyframes annotate the same frame with the same image, objects and masks."""
+    return a is b or (a is not None and b is not None and a.frame_index == b.frame_index
+                      and tuple(a.object_ids) == tuple(b.object_ids) and torch.equal(a.labels, b.labels)
+                      and torch.equal(a.image, b.image))
+
+
 def as_uint8_image(image, what="image"):
     """ComfyUI IMAGE frame ``[H,W,3]`` float 0..1 (or uint8) -> uint8 ``[H,W,3]`` on CPU."""
     image = torch.as_tensor(image)

@@ -19,10 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from .blend import combine, keyframes_by_object, object_weights, pass_ranges
 from .directional import DirectionalPass, PropagationCancelled
+from .keyframes import same_keyframe
 from .result import DIRECTIONS, PropagationResult, to_session_order
 from .store import UNREACHED, ResultStore, StoreError
 
@@ -57,10 +56,16 @@ class Propagation:
     ``[H,W,3]``) holds ``first_frame_index ..``; see :meth:`Session.propagate`.
 
     ``store``: where results go (a temporary one under the default cache root if None);
-    ``retain=False``: final frames are handed to ``on_final`` and not kept."""
+    ``retain=False``: final frames are handed to ``on_final`` and not kept.
+
+    Part of a run again (:mod:`.span`): ``span=(lo, hi)`` runs each pass only over its frames
+    inside ``[lo, hi)``, writing into ``result`` (the run's :class:`PropagationResult` over
+    ``[start, end)``, other frames already in it); ``seeds``: ``{pass: PassState}`` to start a
+    pass from instead of a fresh one. ``keep_states=True``: ``key_states`` collects each pass's
+    state just before it steps each keyframe, ``{(pass, frame): PassState}``."""
 
     def __init__(self, session, frames, first_frame_index=0, direction="forward", start=None, end=None,
-                 store=None, retain=True):
+                 store=None, retain=True, *, span=None, seeds=None, result=None, keep_states=False):
         if direction not in DIRECTIONS:
             raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
         if not session.keyframes:
@@ -86,10 +91,17 @@ class Propagation:
         self.frame_hw = frame_hw
         self.ids = list(session.object_ids)
         self.ranges = pass_ranges(direction, [k.frame_index for k in session.keyframes], start, end)
+        if span is not None:
+            self.ranges = {name: within(rng, span) for name, rng in self.ranges.items()}
+        self.seeds = dict(seeds or {})
+        self.key_states = {} if keep_states else None
         self.keys_by_object = keyframes_by_object(session.keyframes)
-        self.store = store if store is not None else ResultStore.temporary()
-        in_range = [k for k in session.keyframes if start <= k.frame_index < end]
-        self.result = PropagationResult(self.ids, frame_hw, in_range, self.store, (start, end), retain)
+        if result is not None:
+            self.store, self.result = result.store, result
+        else:
+            self.store = store if store is not None else ResultStore.temporary()
+            in_range = [k for k in session.keyframes if start <= k.frame_index < end]
+            self.result = PropagationResult(self.ids, frame_hw, in_range, self.store, (start, end), retain)
         self.states = {"forward": session.forward_state, "backward": session.backward_state}
         self.phase = {name: ("pending" if self.ranges[name] else "skipped") for name in PASSES}
         self.next = {}            # pass -> next clip frame it will step
@@ -192,14 +204,17 @@ class Propagation:
             since[:] = [0, time.monotonic()]
 
         wanted = [False]
-        p.run(self.frames, todo, frame_of, on_frame, cancel, sync=(lambda: wanted[0], save_now))
+        keep = None if self.key_states is None else (lambda i, state: self.key_states.__setitem__((name, i), state))
+        p.run(self.frames, todo, frame_of, on_frame, cancel, sync=(lambda: wanted[0], save_now), at_keyframe=keep)
         self.states[name] = p.finish()
         self.phase[name] = "done"
         self._pass = None
 
     def _open_pass(self, name, first_index):
         """A pass continuing the session's state in that direction when it stopped exactly at
-        ``first_index`` (chunks of a long shot), else a fresh one."""
+        ``first_index`` (chunks of a long shot), else a fresh one; a seed given for the pass first."""
+        if self.seeds.get(name) is not None:
+            return DirectionalPass(self.session, name, self.frame_hw, self.seeds[name].copy())
         state = self.states[name]
         if state is not None and state.next_frame == first_index:
             return DirectionalPass(self.session, name, self.frame_hw, state.copy())
@@ -275,15 +290,20 @@ class Propagation:
                 raise CheckpointMismatch(f"{where} is damaged (no {name} state): start over without resuming")
 
 
+def within(rng, span):
+    """The part of the half-open range ``rng`` (or None) inside ``span``; None when empty."""
+    if rng is None:
+        return None
+    lo, hi = max(rng[0], span[0]), min(rng[1], span[1])
+    return (lo, hi) if lo < hi else None
+
+
 def setup_differences(a, b):
     """Names of what differs between two sessions' settings and keyframes (not memory state)."""
     out = [name for name in ("config", "internal_size", "antialias", "tta_scales", "tta_flip")
            if getattr(a, name) != getattr(b, name)]
     ka, kb = a.keyframes, b.keyframes
-    same_keys = len(ka) == len(kb) and all(
-        x.frame_index == y.frame_index and tuple(x.object_ids) == tuple(y.object_ids)
-        and torch.equal(x.labels, y.labels) and torch.equal(x.image, y.image) for x, y in zip(ka, kb))
-    if not same_keys:
+    if not (len(ka) == len(kb) and all(same_keyframe(x, y) for x, y in zip(ka, kb))):
         out.append("keyframes")
     return out
 

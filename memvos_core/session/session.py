@@ -119,9 +119,7 @@ class Session:
     def to(self, device):
         """The same session with its memory state on ``device`` (e.g. off the GPU between nodes)."""
         def move(state):
-            if state is None or all(t.device == torch.device(device) for t in state.tensors.values()):
-                return state
-            return dataclasses.replace(state, tensors={k: t.to(device) for k, t in state.tensors.items()})
+            return None if state is None else state.to(device)
         return self.replace(forward_state=move(self.forward_state), backward_state=move(self.backward_state))
 
     # ---------------------------------------------------------------- files

@@ -316,6 +316,25 @@ class ResultStore:
         self._ensure_area(area)
         self._writer.submit((area, int(index)), self._path(area, index), _DELETED)
 
+    def copy_from(self, other, area, indices):
+        """``other``'s frames ``indices`` of ``area`` here, byte for byte (hard links where the disk
+        allows: ``other`` replaces its files, never writes into them). Frames ``other`` lacks are skipped."""
+        other.flush()
+        self._ensure_area(area)
+        for index in indices:
+            source, target = other._path(area, index), self._path(area, index)
+            try:
+                if not source.is_file():
+                    continue
+                if target.exists():
+                    os.remove(target)
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copyfile(source, target)
+            except OSError as exc:
+                raise StoreError(explain(exc, self.folder)) from None
+
     def get(self, area, index):
         """The :class:`StoredFrame` put for ``index`` in ``area``, or None if there is none."""
         entry = self._writer.lookup((area, int(index)))

@@ -96,8 +96,11 @@ export function checkManifest(m) {
     score: Number.isFinite(s.score) ? s.score : null,
     detail: text(s.detail),
   }));
+  // Frames whose masks a span re-run kept from an earlier run (computed before the latest change).
+  const stale = (Array.isArray(m.stale) ? m.stale : []).filter((r) => inClip(r?.frame) && Number.isInteger(r?.count) && r.count > 0)
+    .map((r) => ({ frame: r.frame, count: Math.min(r.count, numFrames - r.frame) }));
   const frameOffset = Number.isInteger(m.frame_offset) && m.frame_offset >= 0 ? m.frame_offset : 0;
-  return { numFrames, fps, frameOffset, tile, objects, pages, keyframes, suggestions };
+  return { numFrames, fps, frameOffset, tile, objects, pages, keyframes, suggestions, stale };
 }
 
 async function loadBitmap(url, options) {

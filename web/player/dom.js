@@ -40,6 +40,9 @@ const CSS = `
   margin-left: -1px; background: #fff; pointer-events: none; }
 .memvos-player .memvos-marker { position: absolute; top: 1px; bottom: 1px; width: 7px; margin-left: -4px;
   padding: 0; border: 0; border-radius: 2px; }
+.memvos-player .memvos-stale { position: absolute; top: 0; bottom: 0; pointer-events: none;
+  background: repeating-linear-gradient(135deg, rgba(200, 200, 200, 0.45) 0 3px, transparent 3px 6px); }
+.memvos-player .memvos-counter.stale { color: var(--descrip-text, #aaa); font-style: italic; }
 .memvos-player .memvos-marker.key { background: #f5c518; }
 .memvos-player .memvos-marker.suggest { background: #2ec4d6; }
 .memvos-player .memvos-marker.key.suggest { background: linear-gradient(#f5c518 50%, #2ec4d6 50%); }

@@ -1,4 +1,5 @@
 // The timeline bar under the scrub slider: keyframes and suggested frames as clickable marks,
+// hatched bands over frames computed before the latest keyframe change (kept by a span re-run),
 // plus a playhead. Clicking the bar seeks; clicking a mark jumps there and reports its reasons.
 import { el } from "./dom.js";
 
@@ -32,9 +33,15 @@ export function buildMarks(manifest) {
 
 export function createTimeline({ onSeek, onMark }) {
   const playhead = el("div", { className: "memvos-playhead" });
-  const element = el("div", { className: "memvos-timeline", title: "Click to seek; marks are keyframes (yellow) and suggested frames (cyan)" }, [playhead]);
+  const title = "Click to seek; marks are keyframes (yellow) and suggested frames (cyan)";
+  const element = el("div", { className: "memvos-timeline", title }, [playhead]);
   let numFrames = 0;
   let markButtons = [];
+  let staleBands = [];
+
+  // A stale band must not take the clicks meant for the bar (seek): the bar's handler only
+  // answers clicks on itself, so the bands ignore pointer events (CSS).
+  const span = (frame, count) => [`${(frame / Math.max(1, numFrames)) * 100}%`, `${(count / Math.max(1, numFrames)) * 100}%`];
 
   element.addEventListener("pointerdown", (event) => {
     if (event.target !== element || numFrames < 1) return;
@@ -67,6 +74,17 @@ export function createTimeline({ onSeek, onMark }) {
         button.style.left = position(mark.frame);
         element.append(button);
         return button;
+      });
+    },
+    setStale(frames, ranges) {
+      numFrames = frames;
+      for (const band of staleBands) band.remove();
+      element.title = ranges.length ? `${title}; hatched: masks computed before the latest keyframe change` : title;
+      staleBands = ranges.map((r) => {
+        const band = el("div", { className: "memvos-stale", attrs: { "data-frame": r.frame, "data-count": r.count } });
+        [band.style.left, band.style.width] = span(r.frame, r.count);
+        element.insertBefore(band, playhead);
+        return band;
       });
     },
     setFrame(frame) {

@@ -101,6 +101,7 @@ export function createPlayer({ resolveURL, fixFrame, objectName = () => "" }) {
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     objectsRow.replaceChildren();
     timeline.setMarks(0, []);
+    timeline.setStale(0, []);
     counter.textContent = "\u2013";
     for (const c of controls) c.disabled = true;
     setMessage(status, "");
@@ -158,6 +159,7 @@ export function createPlayer({ resolveURL, fixFrame, objectName = () => "" }) {
     const markList = buildMarks(manifest);
     marks = new Map(markList.map((m) => [m.frame, m]));
     timeline.setMarks(manifest.numFrames, markList);
+    timeline.setStale(manifest.numFrames, manifest.stale);
     for (const c of controls) c.disabled = false;
     setMessage(hint, manifest.objects.length ? "" : "No objects in this preview.");
     updateFrameUI();
@@ -188,7 +190,10 @@ export function createPlayer({ resolveURL, fixFrame, objectName = () => "" }) {
     if (!manifest) return;
     scrub.value = String(state.frame);
     timeline.setFrame(state.frame);
-    counter.textContent = `frame ${state.frame + manifest.frameOffset} \u00B7 ${state.frame + 1}/${manifest.numFrames}`;
+    const stale = manifest.stale.some((r) => state.frame >= r.frame && state.frame < r.frame + r.count);
+    counter.textContent = `frame ${state.frame + manifest.frameOffset} \u00B7 ${state.frame + 1}/${manifest.numFrames}`
+      + (stale ? " \u00B7 from before the latest change" : "");
+    counter.classList.toggle("stale", stale);
     playButton.textContent = state.playing ? "\u275A\u275A" : "\u25B6";
     if (!state.playing) {
       const mark = marks.get(state.frame);

@@ -1,0 +1,125 @@
+"""Time one correction of a long shot: propagate again over the affected span vs the whole shot.
+
+    python bench/bench_span_rerun.py [--frames 2000] [--every 200] [--size 32] [--threads 1] [--family xmem|toy]
+
+A synthetic shot (tests/session_helpers.moving_discs, two objects, ``--size`` square frames),
+XMem with generated weights at the frames' own size (``--family toy``: the test-only toy family,
+whose step is a few microseconds: what is left is the session's own cost, results store and blend),
+keyframes every ``--every`` frames,
+``direction=both``. The shot is propagated once with what a span run needs kept
+(``propagate_recorded``); then one keyframe between two others is fixed (object 1 moved, in the
+middle of the shot, where a fix costs most) and the correction is timed two ways side by side in
+this process: ``span`` (memvos_core/session/span.py: only the frames between the neighbouring
+unchanged keyframes) and ``exact`` (the whole shot again). Prints wall and process CPU time, the
+frames of work each did, and how many frames outside the span differ from the exact run's.
+"""
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
+from memvos_core.runtime.model import load_model  # noqa: E402
+from memvos_core.session import Session  # noqa: E402
+from memvos_core.session.span import propagate_recorded, propagate_spans  # noqa: E402
+from session_helpers import moving_discs, small_config  # noqa: E402
+
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def moved(labels, object_id=1, shift=2):
+    out = labels.clone()
+    one = out == object_id
+    out[one] = 0
+    out[torch.roll(one, shift, dims=1) & (out == 0)] = object_id
+    return out
+
+
+def load(family):
+    if family == "toy":
+        import toy_family
+        from memvos_core.families import registry
+        registry.register(toy_family.FAMILY)
+        return load_model(synthetic_state_dict(family=toy_family.NAME))
+    return load_model(synthetic_state_dict())
+
+
+def run(frames=2000, every=200, size=32, threads=1, family="xmem"):
+    torch.set_num_threads(threads)
+    model = load(family)
+    clip, labels = moving_discs(num_frames=frames, height=size, width=size)
+    keys = list(range(0, frames, every))
+    session = Session(model, small_config("keyframes"), internal_size=-1)
+    for k in keys:
+        session = session.add_label_map(k, clip[k], labels[k], object_ids=[1, 2])
+    (_, first, record), t0, c0 = timed(lambda: propagate_recorded(session, clip))
+    print(f"first run: {t0:.1f} s wall, {c0:.1f} s CPU ({first_work(session, frames)} frames of work)", flush=True)
+    fix = keys[len(keys) // 2] + every // 2          # a new keyframe between two, mid-shot
+    fixed = session.add_label_map(fix, clip[fix], moved(labels[fix]), object_ids=[1, 2])
+    steps = {"span": [0], "exact": [0]}
+    (_, span_result, span_record), t_span, c_span = timed(
+        lambda: propagate_spans(record, fixed, clip, progress=lambda d, t: steps["span"].__setitem__(0, t)))
+    (_, exact_result, _), t_exact, c_exact = timed(
+        lambda: propagate_recorded(fixed, clip, progress=lambda d, t: steps["exact"].__setitem__(0, t)))
+    lo, hi = span_record.spans[0]
+    outside = [i for i in range(frames) if not lo <= i < hi]
+    far = compare(span_result, exact_result, outside)
+    near = compare(span_result, exact_result, range(lo, hi))
+    print(f"\nshot: {frames} frames {size}x{size}, keyframes every {every} ({len(keys)}), fix at frame {fix}, "
+          f"span {lo}..{hi - 1}, {model.name} (generated weights), internal size {size}, {threads} thread(s)")
+    print(f"{'correction':<10} {'frames of work':>15} {'wall s':>8} {'CPU s':>8}")
+    print(f"{'span':<10} {steps['span'][0]:>15} {t_span:>8.2f} {c_span:>8.2f}")
+    print(f"{'exact':<10} {steps['exact'][0]:>15} {t_exact:>8.2f} {c_exact:>8.2f}")
+    print(f"speed-up: {t_exact / t_span:.1f}x wall, {c_exact / c_span:.1f}x CPU")
+    for name, (frames_differ, count, worst, pixels) in (("outside the span (kept)", far), ("inside the span", near)):
+        print(f"span vs exact, {name}: {frames_differ} of {count} frames differ; max |dp| {worst:.4f}; "
+              f"label pixels that differ {100 * pixels:.3f} %")
+    return {"span": (t_span, c_span), "exact": (t_exact, c_exact)}
+
+
+def compare(a, b, frames):
+    """(frames whose stored results differ, frames, max |probability difference|, fraction of
+    label pixels that differ) between two results over ``frames``."""
+    differ, worst, wrong, total = 0, 0.0, 0, 0
+    for i in frames:
+        pa, pb = a.internal(i), b.internal(i)
+        if pa is None or pb is None:
+            continue
+        if not torch.equal(pa, pb):
+            differ += 1
+            worst = max(worst, (pa.float() - pb.float()).abs().max().item() / 65535)
+            wrong += int((a.labels(i) != b.labels(i)).sum())
+        total += a.source_hw[0] * a.source_hw[1]
+    return differ, len(list(frames)), worst, wrong / max(1, total)
+
+
+def first_work(session, frames):
+    first, last = session.keyframes[0].frame_index, session.keyframes[-1].frame_index
+    return (frames - first) + (last + 1)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=2000)
+    ap.add_argument("--every", type=int, default=200)
+    ap.add_argument("--size", type=int, default=32, help="frame side in pixels (the network runs at this size)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--family", default="xmem", choices=("xmem", "toy"))
+    args = ap.parse_args(argv)
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    run(args.frames, args.every, args.size, args.threads, args.family)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
