@@ -60,7 +60,7 @@ class Propagation:
     ``retain=False``: final frames are handed to ``on_final`` and not kept."""
 
     def __init__(self, session, frames, first_frame_index=0, direction="forward", start=None, end=None,
-                 store=None, retain=True):
+                 store=None, retain=True, shot_length=None):
         if direction not in DIRECTIONS:
             raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
         if not session.keyframes:
@@ -81,6 +81,9 @@ class Propagation:
         self.frames = frames
         self.first = first_frame_index
         self.count = n
+        # The shot ends with the frames given unless the caller says otherwise (a chunk of a
+        # longer shot given as its own batch of frames).
+        self.shot_length = hi if shot_length is None else int(shot_length)
         self.direction = direction
         self.start, self.end = start, end
         self.frame_hw = frame_hw
@@ -192,6 +195,7 @@ class Propagation:
             since[:] = [0, time.monotonic()]
 
         wanted = [False]
+        p.engine.set_shot_length(self.shot_length)
         p.run(self.frames, todo, frame_of, on_frame, cancel, sync=(lambda: wanted[0], save_now))
         self.states[name] = p.finish()
         self.phase[name] = "done"

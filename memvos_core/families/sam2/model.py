@@ -12,8 +12,10 @@ Per object (objects are tracked independently, as in Meta's predictor):
   reads (6 memories, 15 pointers), so host and device memory stay flat with shot length.
 
 Frame positions are the engine's processing index, so a backward pass is the official reverse
-tracking. The pointers' temporal code is normalised by ``min(shot length, 16) - 1``; the
-engine streams and does not know the shot's length, so it takes 16 (exact from 16 frames).
+tracking. The pointers' temporal code is normalised by ``min(shot length, 16) - 1`` and reads
+the pointers of the last ``min(shot length, 16) - 1`` frames, as the official predictor does
+with its video's frame count: the shot length is the engine's (the frames the propagation was
+given, or what its caller says); unknown (a bare engine) counts as 16, exact from 16 frames.
 Probabilities for the engine are the soft aggregation of the objects' sigmoids.
 """
 import torch
@@ -53,6 +55,7 @@ class Sam2Model(FamilyModel):
 
     def plan(self, engine, mask_given, valid_labels, end):
         self._index = engine.curr_ti
+        self.num_frames = min(engine.shot_length or MAX_POINTERS, MAX_POINTERS)
         n, known = engine.num_objects, len(self.object_ids)
         covers_all = valid_labels is None or set(valid_labels) >= set(range(1, n + 1))
         self.annotated = (set(valid_labels) if valid_labels is not None else set(range(1, n + 1))) if mask_given \
