@@ -13,6 +13,7 @@ from PIL import Image
 
 SIZE = 128       # a small image size keeps this file fast; the parity files use 512 and 1024
 FRAMES = 5
+CONFIG = MemoryConfig(image_size=SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def tracker_lows(net, clip, prompts, order, reverse=False, num_frames=16):
 def engine_pass(net, clip, order, preload=(), annotate=(), engine=None, stop=None, shot_length=None):
     images, labels = clip
     if engine is None:
-        engine = InferenceEngine(net, MemoryConfig(), "cpu")
+        engine = InferenceEngine(net, CONFIG, "cpu")
         engine.set_shot_length(shot_length)
     if not engine.num_objects:
         engine.set_num_objects(2)
@@ -116,7 +117,7 @@ def test_a_pass_in_two_chunks_through_a_saved_state_equals_one_pass(net, clip, s
     order = list(range(FRAMES))
     first, lows = engine_pass(net, clip, order, annotate=(0,), stop=3, shot_length=FRAMES)
     tensors, meta = first.state()
-    second = InferenceEngine.from_state(net, MemoryConfig(), {k: v.clone() for k, v in tensors.items()}, meta)
+    second = InferenceEngine.from_state(net, CONFIG, {k: v.clone() for k, v in tensors.items()}, meta)
     assert second.shot_length == FRAMES
     lows.update(engine_pass(net, clip, order[3:], engine=second)[1])
     assert_same(short_pass, lows, tol=0)
@@ -124,7 +125,7 @@ def test_a_pass_in_two_chunks_through_a_saved_state_equals_one_pass(net, clip, s
 
 def test_partial_keyframes_and_late_objects(net, clip):
     images, labels = clip
-    engine = InferenceEngine(net, MemoryConfig(), "cpu")
+    engine = InferenceEngine(net, CONFIG, "cpu")
     engine.set_num_objects(1)
     engine.step(images[0], one_hot(labels[0], [1]), [1])
     engine.step(images[1])

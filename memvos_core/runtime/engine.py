@@ -12,7 +12,7 @@ import torch
 
 from ..families import Plan, family_model
 from ..families.registry import FAMILY_OF_UNMARKED_FILES
-from .frames import merge_partial_annotation, pad, unpad
+from .frames import merge_partial_annotation, unpad
 from ..network.features import KeyFeatures
 from .perf import resolve_options
 from .precision import PRECISIONS, autocast_context
@@ -122,7 +122,9 @@ class InferenceEngine:
                 raise RuntimeError("nothing to propagate from: the memory is empty (no annotated frame yet)")
             prob = self.model.decode(feats, self.model.read(feats), plan)
         if mask is not None:
-            mask, _ = pad(mask.to(self.device).float())
+            # padded as the family padded the image (a family that resizes inside pads nothing)
+            mask = mask.to(self.device).float()
+            mask = torch.nn.functional.pad(mask, pads) if any(pads) else mask
             prob = self.model.annotate(prob, mask, valid_labels)
             self.model.add_objects(self.num_objects, feats.key.shape[-2:])
         return FrameWork(image, pads, feats, prob, plan)

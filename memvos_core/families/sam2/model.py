@@ -40,7 +40,8 @@ class Sam2Model(FamilyModel):
     family = "sam2"
 
     def __init__(self, network, config, device, precision, options):
-        super().__init__(network, config, device, precision, options)
+        # The image size is a memory setting: the network at that size, sharing its weights.
+        super().__init__(network.at_image_size(config.image_size), config, device, precision, options)
         self.object_ids = []     # stable ids in order of appearance
         self.next_id = 0
         self.objects = {}        # id -> ObjectState
@@ -195,10 +196,15 @@ class Sam2Model(FamilyModel):
             for t, out in st.recent.items():
                 _put(tensors, f"recent.{i}.{t}", out)
         meta = {"object_ids": list(self.object_ids), "next_id": self.next_id, "objects": objects,
-                "preloads": self.preloads}
+                "preloads": self.preloads, "image_size": self.network.image_size}
         return tensors, meta
 
     def load_state(self, tensors, meta):
+        made_at = meta.get("image_size", self.network.image_size)
+        if made_at != self.network.image_size:
+            raise ValueError(f"this propagation state was made at SAM 2.1 image_size {made_at}, not at the "
+                             f"session's {self.network.image_size}: set image_size back to {made_at}, or "
+                             "propagate again from the keyframes")
         self.object_ids = list(meta["object_ids"])
         self.next_id = meta["next_id"]
         self.preloads = meta.get("preloads", 0)
