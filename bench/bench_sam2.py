@@ -63,9 +63,9 @@ def main(argv=None):
     for _ in range(5):
         predict(net, emb, [[400, 240]], [1])
     row("image path: one click on the cached frame", f"{(time.perf_counter() - t0) * 200:.0f} ms")
-    small = build_sam2(state, "tiny", args.long_size)
     for n in args.long:
-        _, engine = time_engine(small, MemoryConfig(), "cpu", "fp32", n, 2, 96, 160, with_engine=True)
+        _, engine = time_engine(net, MemoryConfig(image_size=args.long_size), "cpu", "fp32", n, 2, 96, 160,
+                                with_engine=True)
         row(f"state held after {n} frames, 2 objects, image size {args.long_size}",
             f"{held_bytes(engine) / 2**20:.2f} MiB")
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")

@@ -29,7 +29,7 @@ def _setting_input(setting, owner=None, optional=False):
     if setting.kind is bool:
         return Input(setting.input_name, "BOOLEAN", setting.default, tooltip, advanced=setting.advanced,
                      optional=optional)
-    return Input(setting.input_name, "INT", setting.default, tooltip, setting.low, setting.high, 1,
+    return Input(setting.input_name, "INT", setting.default, tooltip, setting.low, setting.high, setting.step,
                  advanced=setting.advanced, optional=optional)
 
 

@@ -49,12 +49,14 @@ def same(a, b):
 
 def assert_chunks_equal_one_pass(session, frames, parts):
     """Propagating ``frames`` in chunks (``parts``: ``(lo, hi)`` ranges in the pass's order) gives
-    the same stored masks as one pass, for each direction (``parts`` per direction)."""
+    the same stored masks as one pass, for each direction (``parts`` per direction); each chunk
+    is told the shot's length, as a chunk of a longer shot must be."""
     for direction, ranges in parts.items():
         _, whole = session.propagate(frames, direction=direction)
         chunked, state = {}, session
         for lo, hi in ranges:
-            state, part = state.propagate(frames[lo:hi], first_frame_index=lo, direction=direction)
+            state, part = state.propagate(frames[lo:hi], first_frame_index=lo, direction=direction,
+                                          shot_length=len(frames))
             chunked.update(stored(part))
         assert sorted(chunked) == whole.frame_indices
         for t, prob in stored(whole).items():

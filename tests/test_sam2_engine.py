@@ -13,6 +13,7 @@ from PIL import Image
 
 SIZE = 128       # a small image size keeps this file fast; the parity files use 512 and 1024
 FRAMES = 5
+CONFIG = MemoryConfig(image_size=SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +35,9 @@ def one_hot(label, ids, size=SIZE):
     return (torch.nn.functional.interpolate(m, size=(size, size), mode="bilinear", antialias=True)[0] >= 0.5).float()
 
 
-def tracker_lows(net, clip, prompts, order, reverse=False):
+def tracker_lows(net, clip, prompts, order, reverse=False, num_frames=16):
     images, labels = clip
-    tracker = VideoTracker(net, lambda t: images[t][None], (SIZE, SIZE), 16)
+    tracker = VideoTracker(net, lambda t: images[t][None], (SIZE, SIZE), num_frames)
     for t in prompts:
         for o in (1, 2):
             tracker.add_mask(t, o, one_hot(labels[t], [o])[0].bool())
@@ -46,9 +47,11 @@ def tracker_lows(net, clip, prompts, order, reverse=False):
     return lows
 
 
-def engine_pass(net, clip, order, preload=(), annotate=(), engine=None, stop=None):
+def engine_pass(net, clip, order, preload=(), annotate=(), engine=None, stop=None, shot_length=None):
     images, labels = clip
-    engine = engine or InferenceEngine(net, MemoryConfig(), "cpu")
+    if engine is None:
+        engine = InferenceEngine(net, CONFIG, "cpu")
+        engine.set_shot_length(shot_length)
     if not engine.num_objects:
         engine.set_num_objects(2)
         for t in preload:
@@ -92,19 +95,37 @@ def test_a_backward_pass_is_the_official_reverse_tracking(net, clip):
                 tracker_lows(net, clip, (FRAMES - 1,), order, reverse=True))
 
 
-def test_a_pass_in_two_chunks_through_a_saved_state_equals_one_pass(net, clip):
+@pytest.fixture(scope="module")
+def short_pass(net, clip):
+    """A pass told its shot has 5 frames, prompted on frame 0."""
+    return engine_pass(net, clip, list(range(FRAMES)), annotate=(0,), shot_length=FRAMES)[1]
+
+
+def test_a_short_shot_codes_its_pointers_as_the_official_predictor_does(net, clip, short_pass):
+    """A 5-frame shot: pointers normalised by 4, as the official predictor with num_frames 5;
+    coding them as a shot of 16 frames or more would (a bare engine not told the length does
+    that) moves the masks visibly."""
     order = list(range(FRAMES))
-    whole = engine_pass(net, clip, order, annotate=(0,))[1]
-    first, lows = engine_pass(net, clip, order, annotate=(0,), stop=3)
+    assert_same(short_pass, tracker_lows(net, clip, (0,), order, num_frames=FRAMES))
+    long = tracker_lows(net, clip, (0,), order)
+    moved = max(float((torch.sigmoid(a) - torch.sigmoid(b)).abs().max())
+                for t in order[1:] for a, b in zip(short_pass[t], long[t]))
+    assert moved > 1e-3
+
+
+def test_a_pass_in_two_chunks_through_a_saved_state_equals_one_pass(net, clip, short_pass):
+    order = list(range(FRAMES))
+    first, lows = engine_pass(net, clip, order, annotate=(0,), stop=3, shot_length=FRAMES)
     tensors, meta = first.state()
-    second = InferenceEngine.from_state(net, MemoryConfig(), {k: v.clone() for k, v in tensors.items()}, meta)
+    second = InferenceEngine.from_state(net, CONFIG, {k: v.clone() for k, v in tensors.items()}, meta)
+    assert second.shot_length == FRAMES
     lows.update(engine_pass(net, clip, order[3:], engine=second)[1])
-    assert_same(whole, lows, tol=0)
+    assert_same(short_pass, lows, tol=0)
 
 
 def test_partial_keyframes_and_late_objects(net, clip):
     images, labels = clip
-    engine = InferenceEngine(net, MemoryConfig(), "cpu")
+    engine = InferenceEngine(net, CONFIG, "cpu")
     engine.set_num_objects(1)
     engine.step(images[0], one_hot(labels[0], [1]), [1])
     engine.step(images[1])

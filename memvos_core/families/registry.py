@@ -92,6 +92,7 @@ class Setting:
     low: int | None = None           # inclusive range of an int setting (None: unbounded)
     high: int | None = None
     check: Callable | None = None    # value -> error text or None, for rules a range cannot say
+    step: int = 1                    # New Session's widget step of an int setting
     widget: str | None = None        # New Session's input name, if not ``name`` (kept for old workflows)
     widget_after: str | None = None  # New Session input it follows; None: with the optional inputs
     advanced: bool = True

@@ -12,7 +12,7 @@ import torch
 
 from ..families import Plan, family_model
 from ..families.registry import FAMILY_OF_UNMARKED_FILES
-from .frames import merge_partial_annotation, pad, unpad
+from .frames import merge_partial_annotation, unpad
 from ..network.features import KeyFeatures
 from .perf import resolve_options
 from .precision import PRECISIONS, autocast_context
@@ -40,6 +40,9 @@ class InferenceEngine:
         self.num_objects = 0
         self.curr_ti = -1
         self.last_mem_ti = 0
+        # Frames in the whole shot when the caller knows it (None: a stream of unknown length);
+        # read by families whose temporal codes are normalised by the shot's length.
+        self.shot_length = None
 
     @property
     def family(self):
@@ -60,6 +63,10 @@ class InferenceEngine:
         if n < self.num_objects:
             raise ValueError("objects cannot be removed from a running propagation")
         self.num_objects = n
+
+    def set_shot_length(self, n):
+        """The number of frames of the shot this engine steps through (None: unknown)."""
+        self.shot_length = None if n is None else int(n)
 
     def delete_objects(self, labels):
         """Forget objects (1-based ids) and everything memory holds of them; the others are
@@ -115,7 +122,9 @@ class InferenceEngine:
                 raise RuntimeError("nothing to propagate from: the memory is empty (no annotated frame yet)")
             prob = self.model.decode(feats, self.model.read(feats), plan)
         if mask is not None:
-            mask, _ = pad(mask.to(self.device).float())
+            # padded as the family padded the image (a family that resizes inside pads nothing)
+            mask = mask.to(self.device).float()
+            mask = torch.nn.functional.pad(mask, pads) if any(pads) else mask
             prob = self.model.annotate(prob, mask, valid_labels)
             self.model.add_objects(self.num_objects, feats.key.shape[-2:])
         return FrameWork(image, pads, feats, prob, plan)
@@ -134,7 +143,7 @@ class InferenceEngine:
         The tensors are shared, not copied: nothing ever writes into them in place."""
         tensors, meta = self.model.state()
         meta = {**meta, "family": self.family, "num_objects": self.num_objects,
-                "curr_ti": self.curr_ti, "last_mem_ti": self.last_mem_ti}
+                "curr_ti": self.curr_ti, "last_mem_ti": self.last_mem_ti, "shot_length": self.shot_length}
         return tensors, meta
 
     @classmethod
@@ -148,6 +157,7 @@ class InferenceEngine:
         engine.num_objects = meta["num_objects"]
         engine.curr_ti = meta["curr_ti"]
         engine.last_mem_ti = meta["last_mem_ti"]
+        engine.shot_length = meta.get("shot_length")
         return engine
 
 

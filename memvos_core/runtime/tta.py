@@ -34,6 +34,10 @@ class TTAEngine:
         for e in self.engines:
             e.set_num_objects(n)
 
+    def set_shot_length(self, n):
+        for e in self.engines:
+            e.set_shot_length(n)
+
     # --------------------------------------------------------------- geometry
     @staticmethod
     def _size(hw, scale):

@@ -65,7 +65,8 @@ class Propagation:
     state just before it steps each keyframe, ``{(pass, frame): PassState}``."""
 
     def __init__(self, session, frames, first_frame_index=0, direction="forward", start=None, end=None,
-                 store=None, retain=True, *, span=None, seeds=None, result=None, keep_states=False):
+                 store=None, retain=True, shot_length=None, *, span=None, seeds=None, result=None,
+                 keep_states=False):
         if direction not in DIRECTIONS:
             raise ValueError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
         if not session.keyframes:
@@ -86,6 +87,9 @@ class Propagation:
         self.frames = frames
         self.first = first_frame_index
         self.count = n
+        # The shot ends with the frames given unless the caller says otherwise (a chunk of a
+        # longer shot given as its own batch of frames).
+        self.shot_length = hi if shot_length is None else int(shot_length)
         self.direction = direction
         self.start, self.end = start, end
         self.frame_hw = frame_hw
@@ -205,6 +209,7 @@ class Propagation:
 
         wanted = [False]
         keep = None if self.key_states is None else (lambda i, state: self.key_states.__setitem__((name, i), state))
+        p.engine.set_shot_length(self.shot_length)
         p.run(self.frames, todo, frame_of, on_frame, cancel, sync=(lambda: wanted[0], save_now), at_keyframe=keep)
         self.states[name] = p.finish()
         self.phase[name] = "done"

@@ -99,7 +99,7 @@ class Session:
 
     # ---------------------------------------------------------- propagation
     def propagate(self, frames, first_frame_index=0, direction="forward", start=None, end=None,
-                  progress=None, cancel=None, *, store=None, on_final=None, retain=True):
+                  progress=None, cancel=None, *, store=None, on_final=None, retain=True, shot_length=None):
         """Propagate over clip frames ``[start, end)`` of which ``frames`` (a sequence of
         ``[H,W,3]`` uint8 or float 0..1, e.g. a ComfyUI IMAGE batch or :mod:`..media` frames read
         lazily) holds ``first_frame_index ..``.
@@ -110,10 +110,13 @@ class Session:
         raise or return True (then :class:`PropagationCancelled` is raised and nothing is returned).
         ``store``: the :class:`~.store.ResultStore` the per-frame results go to (a temporary one
         under the default cache root when None); ``on_final(index, result)``: called as soon as a
-        frame is final; ``retain=False``: frames are only handed to ``on_final``. Checkpoints and
-        resuming: :class:`~.propagation.Propagation`."""
+        frame is final; ``retain=False``: frames are only handed to ``on_final``. ``shot_length``:
+        the frames of the whole shot when ``frames`` is a chunk of it (default: the shot ends with
+        the frames given; a family may code time relative to the shot's length).
+        Checkpoints and resuming: :class:`~.propagation.Propagation`."""
         from .propagation import Propagation
-        job = Propagation(self, frames, first_frame_index, direction, start, end, store=store, retain=retain)
+        job = Propagation(self, frames, first_frame_index, direction, start, end, store=store, retain=retain,
+                          shot_length=shot_length)
         return job.run(progress, cancel, on_final)
 
     def to(self, device):

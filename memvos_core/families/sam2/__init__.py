@@ -21,7 +21,20 @@ WEIGHT_FILES = (
 KEEPS = ("per object: every keyframe as a conditioning frame (memory, pointer), the last 15 tracked "
          "frames' memory and pointers; nothing per clip")
 
-from ..registry import Family, PromptPath, WeightFile, lazy
+from ..registry import Family, PromptPath, Setting, WeightFile, lazy
+
+IMAGE_SIZE = 1024   # as released
+IMAGE_SIZE_RANGE = (64, 4096)
+
+
+def image_size_problem(value):
+    """Why SAM 2.1 cannot run at square input ``value``, or None (the image encoder's stride is 16)."""
+    low, high = IMAGE_SIZE_RANGE
+    if not low <= value <= high or value % 16:
+        return (f"memory setting image_size={value} must be a multiple of 16 from {low} to {high} "
+                f"(SAM 2.1 as released: {IMAGE_SIZE})")
+    return None
+
 
 FAMILY = Family(
     name="sam2", title="SAM 2.1", marker="image_encoder.trunk.",
@@ -32,4 +45,9 @@ FAMILY = Family(
     prompts=PromptPath(embed=lazy(__name__, ".image:embed_frame"), predict=lazy(__name__, ".image:predict"),
                        bytes_of=lazy(__name__, ".image:embedding_bytes")),
     weights=tuple(WeightFile(name, RELEASE + name, None, what, _LICENCE, _LICENCE) for name, what in WEIGHT_FILES),
+    settings=(
+        Setting("image_size", IMAGE_SIZE, "SAM 2.1 resizes every frame to this square size (a multiple of 16; "
+                "1024 as released): smaller is faster and lighter, larger sees finer detail.",
+                *IMAGE_SIZE_RANGE, check=image_size_problem, widget="sam2_image_size", step=16),
+    ),
 )

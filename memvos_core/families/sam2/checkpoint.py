@@ -5,6 +5,7 @@ then match that size exactly."""
 import re
 
 from ...network.checkpoint import CheckpointError, read_state_dict, strict_load, unwrap_state_dict
+from . import IMAGE_SIZE, image_size_problem
 from .network import SIZES, Sam2Network
 
 PREFIXES = ("image_encoder.trunk.", "sam_mask_decoder.", "memory_attention.", "memory_encoder.")
@@ -36,15 +37,16 @@ def detect_size(state, source="<memory>"):
     return size
 
 
-def build_sam2(state, name="<state dict>", image_size=1024):
+def build_sam2(state, name="<state dict>", image_size=IMAGE_SIZE):
     """The network a SAM 2.1 state dict describes, loaded strictly (eval mode, CPU, fp32)."""
-    if image_size % 16 or image_size < 64:
-        raise ValueError(f"SAM 2 image_size {image_size} must be a multiple of 16 and at least 64 (released: 1024)")
+    problem = image_size_problem(image_size)
+    if problem:
+        raise ValueError(problem)
     model = Sam2Network(detect_size(state, name), image_size)
     return strict_load(model, state, name, f"SAM 2.1 hiera {model.size}", ADVICE)
 
 
-def load_sam2(source, *, image_size=1024, source_name=None):
+def load_sam2(source, *, image_size=IMAGE_SIZE, source_name=None):
     """Read a SAM 2.1 checkpoint (path or state dict / ``{"model": state}``) and build it."""
     if isinstance(source, dict):
         name = source_name or "<state dict>"

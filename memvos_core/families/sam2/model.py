@@ -12,8 +12,10 @@ Per object (objects are tracked independently, as in Meta's predictor):
   reads (6 memories, 15 pointers), so host and device memory stay flat with shot length.
 
 Frame positions are the engine's processing index, so a backward pass is the official reverse
-tracking. The pointers' temporal code is normalised by ``min(shot length, 16) - 1``; the
-engine streams and does not know the shot's length, so it takes 16 (exact from 16 frames).
+tracking. The pointers' temporal code is normalised by ``min(shot length, 16) - 1`` and reads
+the pointers of the last ``min(shot length, 16) - 1`` frames, as the official predictor does
+with its video's frame count: the shot length is the engine's (the frames the propagation was
+given, or what its caller says); unknown (a bare engine) counts as 16, exact from 16 frames.
 Probabilities for the engine are the soft aggregation of the objects' sigmoids.
 """
 import torch
@@ -38,7 +40,8 @@ class Sam2Model(FamilyModel):
     family = "sam2"
 
     def __init__(self, network, config, device, precision, options):
-        super().__init__(network, config, device, precision, options)
+        # The image size is a memory setting: the network at that size, sharing its weights.
+        super().__init__(network.at_image_size(config.image_size), config, device, precision, options)
         self.object_ids = []     # stable ids in order of appearance
         self.next_id = 0
         self.objects = {}        # id -> ObjectState
@@ -53,6 +56,7 @@ class Sam2Model(FamilyModel):
 
     def plan(self, engine, mask_given, valid_labels, end):
         self._index = engine.curr_ti
+        self.num_frames = min(engine.shot_length or MAX_POINTERS, MAX_POINTERS)
         n, known = engine.num_objects, len(self.object_ids)
         covers_all = valid_labels is None or set(valid_labels) >= set(range(1, n + 1))
         self.annotated = (set(valid_labels) if valid_labels is not None else set(range(1, n + 1))) if mask_given \
@@ -192,10 +196,15 @@ class Sam2Model(FamilyModel):
             for t, out in st.recent.items():
                 _put(tensors, f"recent.{i}.{t}", out)
         meta = {"object_ids": list(self.object_ids), "next_id": self.next_id, "objects": objects,
-                "preloads": self.preloads}
+                "preloads": self.preloads, "image_size": self.network.image_size}
         return tensors, meta
 
     def load_state(self, tensors, meta):
+        made_at = meta.get("image_size", self.network.image_size)
+        if made_at != self.network.image_size:
+            raise ValueError(f"this propagation state was made at SAM 2.1 image_size {made_at}, not at the "
+                             f"session's {self.network.image_size}: set image_size back to {made_at}, or "
+                             "propagate again from the keyframes")
         self.object_ids = list(meta["object_ids"])
         self.next_id = meta["next_id"]
         self.preloads = meta.get("preloads", 0)

@@ -9,12 +9,14 @@ Methods are the per-object steps of the tracker, batch size 1 unless said otherw
 :meth:`embed_image`, :meth:`sam_heads`, :meth:`mask_as_output`, :meth:`attend_memory`,
 :meth:`encode_memory`.
 """
+import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import image_size_problem
 from .heads import MaskDecoder, PromptEncoder, choose_masks
 from .hiera import FpnNeck, Hiera, ImageEncoder
 from .layers import MLP, sine_1d, sine_table
@@ -73,6 +75,18 @@ class Sam2Network(nn.Module):
     @property
     def grid(self):
         return self.image_size // 16
+
+    def at_image_size(self, image_size):
+        """This network resizing frames to ``image_size`` instead: the same modules and weights,
+        shared (itself when the size is its own)."""
+        if image_size == self.image_size:
+            return self
+        problem = image_size_problem(image_size)
+        if problem:
+            raise ValueError(problem)
+        view = copy.copy(self)   # a new attribute dict over the same submodules and parameters
+        view.image_size = int(image_size)
+        return view
 
     # ------------------------------------------------------------------ image
     def embed_image(self, image):
