@@ -10,7 +10,8 @@ Composite (overlay preview) of the refined masks (``--graph propagate``: without
 Composite). The process's RSS
 is read at every progress tick (a frame of the running node); the table gives it at frame
 milestones of Propagate and of Save Masks, with the growth since the first milestone, and a
-thread samples the peak in between. ``--size`` is the network's internal size (the
+thread samples the peak in between: per node (start, peak, end) and, at the highest sample, the
+calls the prompt was in (how Refine's feather was found taking 2 GiB on a 1 GiB budget). ``--size`` is the network's internal size (the
 shorter side): a CPU needs a small one; the source video keeps ``--width`` x ``--height``.
 """
 import argparse
@@ -135,16 +136,37 @@ class ProgressLog(list):
 
 
 class PeakSampler(threading.Thread):
-    """The highest RSS, sampled every ``period`` seconds (between ticks too: previews, encoding)."""
+    """The highest RSS, sampled every ``period`` seconds (between ticks too: previews, encoding),
+    overall and per running node (``executor.executed[-1]``), with each node's RSS when it started."""
 
-    def __init__(self, period=0.2):
+    def __init__(self, executor=None, period=0.2):
         super().__init__(daemon=True)
         self.period, self.peak, self.stop = period, 0.0, threading.Event()
+        self.executor, self.by_node, self.first = executor, {}, {}
+        self.main, self.where = threading.main_thread().ident, []
 
     def run(self):
         while not self.stop.is_set():
-            self.peak = max(self.peak, rss_mib())
+            rss = rss_mib()
+            if rss > self.peak:  # what the prompt's thread was doing at the highest RSS so far
+                self.where = _stack(sys._current_frames().get(self.main))
+            self.peak = max(self.peak, rss)
+            executed = getattr(self.executor, "executed", None)
+            if executed:
+                self.first.setdefault(executed[-1], rss)
+                self.by_node[executed[-1]] = max(self.by_node.get(executed[-1], 0.0), rss)
             self.stop.wait(self.period)
+
+
+def _stack(frame, depth=8):
+    """The innermost ``depth`` calls of ``frame`` in the pack's own files, as ``file:line function``."""
+    calls = []
+    while frame is not None and len(calls) < depth:
+        code = frame.f_code
+        if code.co_filename.startswith(ROOT) and "/bench/" not in code.co_filename:
+            calls.append(f"{os.path.relpath(code.co_filename, ROOT)}:{frame.f_lineno} {code.co_name}")
+        frame = frame.f_back
+    return calls
 
 
 def milestones(samples, node, total, step):
@@ -187,7 +209,7 @@ def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=No
                   f"internal size {size}; RSS {rss_mib():.0f} MiB", flush=True)
         executor = Executor(pack.NODE_CLASS_MAPPINGS, {})
         stand_ins.progress = log = ProgressLog(executor, 0 if quiet else step)
-        sampler = PeakSampler()
+        sampler = PeakSampler(executor)
         sampler.start()
         started = time.perf_counter()
         start_rss = rss_mib()
@@ -197,14 +219,19 @@ def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=No
             sampler.stop.set()
             sampler.join()
         elapsed = time.perf_counter() - started
+        stage_rows = []  # (stage, RSS when it started, its peak, RSS at its last tick)
+        for stage, node in STAGES[graph]:
+            ticks = [s[4] for s in log.samples if s[1] == node]
+            stage_rows.append((stage, sampler.first.get(node, ticks[0] if ticks else float("nan")),
+                               max([sampler.by_node.get(node, 0.0), *ticks]), ticks[-1] if ticks else float("nan")))
         rows = []
         for stage, node in STAGES[graph]:
             found = milestones(log.samples, node, frames, step)
             base = found[0][1] if found else float("nan")
             rows += [(stage, frame, rss, rss - base, t - started) for frame, rss, t in found]
         session, masks = outputs["8"][0], outputs["8"][1]
-        return {"rows": rows, "outputs": outputs, "ui": ui, "dirs": stand_ins.dirs, "elapsed": elapsed,
-                "peak": max(sampler.peak, max(s[4] for s in log.samples)), "start_rss": start_rss,
+        return {"rows": rows, "stages": stage_rows, "outputs": outputs, "ui": ui, "dirs": stand_ins.dirs, "elapsed": elapsed,
+                "peak": max(sampler.peak, max(s[4] for s in log.samples)), "peak_where": sampler.where, "start_rss": start_rss,
                 "end_rss": rss_mib(), "threads": threads,
                 "result_bytes": held_bytes(masks.result), "state_bytes": state_bytes(session)}
     finally:
@@ -238,10 +265,14 @@ def main(argv=None):
     print(f"\n{'stage':<11} {'frame':>6} {'RSS MiB':>8} {'growth':>7} {'s':>7}")
     for stage, frame, rss, growth, t in result["rows"]:
         print(f"{stage:<11} {frame:>6} {rss:>8.1f} {growth:>+7.1f} {t:>7.0f}")
+    print(f"\n{'stage':<11} {'start MiB':>9} {'peak MiB':>9} {'end MiB':>9}   (RSS while the node ran)")
+    for stage, first, peak, last in result["stages"]:
+        print(f"{stage:<11} {first:>9.1f} {peak:>9.1f} {last:>9.1f}")
     print(f"\nheld at the end: propagation results in RAM {result['result_bytes'] / 2**20:.1f} MiB, session memory "
           f"state {result['state_bytes'] / 2**20:.1f} MiB")
     print(f"RSS through the prompt: start {result['start_rss']:.1f} MiB, peak {result['peak']:.1f} MiB, end "
           f"{result['end_rss']:.1f} MiB (outputs still held, as ComfyUI's cache holds them)")
+    print("at the sampled peak the prompt was in (innermost first):\n  " + "\n  ".join(result["peak_where"]))
     print(f"peak RSS {result['peak']:.1f} MiB; whole prompt {result['elapsed']:.0f} s "
           f"({args.frames / result['elapsed']:.1f} frames/s); torch threads {result['threads']}; "
           f"load average {os.getloadavg()[0]:.1f}")

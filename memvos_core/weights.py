@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 import torch
 
+from .error_text import error_detail
 from .families.registry import known_weights, load_network
 from .network.checkpoint import SAFETENSORS_EXTENSIONS, read_state_dict
 
@@ -109,11 +110,6 @@ def verify_checkpoint(path, fmt=None, label=None):
     load_network(read_tensors(path, fmt, label), source_name=label or os.fspath(path))
 
 
-
-
-def _first_line(exc):
-    lines = str(exc).strip().splitlines()
-    return lines[0].split(". ")[0][:200] if lines else "no detail"
 
 
 # ---------------------------------------------------------------- local files
@@ -308,7 +304,7 @@ def _fetch_to(url, tmp, folder, progress, cancel, timeout, manual):
                            f"internet connection and try again, or {manual}") from None
     except (OSError, http.client.HTTPException) as exc:
         raise WeightsError(f"the download of {url} broke off after {done} bytes "
-                           f"({type(exc).__name__}: {_first_line(exc)}). Nothing was saved; try again, "
+                           f"({type(exc).__name__}: {error_detail(exc)}). Nothing was saved; try again, "
                            f"or {manual}") from None
     if total is not None and done != total:
         raise WeightsError(f"the download of {url} broke off: {done} of {total} bytes arrived. Nothing "

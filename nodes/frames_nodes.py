@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from .common import MAX_FRAME_INDEX, check_frames, to_output
+from .common import MAX_FRAME_INDEX, check_frames, progress_and_cancel, to_output
 from .folders import readable_path
 from .frame_source import FRAMES, FRAMES_INPUT, close_clip, files_fingerprint, frames_fps, source_from_path
 from .inputs import Input, input_types, takes_declared
@@ -59,6 +59,8 @@ def scaled_size(frame_hw, short_side, name="short_side"):
                          f"over the limit of {limit:,} pixels: choose a smaller {name} (0 = the source size), or "
                          f"raise the limit with the environment variable {MAX_PIXELS_ENV}")
     return size
+
+GET_CHUNK = 16  # frames Get Frames decodes and resizes at a time
 
 
 class MemVOSLoadFrames:
@@ -127,11 +129,14 @@ class MemVOSGetFrames:
                                  what=f"the shot's {total} frames (0..{total - 1}): pick a start_frame inside it")
         size = scaled_size(tuple(clip.shape[1:3]), short_side)
         parts = []
-        for t0 in range(start, end + 1, 16):
-            chunk = clip[t0:min(t0 + 16, end + 1)][..., :3].float()
+        progress, cancel = progress_and_cancel(end + 1 - start)  # decoding a few seconds of 4K takes seconds
+        for t0 in range(start, end + 1, GET_CHUNK):
+            cancel()
+            chunk = clip[t0:min(t0 + GET_CHUNK, end + 1)][..., :3].float()
             if tuple(chunk.shape[1:3]) != size:
                 chunk = resize_image(chunk.movedim(-1, 1), size, antialias=True).clamp(0, 1).movedim(1, -1)
             parts.append(chunk)
+            progress(min(t0 + GET_CHUNK, end + 1) - start, end + 1 - start)
         close_clip(clip)
         return (to_output(torch.cat(parts)), total, float(frames_fps(frames) or 24.0))
 

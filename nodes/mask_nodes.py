@@ -1,7 +1,7 @@
 """Select Objects (a subset of the propagated objects as a plain MASK) and Refine Masks."""
 import torch
 
-from .common import MASKS, check_frames, check_type, mask_to_image, parse_object_ids, to_output
+from .common import MASKS, check_frames, check_type, mask_to_image, parse_object_ids, progress_and_cancel, to_output
 from .compute import NodeProgress
 from .frame_source import FRAMES_INPUT, close_clip
 from .inputs import Input, input_types, takes_declared
@@ -27,8 +27,17 @@ OBJECT_IDS = Input("object_ids", "STRING", "", "Object ids to use, like '1, 3'; 
                    options={"multiline": False})
 
 
-def union_mask(masks):
-    return torch.cat([masks.union(t0, t1) for t0, t1 in masks.chunks()])
+def union_mask(masks, progress=None, cancel=None):
+    """The union of every object, ``[T,H,W]`` at source size, built a chunk at a time (a long shot's
+    takes seconds: ``progress(done, total)`` after each chunk, ``cancel()`` before each)."""
+    parts = []
+    for t0, t1 in masks.chunks():
+        if cancel is not None:
+            cancel()
+        parts.append(masks.union(t0, t1))
+        if progress is not None:
+            progress(t1, masks.num_frames)
+    return torch.cat(parts)
 
 
 class MemVOSSelectObjects:
@@ -54,7 +63,7 @@ class MemVOSSelectObjects:
         chosen = masks.subset(parse_object_ids(object_ids))
         # A long shot's full-size union does not fit in memory: built only when connected.
         mask, image = (wanted(memvos_linked_outputs, n) for n in ("mask", "mask_image"))
-        union = union_mask(chosen) if mask or image else None
+        union = union_mask(chosen, *progress_and_cancel(chosen.num_frames)) if mask or image else None
         return (chosen, to_output(union) if mask else None, to_output(mask_to_image(union)) if image else None)
 
 
@@ -137,7 +146,9 @@ class MemVOSRefine:
                              "them to 0")
         # Chunks go to ComfyUI's device; each refined chunk goes to disk as soon as it is done.
         stored = StoredMasks(ResultStore.temporary(cache_root()), masks.object_ids)
-        progress = NodeProgress(2 * masks.num_frames)  # the refinement, then the preview
+        want_union = wanted(memvos_linked_outputs, "mask")
+        # the refinement, the preview, then the union when its output is connected
+        progress = NodeProgress((3 if want_union else 2) * masks.num_frames)
         compute = progress.compute(masks.num_frames)
         refine_masks(masks, steps, guide, compute=compute, out_dtype=torch.float16, sink=stored.put)
         stored.store.flush()
@@ -145,9 +156,9 @@ class MemVOSRefine:
         ui = self._preview(result, guide, preview_fps, progress, compute)
         close_clip(guide)
         union = None
-        if wanted(memvos_linked_outputs, "mask"):
+        if want_union:
             batch_warning("MemVOS Refine Masks", "mask", result.num_frames, result.frame_hw, 1)
-            union = to_output(union_mask(result))
+            union = to_output(union_mask(result, *progress.stage(result.num_frames)))
         return {"ui": {"memvos_preview": ui}, "result": (result, union)}
 
     @staticmethod

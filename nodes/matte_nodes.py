@@ -1,6 +1,6 @@
 """Masks To Keyframes: another run's masks become a session's keyframes, so a shot tracked with
 one model (XMem, Cutie, painted keyframes) is matted with another (MatAnyone) in one graph."""
-from .common import LOG, MASKS, SESSION, check_frames
+from .common import LOG, MASKS, SESSION, check_frames, progress_and_cancel
 from .frame_source import FRAMES_INPUT
 from .inputs import Input, input_types, takes_declared
 from .mask_nodes import check_masks
@@ -50,7 +50,7 @@ class MemVOSMasksToKeyframes:
             return masks.labels(t, t + 1)[0]
 
         out = keyframes_from_masks(session, lambda i: frames[i - masks.clip_start], labels_at, chosen,
-                                   list(masks.object_ids))
+                                   list(masks.object_ids), *progress_and_cancel(len(set(chosen))))
         LOG.info("MemVOS: masks of objects %s on frames %s became keyframes", list(masks.object_ids), chosen)
         return (out,)
 

@@ -129,3 +129,72 @@ def test_pickle_with_code_payload_is_refused_without_running(tmp_path):
 def test_missing_file_says_so(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         read_state_dict(tmp_path / "nope.pth")
+
+
+# ----------------------------------------------------------------------------- damaged files: whole messages
+
+def _damaged(kind, source):
+    data = source.read_bytes()
+    if kind == "truncated":
+        return data[: len(data) // 3]
+    return os.urandom(4096) if kind == "random bytes" else data
+
+
+@pytest.mark.parametrize("name, kind, release", [
+    ("XMem.pth", "truncated", True),                       # a known release file
+    ("XMem-s012.pth", "random bytes", True),
+    ("xmem_finetuned_on_my_shots.pth", "truncated", False),  # renamed, a hash no release has
+    ("xmem_finetuned_on_my_shots.safetensors", "random bytes", False),
+])
+def test_damaged_weights_message_is_whole_and_fits_whose_file_it_is(tmp_path, saved_pth, name, kind, release):
+    from memvos_core.families.registry import release_url_of
+    from memvos_core.runtime.model import load_model
+    path = tmp_path / name
+    path.write_bytes(_damaged(kind, saved_pth))
+    with pytest.raises(CheckpointError) as err:
+        load_model(str(path), name=name)
+    text = str(err.value)
+    assert str(path) in text and "\n" not in text
+    if release:
+        assert text.endswith(f"download it again: {release_url_of(path)}") and release_url_of(path).startswith("https://")
+    else:
+        assert "download" not in text
+        assert text.endswith("re-export or copy it again, or pick another file")
+    # torch's paragraph ("... transferred incorrectly, o") is quoted as its first sentence, whole words.
+    assert "If you are seeing this error" not in text and len(text) < 500
+    if kind == "truncated" and name.endswith(".pth"):
+        assert "(RuntimeError: PytorchStreamReader failed reading zip archive: failed finding central directory)" in text
+
+
+def test_fine_tuned_weights_load_and_impossible_values_get_the_owners_fix(tmp_path, synthetic_weights):
+    from memvos_core.runtime.model import load_model
+    tuned = {k: (v * 1.01 if v.is_floating_point() else v) for k, v in synthetic_weights.items()}
+    torch.save(tuned, tmp_path / "xmem_tuned.pth")  # a file no release has: it simply loads
+    assert load_model(str(tmp_path / "xmem_tuned.pth")).network is not None
+    diverged = {k: (v * float("nan") if v.is_floating_point() else v) for k, v in synthetic_weights.items()}
+    for name, fix in (("xmem_tuned_nan.pth", "re-export or copy it again, or pick another file"),
+                      ("XMem.pth", "download it again: https://")):
+        torch.save(diverged, tmp_path / name)
+        with pytest.raises(CheckpointError, match="NaN") as err:
+            load_model(str(tmp_path / name))
+        assert fix in str(err.value) and ("download" in str(err.value)) == (name == "XMem.pth")
+
+
+@pytest.mark.parametrize("text, limit, expected", [
+    ("short enough", 20, "short enough"),
+    ("it was transferred incorrectly, or the disk failed", 36, "it was transferred incorrectly, or\u2026"),
+    ("it was transferred incorrectly, or the disk failed", 33, "it was transferred incorrectly\u2026"),
+    ("one\nparagraph   with  spaces", 40, "one paragraph with spaces"),
+    ("a" * 50, 10, "a" * 9 + "\u2026"),
+])
+def test_a_quoted_error_is_cut_at_a_word_boundary(text, limit, expected):
+    from memvos_core.error_text import shortened
+    assert shortened(text, limit) == expected and len(shortened(text, limit)) <= limit
+
+
+def test_a_quoted_error_keeps_its_first_sentence():
+    from memvos_core.error_text import error_detail
+    exc = RuntimeError("PytorchStreamReader failed reading zip archive: failed finding central directory. "
+                       "This is an internal miniz error. If you are seeing this error ...\nmore")
+    assert error_detail(exc) == "PytorchStreamReader failed reading zip archive: failed finding central directory"
+    assert error_detail(RuntimeError("")) == "no detail"

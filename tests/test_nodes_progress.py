@@ -39,7 +39,7 @@ def frame_by_frame(comfy, monkeypatch):
 def run_refine(frames, session, masks):
     node = NODES["MemVOSRefine"]
     return outputs_of(node, node().refine(masks, temporal_radius=1, fill_holes=True, remove_islands_px=2, grow_px=1,
-                                          edge_radius=2, feather_px=1.0, frames=frames))
+                                          edge_radius=2, feather_px=1.0, frames=frames, memvos_linked_outputs=""))
 
 
 def run_composite(frames, session, masks):
@@ -105,3 +105,94 @@ def test_nodes_send_their_work_to_comfyuis_device(shot, comfy, monkeypatch):
     for run in (run_refine, run_composite):
         with pytest.raises((RuntimeError, AssertionError), match="CUDA|cuda"):
             run(frames, session, masks)
+
+
+# ----------------------------------------------------------------------------- every phase that can take long
+
+def run_propagate(frames, session, masks):
+    node = NODES["MemVOSPropagate"]
+    return outputs_of(node, node().propagate(session, frames, "forward", 0, -1, 0, 10.0))
+
+
+def run_refine_with_union(frames, session, masks):
+    node = NODES["MemVOSRefine"]
+    return outputs_of(node, node().refine(masks, feather_px=1.0, frames=frames, memvos_linked_outputs="mask"))
+
+
+def run_save_masks(frames, session, masks):
+    node = NODES["MemVOSSaveMasks"]
+    return outputs_of(node, node().save(masks, "memvos/progress", "matte", "", True, "none", 0.0))
+
+
+def run_get_masks(frames, session, masks):
+    node = NODES["MemVOSGetMasks"]
+    return outputs_of(node, node().get(masks, memvos_linked_outputs="mask,label_map"))
+
+
+def run_get_frames(frames, session, masks):
+    node = NODES["MemVOSGetFrames"]
+    return outputs_of(node, node().get(frames, 0, FRAMES, 0))
+
+
+def run_select_with_union(frames, session, masks):
+    node = NODES["MemVOSSelectObjects"]
+    return outputs_of(node, node().select(masks, "1", memvos_linked_outputs="mask"))
+
+
+def run_masks_to_keyframes(frames, session, masks):
+    node = NODES["MemVOSMasksToKeyframes"]
+    fresh = NODES["MemVOSNewSession"]().create(session.model, internal_size=32)[0]
+    return outputs_of(node, node().convert(fresh, masks, frames, ", ".join(str(t) for t in range(FRAMES))))
+
+
+# Each node's phases that grow with the shot, as the bars they move (their totals, in order): a
+# phase missing here left the artist at a still bar (the preview pages: minutes at 100 %).
+# Not here, as they take well under a second whatever the shot: Load Frames (a frame count and
+# the first frame), Keyframes and Add Annotation (one frame each), New Session, Select Objects
+# without its union (a view). Propagate's mask / label_map outputs, when connected, are built
+# without a bar (nodes/propagate_node.py, another change's).
+PHASES = {
+    "propagate: the pass, then the preview pages": (run_propagate, [FRAMES, FRAMES]),
+    "refine: refinement, preview, union": (run_refine_with_union, [3 * FRAMES]),
+    "composite: composited preview": (run_composite, [2 * FRAMES]),
+    "suggest frames": (run_suggest, [2 * FRAMES + 2]),
+    "save masks": (run_save_masks, [FRAMES]),
+    "get masks": (run_get_masks, [FRAMES]),
+    "get frames": (run_get_frames, [FRAMES]),
+    "select objects: union": (run_select_with_union, [FRAMES]),
+    "masks to keyframes": (run_masks_to_keyframes, [FRAMES]),
+}
+
+
+def bars(progress):
+    """``[(total, [positions])]`` of the recorded updates, a new bar at each ``("bar", total)``."""
+    out = []
+    for done, total in progress:
+        if done == "bar":
+            out.append((total, []))
+        else:
+            out[-1][1].append(done)
+    return out
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_every_long_phase_reports_progress(phase, shot, frame_by_frame, monkeypatch):
+    run, totals = PHASES[phase]
+    monkeypatch.setattr(PACK.nodes.propagate_node, "PREVIEW_BAR_PIXELS", 0)  # a long shot's preview...
+    monkeypatch.setitem(PACK.nodes.preview.write_preview.__kwdefaults__, "page_px", 48)  # ...of many pages
+    monkeypatch.setattr(PACK.nodes.frames_nodes, "GET_CHUNK", 2)  # the loops' chunks: a few frames
+    monkeypatch.setattr(PACK.nodes.mask_set.MaskSet.chunks, "__defaults__", (2,))
+    utils = frame_by_frame.modules["comfy.utils"]
+
+    class MarkedBar(utils.ProgressBar):
+        def __init__(self, total):
+            super().__init__(total)
+            frame_by_frame.progress.append(("bar", total))
+    monkeypatch.setattr(utils, "ProgressBar", MarkedBar)
+    run(*shot)
+    seen = bars(frame_by_frame.progress)
+    assert [total for total, _ in seen] == totals, f"{phase}: bars {seen}"
+    for total, positions in seen:
+        assert positions and positions[-1] == total, f"{phase}: a bar stopped at {positions} of {total}"
+        assert len(set(positions)) >= 2, f"{phase}: the bar jumped to its end ({positions})"
+        assert positions == sorted(positions), f"{phase}: the bar went back ({positions})"

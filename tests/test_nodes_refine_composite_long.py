@@ -20,6 +20,10 @@ FRAMES, SHORT, HW = 240, 40, (96, 128)
 # this: what the nodes hold must not grow with the shot. A built output would: the composite image
 # alone takes 96 x 128 x 3 float32 = 144 KiB a frame, 29 MiB over the 200 frames more.
 BOUND_MIB = 8
+# Above an op's working budget at the peak: the inputs of the chunk being worked on, the stored
+# masks' reader, the preview's page (small here) and the interpreter's own allocations.
+PEAK_SLACK_MIB = 8
+PEAK_BUDGET_MIB = 48  # ~40 frames a chunk: what an op holds, not the interpreter, makes the peak
 
 
 def rss_mib():
@@ -129,3 +133,40 @@ def test_refine_and_composite_on_a_long_shot_keep_host_memory_flat(comfy, shot, 
     assert len(os.listdir(os.path.join(comfy.dirs["output"], saved["result"][0]))) == FRAMES
     assert refined.dense is None and refined.stored is not None
     assert not torch.equal(refined.chunk(0, 1), masks.chunk(0, 1)), "the masks were refined"
+
+
+def peak_rss_growth(run):
+    """The highest RSS while ``run()`` runs, over RSS at its start, in MiB: the kernel's own
+    high-water mark (reset through /proc/self/clear_refs, exact), else sampled every 5 ms."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS
+    except OSError:
+        return peak_growth(run)
+    start = rss_mib()
+    out = run()
+    with open("/proc/self/status") as f:
+        high = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    return high - start, out
+
+
+def test_refine_and_composite_on_a_long_shot_peak_within_the_working_budget(comfy, shot, small_chunks, monkeypatch):
+    """Each op's temporaries stay within its working budget (48 MiB here, 1 GiB on
+    a CPU in ComfyUI): Refine's feather once took 72 bytes a pixel where it counted 16, and a
+    600-frame 640x360 graph peaked 2 GiB above the 1 GiB budget."""
+    source, masks = shot
+    monkeypatch.setattr(PACK.memvos_core.ops.chunking, "MIN_BUDGET", PEAK_BUDGET_MIB * 2 ** 20)
+    budget_mib = PEAK_BUDGET_MIB
+    refine, composite = NODES["MemVOSRefine"](), NODES["MemVOSComposite"]()
+    release_freed_memory_to_the_system()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        graph(refine, composite, source, replace(masks, num_frames=4))  # libraries and buffers set up once
+        growth, (refined, *_rest) = peak_rss_growth(lambda: graph(refine, composite, source, masks))
+    finally:
+        torch.set_num_threads(threads)
+    assert refined.num_frames == FRAMES
+    assert growth < budget_mib + PEAK_SLACK_MIB, (
+        f"RSS peaked {growth:.0f} MiB above its start over {FRAMES} frames with a {budget_mib:.0f} MiB working "
+        f"budget: an op's temporaries exceed what it counts per frame")

@@ -347,3 +347,22 @@ def test_fix_this_frame_opens_the_upstream_keyframes_editor_there(stub, served, 
     node.screenshot(path=str(shot))
     with Image.open(shot) as image:
         assert image.width >= 400 and image.height >= 350
+
+
+def test_players_name_the_objects_as_the_editor_did(stub):
+    """The names given in the Keyframes editor (its widget's object list), not "object 1", in every
+    player downstream of it; an unnamed object and a player with no Keyframes upstream keep the id."""
+    spec = {"format": "memvos-keyframes", "version": 1, "keyframes": [],
+            "objects": [{"id": 1, "name": "hero"}, {"id": 3, "name": ""}, {"id": 2, "name": "<b>car</b>"}]}
+    stub.js("(text) => { stub.keyframes.widgets.find(w => w.name === 'keyframes').value = text; }", json.dumps(spec))
+    for node in ("propagate", "composite", "lonely"):
+        stub.show_preview(node)
+    for node, first in (("propagate", "hero"), ("composite", "hero"), ("lonely", "object 1")):
+        labels = stub.player(node).locator(".memvos-object > span:not(.memvos-swatch)")
+        assert labels.all_text_contents() == [first, "object 3"], node
+        assert stub.player(node).locator('.memvos-object[data-object="1"] span[title="object 1"]').count() == 1
+    player = stub.player()
+    player.locator('.memvos-marker[data-frame="0"]').click()  # keyframe of objects 1 and 3
+    assert "keyframe (hero, object 3)" in player.locator(".memvos-info").text_content()
+    player.locator('.memvos-marker[data-frame="17"]').click()
+    assert "suggested for hero: object may be lost" in player.locator(".memvos-info").text_content()

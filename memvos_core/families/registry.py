@@ -263,13 +263,24 @@ def known_weights():
     return {w.name: w for f in families() for w in f.weights}
 
 
+def release_url_of(path):
+    """The release URL of a known weights file at ``path`` (by its name, or the name its converted
+    ``.safetensors`` copy was made from), or None for any other file (fine-tuned, renamed)."""
+    name = os.path.basename(os.fspath(path))
+    stem, ext = os.path.splitext(name)
+    for known in known_weights().values():
+        if known.name == name or (ext in (".safetensors", ".sft") and os.path.splitext(known.name)[0] == stem):
+            return known.url
+    return None
+
+
 def load_network(source, *, source_name=None):
     """Build the network a checkpoint (path or state dict) describes, of the family its keys
     belong to (:func:`recognise`), strictly; eval mode, CPU, fp32."""
     from ..network.checkpoint import read_state_dict, unwrap_state_dict
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
-        state = read_state_dict(source)
+        state = read_state_dict(source, release_url=release_url_of(source))
     else:
         name = source_name or "<state dict>"
         state = unwrap_state_dict(source, name)

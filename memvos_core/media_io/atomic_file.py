@@ -10,6 +10,9 @@ import os
 import re
 import tempfile
 
+
+from ..error_text import error_detail
+
 TMP_STEM = 64  # characters of the target's name kept in the temporary name (a long name stays valid)
 
 
@@ -29,7 +32,7 @@ def _reason(exc):
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     code = os_error_code(exc)
-    return os.strerror(code) if code is not None else str(exc).splitlines()[0][:200]
+    return os.strerror(code) if code is not None else error_detail(exc)
 
 
 def fix_for(code):

@@ -5,6 +5,9 @@ import re
 
 import torch
 
+from ..error_text import error_detail
+
+
 class CheckpointError(ValueError):
     """A weights file that cannot be used; the message names the file and what to do."""
 
@@ -12,16 +15,27 @@ class CheckpointError(ValueError):
 SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")
 
 
-def read_state_dict(path, fmt=None, label=None):
+def damaged_file_fix(release_url=None):
+    """What to do about a weights file that is unreadable or holds impossible values: fetch a known
+    release file again; any other file (a fine-tuned or converted one) only its owner can remake."""
+    if release_url:
+        return f"the file is damaged or incomplete; delete it and download it again: {release_url}"
+    return ("the file is damaged or not a checkpoint of a supported family; re-export or copy it again, "
+            "or pick another file")
+
+
+def read_state_dict(path, fmt=None, label=None, release_url=None):
     """A flat ``name -> tensor`` mapping from ``.safetensors`` or ``.pth``, never running pickled code.
 
     ``fmt`` ("pth" or "safetensors") overrides the extension (temporary download files);
-    ``label`` is the name used in error messages."""
+    ``label`` is the name used in error messages; ``release_url``: where the file is published,
+    when it is a known release file (see :func:`damaged_file_fix`)."""
     path = os.fspath(path)
     label = label or path
     if not os.path.isfile(path):
         raise CheckpointError(f"weights file {label!r} does not exist: check the path or download it first")
     fmt = fmt or ("safetensors" if path.endswith(SAFETENSORS_EXTENSIONS) else "pth")
+    unreadable = f"weights file {label!r} could not be read as a {fmt} tensor file"
     try:
         if fmt == "safetensors":
             from safetensors.torch import load_file
@@ -33,25 +47,19 @@ def read_state_dict(path, fmt=None, label=None):
         # torch's own text suggests retrying with weights_only=False; never pass that advice on.
         wanted = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
         if wanted:
+            fix = (f"use the official file: {release_url}" if release_url else
+                   "save only its tensors (a state dict) again, or pick another file")
             raise CheckpointError(
                 f"weights file {label!r} holds pickled Python objects or code besides tensors (it asks "
-                f"for {wanted.group(1)}): refused, nothing in it was run. Use the official file") from None
+                f"for {wanted.group(1)}): refused, nothing in it was run; {fix}") from None
         detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(exc))
         raise CheckpointError(
-            f"weights file {label!r} could not be read as a {fmt} tensor file "
-            f"({detail.group(1).strip() if detail else 'not a checkpoint'}): it is corrupt or not a "
-            "checkpoint at all (a web page?); refused, delete it and download it again") from None
+            f"{unreadable} ({error_detail(detail.group(1)) if detail else 'not a checkpoint'}), refused: "
+            f"{damaged_file_fix(release_url)}") from None
     except Exception as exc:  # torch/safetensors raise many types for corrupt or foreign files
         raise CheckpointError(
-            f"weights file {label!r} could not be read as a {fmt} tensor file ({type(exc).__name__}: "
-            f"{_first_line(exc)}): it is truncated, corrupt or not a checkpoint; delete it and "
-            "download it again") from None
+            f"{unreadable} ({type(exc).__name__}: {error_detail(exc)}): {damaged_file_fix(release_url)}") from None
     return unwrap_state_dict(state, label)
-
-
-def _first_line(exc):
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else "no detail"
 
 
 def unwrap_state_dict(state, source="<memory>"):

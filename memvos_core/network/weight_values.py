@@ -8,15 +8,16 @@ import math
 
 import torch
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, damaged_file_fix
 
 MAX_ABS_VALUE = 1e6
 
 
-def check_weight_values(network, name):
+def check_weight_values(network, name, release_url=None):
     """Raise :class:`CheckpointError` at the first floating-point tensor of ``network`` holding a
     NaN, an infinity or a value beyond ``MAX_ABS_VALUE``. One reduction per tensor (NaN propagates
-    through min and max), no temporary copy: about a second for XMem's 62M values on one core."""
+    through min and max), no temporary copy: about a second for XMem's 62M values on one core.
+    ``release_url``: where the file is published, when it is a known release file."""
     for key, tensor in network.state_dict().items():
         if not tensor.is_floating_point() or tensor.numel() == 0:
             continue
@@ -28,5 +29,4 @@ def check_weight_values(network, name):
         else:
             continue
         raise CheckpointError(f"weights {name}: tensor {key} holds {problem}, which no trained network has: "
-                              "the file is damaged or not a trained checkpoint; download it again or use "
-                              "another checkpoint")
+                              f"{damaged_file_fix(release_url)}")

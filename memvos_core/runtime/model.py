@@ -1,10 +1,12 @@
 """A loaded network (of any registered family) with where and how it runs: what sessions and nodes pass around."""
 import hashlib
+import os
 from dataclasses import dataclass, field
 
 import torch
 
 from ..families import title_of
+from ..families.registry import release_url_of
 from ..network import load_network
 from ..network.weight_values import check_weight_values
 from .precision import PRECISIONS
@@ -50,7 +52,9 @@ def weights_fingerprint(network):
 def load_model(source, device="cpu", precision="fp32", name=None):
     """Load a checkpoint (path or state dict) onto ``device``; see :func:`load_network`."""
     network = load_network(source)
-    check_weight_values(network, name or (str(source) if isinstance(source, str) else "<state dict>"))
+    is_path = isinstance(source, (str, os.PathLike))
+    check_weight_values(network, name or (os.fspath(source) if is_path else "<state dict>"),
+                        release_url_of(source) if is_path else None)
     display = name or (str(source).rsplit("/", 1)[-1] if isinstance(source, str)
                        else title_of(network.family))
     model = MemVOSModel(network, display, "cpu", "fp32", weights_fingerprint(network))

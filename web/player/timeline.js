@@ -3,16 +3,19 @@
 // plus a playhead. Clicking the bar seeks; clicking a mark jumps there and reports its reasons.
 import { el } from "./dom.js";
 
-function describeSuggestion(s) {
-  const who = s.objectId == null ? "suggested" : `suggested for object ${s.objectId}`;
+const byId = (id) => `object ${id}`;
+
+function describeSuggestion(s, nameOf) {
+  const who = s.objectId == null ? "suggested" : `suggested for ${nameOf(s.objectId)}`;
   let line = s.reason ? `${who}: ${s.reason}` : who;
   if (s.score != null) line += ` (score ${s.score.toFixed(2)})`;
   if (s.detail) line += ` \u2014 ${s.detail}`;
   return line;
 }
 
-// frame -> {frame, keyframe: bool, suggestion: bool, lines: [text]}, sorted by frame.
-export function buildMarks(manifest) {
+// frame -> {frame, keyframe: bool, suggestion: bool, lines: [text]}, sorted by frame. nameOf(id):
+// how an object is called (its name from the Keyframes editor, else "object <id>").
+export function buildMarks(manifest, nameOf = byId) {
   const marks = new Map();
   const at = (frame) => {
     if (!marks.has(frame)) marks.set(frame, { frame, keyframe: false, suggestion: false, lines: [] });
@@ -21,12 +24,12 @@ export function buildMarks(manifest) {
   for (const k of manifest.keyframes) {
     const mark = at(k.frame);
     mark.keyframe = true;
-    mark.lines.push(k.objects.length ? `keyframe (objects ${k.objects.join(", ")})` : "keyframe");
+    mark.lines.push(k.objects.length ? `keyframe (${k.objects.map(nameOf).join(", ")})` : "keyframe");
   }
   for (const s of manifest.suggestions) {
     const mark = at(s.frame);
     mark.suggestion = true;
-    mark.lines.push(describeSuggestion(s));
+    mark.lines.push(describeSuggestion(s, nameOf));
   }
   return [...marks.values()].sort((a, b) => a.frame - b.frame);
 }

@@ -156,7 +156,7 @@ export function createPlayer({ resolveURL, fixFrame, objectName = () => "" }) {
       state.objects[object.id] = { visible: kept?.visible ?? true, opacity: kept?.opacity ?? DEFAULT_OPACITY };
       return objectControls(object);
     }));
-    const markList = buildMarks(manifest);
+    const markList = buildMarks(manifest, (id) => objectName(id) || `object ${id}`);
     marks = new Map(markList.map((m) => [m.frame, m]));
     timeline.setMarks(manifest.numFrames, markList);
     timeline.setStale(manifest.numFrames, manifest.stale);
