@@ -4,15 +4,17 @@ chunk / resume equality. Prints tables.
     python bench/bench_long_shot.py [--frames 5000] [--pipeline-frames 1200] [--videos small,1080p]
                                     [--runs reader,pipeline] [--size 64] [--device cpu]
                                     [--only memory,direction,equality] [--work FOLDER]
+                                    [--family xmem|cutie|matanyone|...]
 
 Every run is what the command line does (``memvos_core.command.streaming.propagate_to_folder``): a
 synthetic H.264 video with 2 moving discs (x264's default keyframe interval, 250) is decoded
 frame by frame, masks are written as indexed PNGs as frames become final. ``--size`` is the
 internal size (480 is XMem's; on a CPU use a small one and say so). Generated weights. Videos
 are kept in ``--work`` (give the same folder to compare two versions on the same files).
+``--family`` picks the registered family whose generated weights run (default: the first, XMem).
 
 1. memory: per video of ``--videos`` (small 176x96, 480p 854x480, 1080p 1920x1080), host RSS
-   (and device memory on CUDA) from the start on, at frames 100, 300, 1.2k, 5k (10k, 20k), the
+   (and device memory on CUDA) from the start on, at frames 100, 300, 1k, 1.2k, 5k (10k, 20k), the
    growth between marks (per frame too) and what the video reader holds; growth from frame 300
    to the last mark must stay under 64 MiB. Two runs: ``reader``, the video read in order over
    ``--frames`` frames with nothing else, then backwards over its last 300 (the reader's own
@@ -53,7 +55,7 @@ from bench_session_memory import rss_mib  # noqa: E402
 WIDTH, HEIGHT = 854, 480   # the direction and equality benchmarks' video
 MIB = 1024 * 1024
 VIDEOS = {"small": (176, 96), "480p": (854, 480), "1080p": (1920, 1080)}  # width, height
-MARKS = (100, 300, 1200, 5000, 10000, 20000)
+MARKS = (100, 300, 1000, 1200, 5000, 10000, 20000)
 
 
 _BACKGROUNDS = {}
@@ -283,6 +285,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=2, help="runs of each direction (best counts)")
     ap.add_argument("--only", default="memory,direction,equality")
     ap.add_argument("--work", default=None, help="folder for the videos and outputs (default: a temp folder)")
+    ap.add_argument("--family", default=None, help="a registered family id (default: the first registered)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="memvos-long-"))
@@ -294,7 +297,7 @@ def main(argv=None):
         pairs = [(run, name) for run in args.runs.split(",") for name in args.videos.split(",")]
         if len(pairs) == 1:
             run, name = pairs[0]
-            model = load_model(synthetic_state_dict(), device=args.device) if run == "pipeline" else None
+            model = load_model(synthetic_state_dict(family=args.family), device=args.device) if run == "pipeline" else None
             bench_memory(model, args, work, name, run)
         else:
             # A process per run: memory one run freed stays resident and would hide the next one's growth.
@@ -302,9 +305,10 @@ def main(argv=None):
                 subprocess.run([sys.executable, os.path.abspath(__file__), "--only", "memory", "--runs", run,
                                 "--videos", name, "--frames", str(args.frames), "--pipeline-frames",
                                 str(args.pipeline_frames), "--size", str(args.size), "--device", args.device,
-                                "--threads", str(args.threads), "--work", str(work)], check=True)
+                                "--threads", str(args.threads), "--work", str(work)]
+                               + (["--family", args.family] if args.family else []), check=True)
     if "direction" in only or "equality" in only:
-        model = load_model(synthetic_state_dict(), device=args.device)
+        model = load_model(synthetic_state_dict(family=args.family), device=args.device)
     if "direction" in only:
         bench_direction(model, args, work)
     if "equality" in only:

@@ -82,3 +82,34 @@ def test_save_load_continues_identically_and_refuses_another_family(model, shot,
     cutie = load_model(cf.state_dict("base"), name="cutie-base-synthetic.pth")
     with pytest.raises(SessionFileError, match="matanyone model family .* loaded model is cutie"):
         Session.load(path, cutie)
+
+
+def test_a_later_keyframe_of_a_warmed_object_is_its_mask_as_given(model, shot, monkeypatch):
+    """As the official core, given a mask for an object it already tracks (``step(image, mask,
+    objects)`` after the first frame): the frame's alpha is the mask as given, neither closed nor
+    warmed up, and it is written to memory; only an object's first keyframe in a pass is closed
+    and warmed up (the warm-up clears the object's memory, which would drop what came before)."""
+    frames, labels = shot
+    labels, K = labels.clone(), 7              # the discs do not overlap there
+    hole = (labels[K] == 1).nonzero()[len((labels[K] == 1).nonzero()) // 2]
+    labels[K, hole[0], hole[1]] = 0          # a one-pixel hole the closing would fill
+    warm_ups = []
+    original = matanyone_model.MatAnyoneModel._warm_up
+
+    def counted(self, feats, ids):
+        warm_ups.append(list(ids))
+        return original(self, feats, ids)
+    monkeypatch.setattr(matanyone_model.MatAnyoneModel, "_warm_up", counted)
+    s = matting_session(model, frames, labels, [0, K])
+    _, forward = s.propagate(frames, direction="forward")
+    assert [len(ids) for ids in warm_ups] == [2], "one warm-up, on the first keyframe, for both objects"
+    given = torch.stack([(labels[K] == o).float() for o in (1, 2)])
+    assert torch.equal(forward.internal(K).float() / QUANT, given), "frame K: the mask as given"
+    first = forward.internal(0).float() / QUANT
+    assert ((first > 0.01) & (first < 0.99)).any(), "frame 0: the warmed-up (soft) matte"
+    warm_ups.clear()
+    _, backward = s.propagate(frames, direction="backward", start=0, end=K + 1)
+    assert [len(ids) for ids in warm_ups] == [2], "backward, frame K is the objects' first keyframe: warmed up there"
+    assert not torch.equal(backward.internal(K).float() / QUANT, given)
+    assert torch.equal(backward.internal(0).float() / QUANT,
+                       torch.stack([(labels[0] == o).float() for o in (1, 2)])), "frame 0, later in this pass"

@@ -44,3 +44,23 @@ def test_scale_tta_keeps_keyframes_exact_and_continues_across_chunks(model):
     _, second = s1.propagate(frames[4:], first_frame_index=4)
     for t in range(4, 8):
         assert torch.equal(second.internal(t), whole.internal(t))
+
+
+def test_a_family_that_cannot_share_variants_is_refused_with_one_line():
+    """MatAnyone's warm-up rewrites each variant's memory from its own alpha: refused, not averaged."""
+    from memvos_core.families.matanyone.synthetic import synthetic_matanyone_state_dict
+    from memvos_core.session import Session
+    from session_helpers import small_config
+    matting = load_model(synthetic_matanyone_state_dict(), name="matanyone-synthetic.pth")
+    frames, labels = moving_discs(num_frames=2, height=32, width=32)
+
+    def session_with(**tta):
+        s = Session(matting, small_config(buffer_tokens=20), internal_size=-1, **tta)
+        return s.add_label_map(0, frames[0], labels[0])
+    for tta in ({"tta_flip": True}, {"tta_scales": (1.0, 0.75)}):
+        s = session_with(**tta)
+        with pytest.raises(ValueError, match=r"^tta_flip / tta_scales: .*MatAnyone.*set tta_flip off") as err:
+            s.propagate(frames)
+        assert "\n" not in str(err.value)
+    _, plain = session_with().propagate(frames)
+    assert plain.internal(1) is not None, "without augmentation it runs"

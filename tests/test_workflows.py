@@ -136,8 +136,14 @@ def test_example_clip_decodes_to_the_frames_the_stand_in_uses():
 # ------------------------------------------------------------------ execution
 
 @pytest.fixture(scope="module")
-def comfy(comfy):
-    """The shared stand-ins, with the pack hooked into the server as ComfyUI's start does."""
+def comfy(comfy, tmp_path_factory):
+    """The shared stand-ins, with the pack hooked into the server as ComfyUI's start does, and
+    generated matting weights under the official name the masks-to-mattes example picks."""
+    from comfy_stand_ins import link_weights
+    from memvos_core.families.matanyone.synthetic import synthetic_matanyone_state_dict
+    path = tmp_path_factory.mktemp("matting_weights") / "matanyone.pth"
+    torch.save(synthetic_matanyone_state_dict(), path)
+    link_weights(str(path), os.path.join(comfy.dirs["models"], "memvos"), "matanyone.pth")
     assert pack_for_tests().nodes.linked_outputs.install(pack_for_tests().NODE_CLASS_MAPPINGS), "as in ComfyUI, the pack hooks into the server"
     pack_for_tests().nodes.example_media.install(comfy.dirs["input"])  # as the pack does when ComfyUI loads it
     return comfy
@@ -299,6 +305,35 @@ def test_compositing_writes_exr_layers_and_prores(runs, comfy):
         assert sum(1 for _ in container.decode(video=0)) == 16
     refine_id = next(i for i, n in prompt.items() if n["class_type"] == "MemVOSRefine")
     assert ui[refine_id]["memvos_preview"], "Refine shows the matte in the player"
+
+
+def test_masks_to_mattes_tracks_then_mattes_in_one_graph(runs, comfy):
+    from PIL import Image
+    prompt, outputs, ui = _run(runs, "masks_to_mattes")
+    (tracking, tracked, _, _), (matting, mattes, _, _) = by_type(prompt, outputs, "MemVOSPropagate")
+    assert (tracking.model.family, matting.model.family) == ("xmem", "matanyone")
+    assert [k.frame_index for k in matting.keyframes] == [0], "the tracking run's own keyframe"
+    assert mattes.object_ids == tracked.object_ids == (1, 2) and mattes.num_frames == 16
+    alpha = mattes.chunk(0, 16)
+    assert ((alpha > 0.02) & (alpha < 0.98)).float().mean() > 0.02, "soft alpha, not a binary mask"
+    (folder,), = by_type(prompt, outputs, "MemVOSSaveMasks")
+    folder = os.path.join(comfy.dirs["output"], folder)
+    assert sorted(os.listdir(folder)) == ["obj1", "obj2"], "a folder per object"
+    files = sorted(os.listdir(os.path.join(folder, "obj2")))
+    assert len(files) == 16 and files[0] == "00000.png", "a matte per frame, named like the frames"
+    saved = Image.open(os.path.join(folder, "obj2", files[-1]))
+    pixels = np.asarray(saved)
+    assert saved.mode.startswith("I;16") or pixels.dtype == np.uint16, "16-bit mattes"
+    assert len(np.unique(pixels)) > 256, "more levels than 8 bits hold"
+    (comp,) = [s["images"] for s in _saved(prompt, ui, "SaveImage")]
+    frames = load_clip_frames()
+    union = 1 - (1 - alpha).prod(1)
+    blue = torch.tensor([0x20, 0x40, 0xA0]) / 255
+    behind = union < 1e-3
+    assert torch.allclose(comp[behind], blue.expand_as(comp[behind]), atol=1e-3), "a new background"
+    inside = union > 0.999
+    # clean_edges re-estimates the objects' colour near their edges: kept on average, not per pixel.
+    assert (comp[inside] - frames[inside]).abs().mean() < 0.03, "the objects kept"
 
 
 class Snapshot:

@@ -140,8 +140,8 @@ def _annotate(g, session, frames, x, y, keyframes):
     return node
 
 
-def _propagate(g, session, frames, fps, pos, **widgets):
-    node = g.add("MemVOSPropagate", pos, size=[380, 600], **widgets)
+def _propagate(g, session, frames, fps, pos, title=None, **widgets):
+    node = g.add("MemVOSPropagate", pos, title=title, size=[380, 600], **widgets)
     g.connect(session, "session", node, "session")
     g.connect(*frames, node, "frames")
     g.connect(fps, "fps", node, "preview_fps")
@@ -350,6 +350,46 @@ def compositing():
     return g.to_json()
 
 
+def masks_to_mattes():
+    ours, info = _tools()
+    g = Graph(ours, info)
+    parts, tracking = _shot(g)
+    tracking = _annotate(g, tracking, (parts, "images"), COLUMN, 0, [(0, 1), (0, 2)])
+    tracked = _propagate(g, tracking, (parts, "images"), parts, (3 * COLUMN - 40, 0), title="Track (XMem)",
+                         direction="forward")
+    y = 760
+    matting_model = g.add("MemVOSLoadModel", (COLUMN, y), title="Matting model", weights="matanyone.pth")
+    matting = g.add("MemVOSNewSession", (COLUMN, y + 150))
+    g.connect(matting_model, "model", matting, "model")
+    keys = g.add("MemVOSMasksToKeyframes", (2 * COLUMN, y), size=[340, 170])
+    g.connect(matting, "session", keys, "session")
+    g.connect(tracked, "masks", keys, "masks")
+    g.connect(parts, "images", keys, "frames")
+    mattes = _propagate(g, keys, (parts, "images"), parts, (3 * COLUMN - 40, y), title="Matte",
+                        direction="forward")
+    save = g.add("MemVOSSaveMasks", (4 * COLUMN, y), size=[360, 420], title="16-bit mattes",
+                 filename_prefix="memvos/mattes/matte", content="matte per object", video="none")
+    g.connect(mattes, "masks", save, "masks")
+    comp = g.add("MemVOSComposite", (5 * COLUMN, y), size=[380, 640], title="New background",
+                 mode="replace background", background_color="#2040a0", clean_edges=True)
+    g.connect(parts, "images", comp, "frames")
+    g.connect(mattes, "masks", comp, "masks")
+    g.connect(parts, "fps", comp, "preview_fps")
+    shown = g.add("SaveImage", (6 * COLUMN, y), size=[340, 300], filename_prefix="memvos/mattes/comp")
+    g.connect(comp, "image", shown, "images")
+    g.note((0, -300), [760, 260],
+           "MemVOS, masks to mattes in one graph: the top row tracks the two objects with XMem (the model made "
+           "for tracking; Cutie or SAM 2.1 work the same) from one painted keyframe. Masks To Keyframes hands "
+           "those masks to a matting session (MatAnyone), whose Propagate turns them into learned soft alpha "
+           "mattes: hair, motion blur and semi-transparent edges. Save Masks writes each object's matte as a "
+           "16-bit PNG sequence into output/memvos/mattes; Composite puts the objects on a new background.\n\n"
+           "matanyone.pth / matanyone2.pth are under the S-Lab License 1.0: NON-COMMERCIAL use only. They "
+           "download into models/memvos on first run. Masks To Keyframes takes the frames the tracking run was "
+           "annotated on; list more (e.g. 0, 40) where the tracker is good and the matte drifts: a later "
+           "keyframe's matte is its mask as given (hard), the first one's is refined by the warm-up.")
+    return g.to_json()
+
+
 WORKFLOWS = {
     "memvos_1_one_keyframe_overlay.json": one_keyframe,
     "memvos_2_keyframes_both_directions_matte.json": keyframes_both_directions,
@@ -357,6 +397,7 @@ WORKFLOWS = {
     "memvos_4_long_shot_chunks.json": long_shot_in_chunks,
     "memvos_5_long_shot_from_video.json": long_shot_from_video,
     "memvos_6_compositing_exr_prores.json": compositing,
+    "memvos_7_masks_to_mattes.json": masks_to_mattes,
 }
 
 

@@ -109,6 +109,9 @@ def make_engine(network, config, device, precision, tta_scales=(), tta_flip=Fals
     scales = tuple(tta_scales) or (1.0,)
     if scales == (1.0,) and not tta_flip:
         return InferenceEngine(network, config, device, precision)
+    refusal = getattr(network, "tta_refusal", None)  # a family whose inference cannot share variants
+    if refusal:
+        raise ValueError(refusal)
     return TTAEngine(network, config, device, precision, scales, tta_flip)
 
 

@@ -115,6 +115,12 @@ class MatAnyoneNetwork(nn.Module):
     stride = 16
     pads_in_rgb = True
     independent_objects = True   # each object's alpha is its own: mattes overlap, never renormalised
+    # Test-time augmentation averages the variants and writes the average to every variant's
+    # memory; the warm-up instead rewrites a variant's memory from its own alpha 11 times, so the
+    # variants would part at every first keyframe.
+    tta_refusal = ("tta_flip / tta_scales: test-time augmentation is not available with MatAnyone (each "
+                   "variant would refine its first keyframe with a warm-up of its own, so they would not share "
+                   "one matte); set tta_flip off and leave tta_scales empty")
 
     def __init__(self, key_dim=64, value_dim=256, sensory_dim=256, pixel_dim=256, embed_dim=256,
                  num_queries=16, num_blocks=3, ff_dim=2048, num_heads=8, up_dims=UP_DIMS):
