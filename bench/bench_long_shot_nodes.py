@@ -11,7 +11,7 @@ Composite). The process's RSS
 is read at every progress tick (a frame of the running node); the table gives it at frame
 milestones of Propagate and of Save Masks, with the growth since the first milestone, and a
 thread samples the peak in between: per node (start, peak, end) and, at the highest sample, the
-calls the prompt was in (how Refine's feather was found taking 2 GiB on a 1 GiB budget). ``--size`` is the network's internal size (the
+calls the prompt was in (how Refine's feather was found taking 2 GiB, twice its 1 GiB budget). ``--size`` is the network's internal size (the
 shorter side): a CPU needs a small one; the source video keeps ``--width`` x ``--height``.
 """
 import argparse

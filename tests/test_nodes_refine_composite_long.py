@@ -153,7 +153,7 @@ def peak_rss_growth(run):
 def test_refine_and_composite_on_a_long_shot_peak_within_the_working_budget(comfy, shot, small_chunks, monkeypatch):
     """Each op's temporaries stay within its working budget (48 MiB here, 1 GiB on
     a CPU in ComfyUI): Refine's feather once took 72 bytes a pixel where it counted 16, and a
-    600-frame 640x360 graph peaked 2 GiB above the 1 GiB budget."""
+    600-frame 640x360 graph's Refine rose 2 GiB over its start, twice its 1 GiB budget."""
     source, masks = shot
     monkeypatch.setattr(PACK.memvos_core.ops.chunking, "MIN_BUDGET", PEAK_BUDGET_MIB * 2 ** 20)
     budget_mib = PEAK_BUDGET_MIB
