@@ -146,10 +146,13 @@ class MemVOSPropagate:
         if want_union or want_labels:  # full size, whole range: only when connected
             for name in ("mask",) * want_union + ("label_map",) * want_labels:
                 batch_warning("MemVOS Propagate", name, masks.num_frames, masks.frame_hw, 1 if name == "mask" else 3)
+            progress, cancel = progress_and_cancel(masks.num_frames)  # a bar of its own: full-size work
             for t0, t1 in masks.chunks(CHUNK_FRAMES):
+                cancel()
                 part = masks.chunk(t0, t1)
                 unions += [union_of(part)] if want_union else []
                 parts.append(labels_of(part, masks.object_ids))
+                progress(t1, masks.num_frames)
         labels = torch.cat(parts) if parts else None
         shown = masks.aligned_frames(clip)
         ui = write_clip_preview(shown, labels if labels is not None else masks.label_view(),
