@@ -106,10 +106,11 @@ def test_a_new_link_reruns_without_propagating_again(comfy, model, clip):
     first = node.propagate(session, frames, memvos_linked_outputs="masks", **settings)["result"]
     ticks = len(comfy.progress) - before
     second = node.propagate(session, frames, memvos_linked_outputs="masks,mask", **settings)["result"]
-    assert ticks == 3 and len(comfy.progress) - before == ticks, "the second run did not propagate"
+    # The second run moves only the bar of its mask batch (one chunk: one tick), not the pass's.
+    assert ticks == 3 and len(comfy.progress) - before == ticks + 1, "the second run did not propagate"
     assert first[2] is None and torch.equal(second[2], first[1].union(0, 3))
     third = node.propagate(session, frames.clone(), memvos_linked_outputs="masks", **settings)["result"]
-    assert len(comfy.progress) - before == 2 * ticks, "other frames: propagated again"
+    assert len(comfy.progress) - before == 2 * ticks + 1, "other frames: propagated again"
     assert torch.equal(third[1].materialise(), first[1].materialise())
 
 
@@ -135,7 +136,7 @@ def test_the_cache_reruns_propagate_when_an_output_gets_connected(comfy, model, 
     prompt = {"1": {"class_type": "Source", "inputs": {}},
               "2": {"class_type": "MemVOSPropagate", "inputs": {
                   "session": ["1", 0], "frames": ["1", 1], "direction": "forward", "start_frame": 0,
-                  "end_frame": -1, "first_frame_index": 0, "preview_fps": 8.0}}}
+                  "end_frame": -1, "first_frame_index": 0, "preview_fps": 8.0, "rerun": "span"}}}
     cache, objects = {}, {}
     run_a = Executor(ours, cache, objects)
     before = len(comfy.progress)
@@ -152,7 +153,8 @@ def test_the_cache_reruns_propagate_when_an_output_gets_connected(comfy, model, 
     assert "2" in run_b.executed and torch.is_tensor(outputs["2"][2])
     get_masks_ticks = len(range(0, NUM_FRAMES, PACK.nodes.mask_output_nodes.SAVE_CHUNK))  # its own bar
     select_ticks = len(range(0, NUM_FRAMES, PACK.nodes.common.CHUNK_FRAMES))  # Select Objects' union, its own bar
-    assert len(comfy.progress) - before == propagated + get_masks_ticks + select_ticks, \
+    mask_ticks = len(range(0, NUM_FRAMES, PACK.nodes.common.CHUNK_FRAMES))  # Propagate's mask batch, its own bar
+    assert len(comfy.progress) - before == propagated + mask_ticks + get_masks_ticks + select_ticks, \
         "the node object kept its propagation"
     assert outputs["3"][1] is None and outputs["3"][2] is None and torch.is_tensor(outputs["3"][0])
     assert torch.equal(outputs["4"][1], outputs["2"][1].union(0, NUM_FRAMES, [2])) and outputs["4"][2] is None

@@ -149,10 +149,9 @@ def run_masks_to_keyframes(frames, session, masks):
 # phase missing here left the artist at a still bar (the preview pages: minutes at 100 %).
 # Not here, as they take well under a second whatever the shot: Load Frames (a frame count and
 # the first frame), Keyframes and Add Annotation (one frame each), New Session, Select Objects
-# without its union (a view). Propagate's mask / label_map outputs, when connected, are built
-# without a bar (nodes/propagate_node.py, another change's).
+# without its union (a view).
 PHASES = {
-    "propagate: the pass, then the preview pages": (run_propagate, [FRAMES, FRAMES]),
+    "propagate: the pass, its connected mask / label_map, then the preview pages": (run_propagate, [FRAMES] * 3),
     "refine: refinement, preview, union": (run_refine_with_union, [3 * FRAMES]),
     "composite: composited preview": (run_composite, [2 * FRAMES]),
     "suggest frames": (run_suggest, [2 * FRAMES + 2]),
