@@ -5,8 +5,9 @@ per object bucket, permanent prefixes). Per object: the sensory state (256 chann
 and the object memory (running sums of object summaries, never forgotten). Per frame: the
 previous output's object probabilities (``last_mask``), an input of the next read.
 
-Objects get a stable internal id when they first appear; their position in every tensor is
-their order of appearance (the reference's "tmp id" minus one), which deletion renumbers.
+Objects get a stable internal id when they first appear (an
+:class:`~memvos_core.memory.object_order.ObjectOrder`); their position in every tensor is their
+order of appearance (the reference's "tmp id" minus one), which deletion renumbers.
 """
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 
 from ...runtime.frames import aggregate_logits, pad_normalized
 from ...memory.bucket_manager import BucketMemory
+from ...memory.object_order import ObjectOrder
 from ...runtime.perf import prepare_network
 from ..base import FamilyModel, Plan
 
@@ -47,8 +49,7 @@ class CutieModel(FamilyModel):
         prepare_network(network, options.replace(compile=""))
         self.memory = BucketMemory(config, options.sparse_readout)
         self.stagger = stagger_offsets(config.mem_every, config.stagger_updates)
-        self.object_ids = []       # stable ids, in order of appearance
-        self.next_id = 0
+        self.object_ids = ObjectOrder()   # stable ids, in order of appearance
         self.sensory = {}          # id -> [1, Cs, h, w] float32
         self.object_memory = {}    # id -> [1, Q, C + 1] float32 running sums
         self.last_mask = None      # [1, N, H, W]
@@ -79,11 +80,9 @@ class CutieModel(FamilyModel):
                               selection=feats.selection.float())
 
     def read(self, feats):
-        positions = {i: p for p, i in enumerate(self.object_ids)}
-
         def read_objects(ids, visual):
             sensory = self._stack(self.sensory, ids)
-            last = self.last_mask[:, [positions[i] for i in ids]]
+            last = self.last_mask[:, self.object_ids.positions(ids)]
             with self.autocast():
                 return self.network.read_objects(feats.features, visual, sensory, last,
                                                  self._stack(self.object_memory, ids))
@@ -104,10 +103,8 @@ class CutieModel(FamilyModel):
         return torch.softmax(log_odds, dim=1)[0]
 
     def add_objects(self, num_objects, grid_hw):
-        while len(self.object_ids) < num_objects:
-            self.object_ids.append(self.next_id)
-            self.sensory[self.next_id] = torch.zeros(1, self.network.sensory_dim, *grid_hw, device=self.device)
-            self.next_id += 1
+        for i in self.object_ids.grow_to(num_objects):
+            self.sensory[i] = torch.zeros(1, self.network.sensory_dim, *grid_hw, device=self.device)
 
     def observe(self, prob):
         self.last_mask = prob[1:].unsqueeze(0)
@@ -141,9 +138,9 @@ class CutieModel(FamilyModel):
         engine.step(image, mask, list(range(1, engine.num_objects + 1)), write_permanent=True)
 
     def delete_objects(self, positions):
-        gone = {self.object_ids[p] for p in positions}
-        keep = [p for p, i in enumerate(self.object_ids) if i not in gone]
-        self.object_ids = [self.object_ids[p] for p in keep]
+        before = self.object_ids.ids
+        gone = self.object_ids.remove_at(positions)
+        keep = [p for p, i in enumerate(before) if i not in gone]
         self.memory.purge_except(self.object_ids)
         # Unlike the reference, forget the object memory too and re-index the last mask.
         for table in (self.sensory, self.object_memory):
@@ -163,13 +160,12 @@ class CutieModel(FamilyModel):
         tensors.update({f"object_memory.{i}": t for i, t in self.object_memory.items()})
         if self.last_mask is not None:
             tensors["last_mask"] = self.last_mask
-        meta = {"memory": memory_meta, "object_ids": list(self.object_ids), "next_id": self.next_id}
+        meta = {"memory": memory_meta, **self.object_ids.state()}
         return _unshared(tensors), meta
 
     def load_state(self, tensors, meta):
         self.memory = BucketMemory.from_state(self.config, tensors, meta["memory"], self.options.sparse_readout)
-        self.object_ids = list(meta["object_ids"])
-        self.next_id = meta["next_id"]
+        self.object_ids = ObjectOrder.from_state(meta)
         self.sensory = {i: tensors[f"sensory.{i}"] for i in self.object_ids if f"sensory.{i}" in tensors}
         self.object_memory = {i: tensors[f"object_memory.{i}"] for i in self.object_ids
                               if f"object_memory.{i}" in tensors}

@@ -41,16 +41,12 @@ class MatAnyoneModel(CutieModel):
         self.refined = {}
         self._first = {}           # position -> an object's first annotation as given, until write()
 
-    def _positions(self, ids):
-        where = {i: p for p, i in enumerate(self.object_ids)}
-        return [where[i] for i in ids]
-
     # ----------------------------------------------------------- per frame
     def read(self, feats):
         pix_feat = feats.features[3]
 
         def read_objects(ids, visual):
-            last = self.last_mask[:, self._positions(ids)]
+            last = self.last_mask[:, self.object_ids.positions(ids)]
             with self.autocast():
                 visual = self.network.gate(self.last_pix_feat, pix_feat, last, visual,
                                            self._stack(self.last_value, ids))
@@ -124,16 +120,16 @@ class MatAnyoneModel(CutieModel):
         fresh = [i for i in ids if i not in self.warmed]
         if fresh:
             # Remembered as given (before the closing): what a second step of this keyframe brings.
-            annotations = [self._first.get(p, self.last_mask[0, p]) for p in self._positions(fresh)]
+            annotations = [self._first.get(p, self.last_mask[0, p]) for p in self.object_ids.positions(fresh)]
             work.prob = self._warm_up(feats, fresh)
-            refined = self.last_mask[0, self._positions(fresh)]
+            refined = self.last_mask[0, self.object_ids.positions(fresh)]
             self.refined.update({i: (annotations[j], refined[j]) for j, i in enumerate(fresh)})
         self._first = {}
 
     def _warm_up(self, feats, ids):
         """Predict the annotated frame again and again from itself (fixture README, "First frame
         prediction") for objects annotated for the first time; returns the frame's new output."""
-        positions = self._positions(ids)
+        positions = self.object_ids.positions(ids)
         others = [i for i in self.object_ids if i not in ids]
         for _ in range(WARMUP_STEPS):
             last = self.last_mask[:, positions]

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ...runtime.frames import aggregate
+from ...memory.object_order import ObjectOrder
 from ...network.features import KeyFeatures
 from ..base import FamilyModel, Plan
 from .network import MAX_POINTERS, NUM_MASKMEM
@@ -42,8 +43,7 @@ class Sam2Model(FamilyModel):
     def __init__(self, network, config, device, precision, options):
         # The image size is a memory setting: the network at that size, sharing its weights.
         super().__init__(network.at_image_size(config.image_size), config, device, precision, options)
-        self.object_ids = []     # stable ids in order of appearance
-        self.next_id = 0
+        self.object_ids = ObjectOrder()   # stable ids in order of appearance
         self.objects = {}        # id -> ObjectState
         self.pending = {}        # id -> FrameOutput of the frame being processed
         self.annotated = set()   # 1-based positions the current frame's mask annotates
@@ -111,10 +111,8 @@ class Sam2Model(FamilyModel):
         return aggregate(torch.cat(probs, 0)[:, 0], dim=0)
 
     def add_objects(self, num_objects, grid_hw):
-        while len(self.object_ids) < num_objects:
-            self.object_ids.append(self.next_id)
-            self.objects[self.next_id] = ObjectState()
-            self.next_id += 1
+        for i in self.object_ids.grow_to(num_objects):
+            self.objects[i] = ObjectState()
 
     def observe(self, prob):
         self._prob = prob
@@ -176,9 +174,7 @@ class Sam2Model(FamilyModel):
             self.objects[i].cond[key] = [None, self._mask_output(feats.key, feats.features[1:3], mask[j] > 0.5)]
 
     def delete_objects(self, positions):
-        gone = {self.object_ids[p] for p in positions}
-        self.object_ids = [i for i in self.object_ids if i not in gone]
-        for i in gone:
+        for i in self.object_ids.remove_at(positions):
             self.objects.pop(i, None)
 
     # ---------------------------------------------------------------- state
@@ -195,8 +191,8 @@ class Sam2Model(FamilyModel):
                 _put(tensors, f"cond.{i}.{k}", out)
             for t, out in st.recent.items():
                 _put(tensors, f"recent.{i}.{t}", out)
-        meta = {"object_ids": list(self.object_ids), "next_id": self.next_id, "objects": objects,
-                "preloads": self.preloads, "image_size": self.network.image_size}
+        meta = {**self.object_ids.state(), "objects": objects, "preloads": self.preloads,
+                "image_size": self.network.image_size}
         return tensors, meta
 
     def load_state(self, tensors, meta):
@@ -205,8 +201,7 @@ class Sam2Model(FamilyModel):
             raise ValueError(f"this propagation state was made at SAM 2.1 image_size {made_at}, not at the "
                              f"session's {self.network.image_size}: set image_size back to {made_at}, or "
                              "propagate again from the keyframes")
-        self.object_ids = list(meta["object_ids"])
-        self.next_id = meta["next_id"]
+        self.object_ids = ObjectOrder.from_state(meta)
         self.preloads = meta.get("preloads", 0)
         self.objects = {}
         for i in self.object_ids:
