@@ -376,6 +376,18 @@ def test_load_frames_queues_only_this_node_and_gone_frames_ask_for_a_run(page, s
     assert len(page.js("stub.app.queued")) == 2
 
 
+def test_load_frames_from_the_editor_says_when_the_shot_arrived(page, shot):
+    """Seen in ComfyUI 0.8.0: after "Load the shot's frames" in the editor the frames came, but
+    the status line kept saying the node was running."""
+    page.open()
+    page.window.locator(".memvos-ed-load").click()
+    status = page.window.locator(".memvos-ed-status")
+    assert status.text_content().startswith("Running this node")
+    loaded(page, shot)
+    page.settle()
+    assert status.text_content() == f"Shot loaded: {T} frames, {W}\u00d7{H}."
+
+
 def test_a_broken_keyframe_list_is_reported_not_fatal(page, shot):
     page.js("() => { const w = stub.keyframes.widgets.find(w => w.name === 'keyframes'); w.value = '{oops'; stub.keyframes.onConfigure({}); }")
     assert "not valid JSON" in page.panel.locator(".memvos-kf-error").text_content()

@@ -171,6 +171,11 @@ export function createEditor(host) {
     for (const [frame, entry] of [...entries]) {
       if (!size || entry.labels.width !== size[0] || entry.labels.height !== size[1]) entries.delete(frame);
     }
+    // "Running this node to load the shot..." has been answered (a failed run says so in showRunError).
+    const shot = host.shot();
+    if (parts && shot && parts.status.textContent.startsWith("Running this node")) {
+      setStatus(`Shot loaded: ${shot.numFrames} frames, ${shot.width}\u00D7${shot.height}.`);
+    }
     if (state.open) goTo(state.frame);
   }
 
