@@ -380,12 +380,15 @@ def test_load_frames_from_the_editor_says_when_the_shot_arrived(page, shot):
     """Seen in ComfyUI 0.8.0: after "Load the shot's frames" in the editor the frames came, but
     the status line kept saying the node was running."""
     page.open()
+    timeline = page.window.locator(".memvos-timeline")
+    assert not timeline.locator(".memvos-playhead").is_visible(), "no frames: no playhead (it sat mid-bar)"
     page.window.locator(".memvos-ed-load").click()
     status = page.window.locator(".memvos-ed-status")
     assert status.text_content().startswith("Running this node")
     loaded(page, shot)
     page.settle()
     assert status.text_content() == f"Shot loaded: {T} frames, {W}\u00d7{H}."
+    assert timeline.locator(".memvos-playhead").is_visible()
 
 
 def test_a_broken_keyframe_list_is_reported_not_fatal(page, shot):
