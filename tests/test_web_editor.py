@@ -391,6 +391,23 @@ def test_load_frames_from_the_editor_says_when_the_shot_arrived(page, shot):
     assert timeline.locator(".memvos-playhead").is_visible()
 
 
+def test_the_node_grows_to_show_a_run_error_and_the_drop_button(page):
+    """Seen in ComfyUI 0.8.0's classic canvas: after a template's keyframe was refused, the
+    message and "Drop keyframes that do not fit" lay below the node's edge (the DOM widget gets
+    the height the node leaves it)."""
+    before = page.js("stub.keyframes.size[1]")
+    node_id = page.js("stub.keyframes.id")
+    message = "keyframes: 1 keyframe painted on other footage (" + "a long explanation " * 12 + ")"
+    page.js("([id, text]) => stub.app.deliverEvent('memvos.keyframes_misfit', {node: String(id), frames: [0], message: text})",
+            [node_id, message])
+    page.js("([id, text]) => stub.app.deliverEvent('execution_error', {node_id: String(id), exception_message: text})",
+            [node_id, message])
+    assert page.panel.locator(".memvos-kf-drop").is_visible()
+    needed = page.js("stub.keyframes.memvosKeyframes.panel.contentHeight()")
+    after = page.js("stub.keyframes.size[1]")
+    assert needed > 110 and after > before and after >= needed
+
+
 def test_a_broken_keyframe_list_is_reported_not_fatal(page, shot):
     page.js("() => { const w = stub.keyframes.widgets.find(w => w.name === 'keyframes'); w.value = '{oops'; stub.keyframes.onConfigure({}); }")
     assert "not valid JSON" in page.panel.locator(".memvos-kf-error").text_content()
