@@ -379,7 +379,15 @@ def test_load_frames_queues_only_this_node_and_gone_frames_ask_for_a_run(page, s
 def test_load_frames_from_the_editor_says_when_the_shot_arrived(page, shot):
     """Seen in ComfyUI 0.8.0: after "Load the shot's frames" in the editor the frames came, but
     the status line kept saying the node was running."""
+    page.js("(text) => { const w = stub.keyframes.widgets.find(w => w.name === 'keyframes'); w.value = text; "
+            "stub.keyframes.onConfigure({}); }", json.dumps({
+                "format": "memvos-keyframes", "version": 1, "objects": [{"id": 1, "name": "bunny"}, {"id": 2, "name": "tree"}],
+                "keyframes": [{"frame": 3, "file": "memvos/elsewhere.png", "objects": [1, 2]}]}))
     page.open()
+    side = page.window.locator(".memvos-ed-side")
+    assert [v for v in side.locator(".memvos-ed-objects input[type=text]").evaluate_all("(l) => l.map((i) => i.value)")] \
+        == ["bunny", "tree"], "the list's objects are shown before the frames load"
+    assert side.locator(".memvos-ed-keyframe").all_text_contents() == ["frame 3 \u00B7 objects 1, 2"]
     timeline = page.window.locator(".memvos-timeline")
     assert not timeline.locator(".memvos-playhead").is_visible(), "no frames: no playhead (it sat mid-bar)"
     page.window.locator(".memvos-ed-load").click()
@@ -389,6 +397,7 @@ def test_load_frames_from_the_editor_says_when_the_shot_arrived(page, shot):
     page.settle()
     assert status.text_content() == f"Shot loaded: {T} frames, {W}\u00d7{H}."
     assert timeline.locator(".memvos-playhead").is_visible()
+    page.errors[:] = [e for e in page.errors if "404" not in e]  # elsewhere.png is not in input/: refused
 
 
 def test_the_node_grows_to_show_a_run_error_and_the_drop_button(page):

@@ -244,7 +244,7 @@ export function createEditor(host) {
     current = null;
     reference = null;
     view.setGhost(null);
-    updateFrameUI();
+    updateSide(); // without the shot too: the objects and keyframes of the list (a template's)
     if (!shot) {
       showMessage(host.runError?.() ?? "The shot is not loaded yet: run this node (or the workflow) once, and its "
         + "frames appear here.");
