@@ -405,6 +405,8 @@ def test_the_node_grows_to_show_a_run_error_and_the_drop_button(page):
     message and "Drop keyframes that do not fit" lay below the node's edge (the DOM widget gets
     the height the node leaves it)."""
     before = page.js("stub.keyframes.size[1]")
+    # As the classic canvas does: the widget's element is given a height, and what exceeds it is cut.
+    page.js("() => Object.assign(stub.keyframes.memvosKeyframes.panel.element.style, {height: '100px', overflow: 'hidden'})")
     node_id = page.js("stub.keyframes.id")
     message = "keyframes: 1 keyframe painted on other footage (" + "a long explanation " * 12 + ")"
     page.js("([id, text]) => stub.app.deliverEvent('memvos.keyframes_misfit', {node: String(id), frames: [0], message: text})",
@@ -413,8 +415,11 @@ def test_the_node_grows_to_show_a_run_error_and_the_drop_button(page):
             [node_id, message])
     assert page.panel.locator(".memvos-kf-drop").is_visible()
     needed = page.js("stub.keyframes.memvosKeyframes.panel.contentHeight()")
+    page.js("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => requestAnimationFrame(r))))")
+    overflow = page.js("(() => { const e = stub.keyframes.memvosKeyframes.panel.element; return e.scrollHeight - e.clientHeight; })()")
     after = page.js("stub.keyframes.size[1]")
     assert needed > 110 and after > before and after >= needed
+    assert after >= page.js("stub.keyframes.computeSize()[1]") + overflow, "what overflows the given height is added"
 
 
 def test_a_broken_keyframe_list_is_reported_not_fatal(page, shot):

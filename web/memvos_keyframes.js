@@ -99,7 +99,7 @@ function attach(node) {
   const refresh = panel.refresh;
   panel.refresh = () => {
     refresh();
-    growToFit(node);
+    growToFit(node, panel.element);
   };
   widget.onRemove = chain(widget.onRemove, () => editor.state.open && editor.close());
   if (specWidget) specWidget.callback = chain(specWidget.callback, () => panel.refresh());
@@ -117,11 +117,19 @@ function attach(node) {
 
 // Taller when the panel's lines need it (a run's message and the drop button); never shrunk here,
 // so a size the artist chose stays.
-function growToFit(node) {
+function growToFit(node, element) {
+  const grow = (height) => {
+    node.setSize([node.size[0], height]);
+    node.setDirtyCanvas?.(true, true);
+  };
   const needed = node.computeSize?.()?.[1];
-  if (!needed || !node.size || needed <= node.size[1]) return;
-  node.setSize([node.size[0], needed]);
-  node.setDirtyCanvas?.(true, true);
+  if (needed && node.size && needed > node.size[1]) grow(needed);
+  // The frontend lays the widget out on a later frame, with its own margins: what still
+  // overflows the height it was given then is added.
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    const over = element.scrollHeight - element.clientHeight;
+    if (over > 1 && node.size) grow(node.size[1] + over);
+  }));
 }
 
 // The node's run failed: the error on the node and in its editor (where the artist is looking).

@@ -197,10 +197,13 @@ async def run_mode(p, report, url, args, vue):
         report.check(tag + "the workflow runs; Propagate's mask on frame 0 is the stroke",
                      done[0] == "execution_success" and isinstance(back0, np.ndarray) and np.array_equal(back0, painted),
                      f"{done[0]} in {took:.0f} s; player {frames} frames" + ("" if done[0] == "execution_success" else f": {done[1][:300]}"))
+        # ComfyUI's dialog of the refused run opened under the editor and is still there.
+        stale = await page.evaluate("() => [...document.querySelectorAll('.p-dialog')].filter((d) => d.getClientRects().length).length")
+        await dismiss_dialogs(page)
         await page.evaluate(JS_FRAME_NODES, [[node_id, prop_id], 1.0])
         await page.mouse.move(VIEWPORT["width"] - 5, VIEWPORT["height"] // 2)
         await settle(page)
-        report.check(tag + "screenshot: the node and Propagate's player after the run", True,
+        report.check(tag + f"screenshot: the node and Propagate's player after the run ({stale} stale ComfyUI dialog closed first)", True,
                      await screenshot(page, shots / (prefix + "run.png")))
     except Exception:
         await page.screenshot(path=str(shots / f"failed_template_{'vue' if vue else 'classic'}.png"))
