@@ -21,7 +21,9 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]  # run as a script: bench/ alone is on the path
+
+from sam2_fixture import generated_state  # noqa: E402  (imports memvos_core)
 
 
 def main(argv=None):
@@ -35,7 +37,6 @@ def main(argv=None):
     models = tempfile.mkdtemp(prefix="memvos_bench_click_")
     os.environ["MEMVOS_MODELS_DIR"] = models  # the route's model folder outside ComfyUI
     from safetensors.torch import save_file
-    from sam2_fixture import generated_state
     save_file({k: v.contiguous() for k, v in generated_state().items()},
               os.path.join(models, "sam2.1_hiera_tiny.safetensors"))
     from pack_loader import pack_for_tests

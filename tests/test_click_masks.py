@@ -178,3 +178,16 @@ def test_click_uses_the_sessions_sam2_model_when_it_propagates_with_one(frames):
     segmenter, name = click_masks.click_segmenter(session)
     assert name == "sam2.1_hiera_tiny.pt" and segmenter.network is session.model.network
     assert click_masks.click_segmenter(session)[0] is segmenter  # its embeddings are kept between clicks
+
+
+def test_bench_click_runs_as_a_script_from_the_repository_root():
+    """``python bench/bench_click.py`` (as the README says) found no memvos_core: only bench/ was
+    on the path."""
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "bench/bench_click.py", "--help"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-800:]
+    assert "click latency" in done.stdout.lower()

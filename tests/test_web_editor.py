@@ -376,6 +376,52 @@ def test_load_frames_queues_only_this_node_and_gone_frames_ask_for_a_run(page, s
     assert len(page.js("stub.app.queued")) == 2
 
 
+def test_load_frames_from_the_editor_says_when_the_shot_arrived(page, shot):
+    """Seen in ComfyUI 0.8.0: after "Load the shot's frames" in the editor the frames came, but
+    the status line kept saying the node was running."""
+    page.js("(text) => { const w = stub.keyframes.widgets.find(w => w.name === 'keyframes'); w.value = text; "
+            "stub.keyframes.onConfigure({}); }", json.dumps({
+                "format": "memvos-keyframes", "version": 1, "objects": [{"id": 1, "name": "bunny"}, {"id": 2, "name": "tree"}],
+                "keyframes": [{"frame": 3, "file": "memvos/elsewhere.png", "objects": [1, 2]}]}))
+    page.open()
+    side = page.window.locator(".memvos-ed-side")
+    assert [v for v in side.locator(".memvos-ed-objects input[type=text]").evaluate_all("(l) => l.map((i) => i.value)")] \
+        == ["bunny", "tree"], "the list's objects are shown before the frames load"
+    assert side.locator(".memvos-ed-keyframe").all_text_contents() == ["frame 3 \u00B7 objects 1, 2"]
+    timeline = page.window.locator(".memvos-timeline")
+    assert not timeline.locator(".memvos-playhead").is_visible(), "no frames: no playhead (it sat mid-bar)"
+    page.window.locator(".memvos-ed-load").click()
+    status = page.window.locator(".memvos-ed-status")
+    assert status.text_content().startswith("Running this node")
+    loaded(page, shot)
+    page.settle()
+    assert status.text_content() == f"Shot loaded: {T} frames, {W}\u00d7{H}."
+    assert timeline.locator(".memvos-playhead").is_visible()
+    page.errors[:] = [e for e in page.errors if "404" not in e]  # elsewhere.png is not in input/: refused
+
+
+def test_the_node_grows_to_show_a_run_error_and_the_drop_button(page):
+    """Seen in ComfyUI 0.8.0's classic canvas: after a template's keyframe was refused, the
+    message and "Drop keyframes that do not fit" lay below the node's edge (the DOM widget gets
+    the height the node leaves it)."""
+    before = page.js("stub.keyframes.size[1]")
+    # As the classic canvas does: the widget's element is given a height, and what exceeds it is cut.
+    page.js("() => Object.assign(stub.keyframes.memvosKeyframes.panel.element.style, {height: '100px', overflow: 'hidden'})")
+    node_id = page.js("stub.keyframes.id")
+    message = "keyframes: 1 keyframe painted on other footage (" + "a long explanation " * 12 + ")"
+    page.js("([id, text]) => stub.app.deliverEvent('memvos.keyframes_misfit', {node: String(id), frames: [0], message: text})",
+            [node_id, message])
+    page.js("([id, text]) => stub.app.deliverEvent('execution_error', {node_id: String(id), exception_message: text})",
+            [node_id, message])
+    assert page.panel.locator(".memvos-kf-drop").is_visible()
+    needed = page.js("stub.keyframes.memvosKeyframes.panel.contentHeight()")
+    page.js("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => requestAnimationFrame(r))))")
+    overflow = page.js("(() => { const e = stub.keyframes.memvosKeyframes.panel.element; return e.scrollHeight - e.clientHeight; })()")
+    after = page.js("stub.keyframes.size[1]")
+    assert needed > 110 and after > before and after >= needed
+    assert after >= page.js("stub.keyframes.computeSize()[1]") + overflow, "what overflows the given height is added"
+
+
 def test_a_broken_keyframe_list_is_reported_not_fatal(page, shot):
     page.js("() => { const w = stub.keyframes.widgets.find(w => w.name === 'keyframes'); w.value = '{oops'; stub.keyframes.onConfigure({}); }")
     assert "not valid JSON" in page.panel.locator(".memvos-kf-error").text_content()

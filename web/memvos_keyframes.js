@@ -15,6 +15,7 @@ const UI_KEY = "memvos_keyframes";
 const PANEL_WIDGET = "memvos_keyframes_panel";
 const MISFIT_EVENT = "memvos.keyframes_misfit";
 const MIN_WIDTH = 340;
+const MIN_PANEL_HEIGHT = 110;
 const openEditors = new Set();
 
 // Suggested frames and the propagated masks from the players downstream: masksToken(frame) is
@@ -92,9 +93,14 @@ function attach(node) {
   panel = createPanel({ host, editor });
   const widget = node.addDOMWidget(PANEL_WIDGET, "memvos.keyframes", panel.element, {
     serialize: false,
-    getMinHeight: () => 110,
+    getMinHeight: () => Math.max(MIN_PANEL_HEIGHT, Math.ceil(panel.contentHeight())),
   });
   widget.serialize = false;
+  const refresh = panel.refresh;
+  panel.refresh = () => {
+    refresh();
+    growToFit(node, panel.element);
+  };
   widget.onRemove = chain(widget.onRemove, () => editor.state.open && editor.close());
   if (specWidget) specWidget.callback = chain(specWidget.callback, () => panel.refresh());
   node.memvosKeyframes = {
@@ -107,6 +113,23 @@ function attach(node) {
   };
   const size = node.computeSize?.() ?? [MIN_WIDTH, 200];
   node.setSize?.([Math.max(node.size?.[0] ?? 0, size[0], MIN_WIDTH), Math.max(node.size?.[1] ?? 0, size[1])]);
+}
+
+// Taller when the panel's lines need it (a run's message and the drop button); never shrunk here,
+// so a size the artist chose stays.
+function growToFit(node, element) {
+  const grow = (height) => {
+    node.setSize([node.size[0], height]);
+    node.setDirtyCanvas?.(true, true);
+  };
+  const needed = node.computeSize?.()?.[1];
+  if (needed && node.size && needed > node.size[1]) grow(needed);
+  // The frontend lays the widget out on a later frame, with its own margins: what still
+  // overflows the height it was given then is added.
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    const over = element.scrollHeight - element.clientHeight;
+    if (over > 1 && node.size) grow(node.size[1] + over);
+  }));
 }
 
 // The node's run failed: the error on the node and in its editor (where the artist is looking).

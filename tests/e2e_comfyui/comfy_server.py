@@ -117,9 +117,10 @@ def _pack_node_names():
     return list(module.NODE_CLASS_MAPPINGS)
 
 
-def run_check(description, run_browser, base_default, server_checks=None):
+def run_check(description, run_browser, base_default, server_checks=None, add_arguments=None):
     """The scripts' command line: start ComfyUI (--comfyui) or use one (--url), check the server,
-    run ``run_browser(report, url, args)`` (async), print the tally. Returns the exit status."""
+    run ``run_browser(report, url, args)`` (async), print the tally. ``add_arguments(parser)`` adds
+    a script's own options. Returns the exit status."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="a running ComfyUI, e.g. http://127.0.0.1:8188")
     parser.add_argument("--server-log", help="that ComfyUI's log, to check the pack imported cleanly")
@@ -131,6 +132,8 @@ def run_check(description, run_browser, base_default, server_checks=None):
     parser.add_argument("--timeout", type=int, default=600, help="seconds to wait for one workflow run")
     parser.add_argument("--no-vue", action="store_true", help="skip the Vue (Nodes 2.0) pass")
     parser.add_argument("--json", help="write the results here")
+    if add_arguments:
+        add_arguments(parser)
     args = parser.parse_args()
     if not (args.url or args.comfyui):
         parser.error("give --url of a running ComfyUI or --comfyui to start one")

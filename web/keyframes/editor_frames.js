@@ -3,7 +3,7 @@
 import { cancelTools, colours, keyframeFrames } from "./editor_state.js";
 import { errorText, redraw, setMessage, setStatus, showMessage } from "./editor_display.js";
 import { updateSide } from "./editor_objects.js";
-import { frameCount, neighbour, updateFrameUI } from "./editor_timeline.js";
+import { frameCount, neighbour } from "./editor_timeline.js";
 import { resizeLabels } from "./raster.js";
 
 const FRAME_CACHE = 6; // decoded source frames kept in the browser
@@ -24,6 +24,11 @@ export function setShot(ed) {
   const size = dims(ed);
   for (const [frame, entry] of [...entries]) {
     if (!size || entry.labels.width !== size[0] || entry.labels.height !== size[1]) entries.delete(frame);
+  }
+  // "Running this node to load the shot..." has been answered (a failed run says so in showRunError).
+  const shot = ed.host.shot();
+  if (ed.parts && shot && ed.parts.status.textContent.startsWith("Running this node")) {
+    setStatus(ed, `Shot loaded: ${shot.numFrames} frames, ${shot.width}\u00D7${shot.height}.`);
   }
   if (ed.state.open) goTo(ed, ed.state.frame);
 }
@@ -81,7 +86,7 @@ export function goTo(ed, frame) {
   ed.current = null;
   ed.reference = null;
   view.setGhost(null);
-  updateFrameUI(ed);
+  updateSide(ed); // without the shot too: the objects and keyframes of the list (a template's)
   if (!shot) {
     showMessage(ed, host.runError?.() ?? "The shot is not loaded yet: run this node (or the workflow) once, and its "
       + "frames appear here.");

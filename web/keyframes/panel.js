@@ -38,7 +38,7 @@ export function createPanel({ host, editor }) {
     el("div", { className: "memvos-kf-row" }, [openButton, loadButton]), summary, chips, objects, shotLine, error,
     dropButton,
   ]);
-  const panel = { element, refresh, showError };
+  const panel = { element, refresh, showError, contentHeight };
   element.memvosPanel = panel;
 
   async function run() {
@@ -78,6 +78,16 @@ export function createPanel({ host, editor }) {
       : "Shot not loaded: press Load frames (or run the workflow) to paint on it.";
     showError(problem ?? host.runError?.() ?? "");
     dropButton.hidden = !host.misfit?.();
+  }
+
+  // The height the panel's lines need, whatever height it is given (the classic canvas gives a
+  // DOM widget what the node leaves it, so a message added after a run fell below the node's edge).
+  function contentHeight() {
+    const shown = [...element.children].filter((c) => !c.hidden);
+    const style = getComputedStyle(element);
+    const px = (v) => parseFloat(v) || 0;
+    return shown.reduce((h, c) => h + c.offsetHeight, 0) + px(style.rowGap) * Math.max(0, shown.length - 1)
+      + px(style.paddingTop) + px(style.paddingBottom);
   }
 
   function chip(frame, text, title, extra) {

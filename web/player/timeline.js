@@ -60,7 +60,9 @@ export function createTimeline({ onSeek, onMark }) {
     setMarks(frames, marks) {
       numFrames = frames;
       for (const button of markButtons) button.remove();
-      markButtons = marks.map((mark) => {
+      // No frames (the editor before its shot loads): nowhere to put a mark or the playhead.
+      playhead.style.display = numFrames < 1 ? "none" : "";
+      markButtons = (numFrames < 1 ? [] : marks).map((mark) => {
         const kinds = [mark.keyframe ? "key" : "", mark.suggestion ? "suggest" : "", ...(mark.classes ?? [])].filter(Boolean);
         const button = el("button", {
           className: `memvos-marker ${kinds.join(" ")}`,
