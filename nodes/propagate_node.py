@@ -5,7 +5,7 @@ import weakref
 import torch
 
 from . import comfy_env
-from .common import (CHUNK_FRAMES, LOG, MASKS, MAX_FRAME_INDEX, SESSION, check_frames, colour_labels,
+from .common import (LOG, MASKS, MAX_FRAME_INDEX, SESSION, check_frames, colour_labels,
                      progress_and_cancel, to_output)
 from .frame_source import FRAMES_INPUT, close_clip, frame_stems, frames_fps
 from .linked_outputs import HIDDEN, wanted
@@ -147,7 +147,7 @@ class MemVOSPropagate:
             for name in ("mask",) * want_union + ("label_map",) * want_labels:
                 batch_warning("MemVOS Propagate", name, masks.num_frames, masks.frame_hw, 1 if name == "mask" else 3)
             progress, cancel = progress_and_cancel(masks.num_frames)  # a bar of its own: full-size work
-            for t0, t1 in masks.chunks(CHUNK_FRAMES):
+            for t0, t1 in masks.chunks():
                 cancel()
                 part = masks.chunk(t0, t1)
                 unions += [union_of(part)] if want_union else []

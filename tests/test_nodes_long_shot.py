@@ -109,7 +109,8 @@ def test_a_new_link_reruns_without_propagating_again(comfy, model, clip):
     # The second run moves only the bar of its mask batch (one chunk: one tick), not the pass's.
     assert ticks == 3 and len(comfy.progress) - before == ticks + 1, "the second run did not propagate"
     assert first[2] is None and torch.equal(second[2], first[1].union(0, 3))
-    third = node.propagate(session, frames.clone(), memvos_linked_outputs="masks", **settings)["result"]
+    # Other frames objects (equal frames: rerun="span" would find nothing changed and keep the run).
+    third = node.propagate(session, frames.clone(), memvos_linked_outputs="masks", rerun="exact", **settings)["result"]
     assert len(comfy.progress) - before == 2 * ticks + 1, "other frames: propagated again"
     assert torch.equal(third[1].materialise(), first[1].materialise())
 
