@@ -8,6 +8,7 @@ from . import comfy_env
 from .common import (LOG, MASKS, MAX_FRAME_INDEX, SESSION, check_frames, colour_labels,
                      progress_and_cancel, to_output)
 from .frame_source import FRAMES_INPUT, close_clip, frame_stems, frames_fps
+from .inputs import Input, input_types, takes_declared
 from .linked_outputs import HIDDEN, wanted
 from .mask_set import MaskSet, labels_of, union_of
 from .messages import batch_warning
@@ -90,39 +91,35 @@ class MemVOSPropagate:
         "connected.",
     )
 
+    INPUTS = (
+        Input("session", SESSION, tooltip="A session with at least one annotation frame."),
+        Input("frames", FRAMES_INPUT, tooltip="The shot's frames: an IMAGE batch (or one chunk of it, see "
+              "first_frame_index), a VIDEO from Load Video, or MemVOS Load Frames; a VIDEO or Load Frames is read "
+              "a frame at a time."),
+        Input("direction", list(("both",) + tuple(d for d in DIRECTIONS if d != "both")), "both",
+              "both: from every keyframe forward and backward, blended between keyframes. forward: half the work "
+              "when the keyframes are at the start; backward: the reverse."),
+        Input("start_frame", "INT", 0, "First clip frame to propagate over (earlier than the frames given means "
+              "from the first frame given).", 0, MAX_FRAME_INDEX, 1),
+        Input("end_frame", "INT", -1, "Last clip frame to propagate over, included; -1 = the last frame given.",
+              -1, MAX_FRAME_INDEX, 1),
+        Input("first_frame_index", "INT", 0, "Clip index of the first frame connected: 0 for a whole shot; for a "
+              "chunk, where the chunk starts in the shot.", 0, MAX_FRAME_INDEX, 1),
+        Input("preview_fps", "FLOAT", 24.0, "Playback rate of the preview player (connect the video's fps). A "
+              "VIDEO or Load Frames brings its own rate, used instead.", 0.1, 1000.0, 0.01),
+        Input("rerun", list(RERUN), "span", "After you fix keyframes, what runs again. span: only the frames "
+              "between the changed objects' neighbouring unchanged keyframes, from this node's last run (an "
+              "approximation: memory before the span and the frames outside it are the last run's; the player "
+              "marks the frames kept). exact: the whole range, as a fresh run."),
+    )
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {
-            "session": (SESSION, {"tooltip": "A session with at least one annotation frame."}),
-            "frames": (FRAMES_INPUT, {"tooltip": "The shot's frames: an IMAGE batch (or one chunk of it, see "
-                                                 "first_frame_index), a VIDEO from Load Video, or MemVOS Load "
-                                                 "Frames; a VIDEO or Load Frames is read a frame at a time."}),
-            "direction": (list(("both",) + tuple(d for d in DIRECTIONS if d != "both")), {
-                "default": "both",
-                "tooltip": "both: from every keyframe forward and backward, blended between keyframes. "
-                           "forward: half the work when the keyframes are at the start; backward: the reverse."}),
-            "start_frame": ("INT", {"default": 0, "min": 0, "max": MAX_FRAME_INDEX, "step": 1,
-                                    "tooltip": "First clip frame to propagate over (earlier than the frames "
-                                               "given means from the first frame given)."}),
-            "end_frame": ("INT", {"default": -1, "min": -1, "max": MAX_FRAME_INDEX, "step": 1,
-                                  "tooltip": "Last clip frame to propagate over, included; -1 = the last frame "
-                                             "given."}),
-            "first_frame_index": ("INT", {"default": 0, "min": 0, "max": MAX_FRAME_INDEX, "step": 1,
-                                          "tooltip": "Clip index of the first frame connected: 0 for a whole "
-                                                     "shot; for a chunk, where the chunk starts in the shot."}),
-            "preview_fps": ("FLOAT", {"default": 24.0, "min": 0.1, "max": 1000.0, "step": 0.01,
-                                      "tooltip": "Playback rate of the preview player (connect the video's fps). "
-                                                 "A VIDEO or Load Frames brings its own rate, used instead."}),
-            "rerun": (list(RERUN), {
-                "default": "span",
-                "tooltip": "After you fix keyframes, what runs again. span: only the frames between the changed "
-                           "objects' neighbouring unchanged keyframes, from this node's last run (an "
-                           "approximation: memory before the span and the frames outside it are the last run's; "
-                           "the player marks the frames kept). exact: the whole range, as a fresh run."}),
-        }, "hidden": dict(HIDDEN)}
+        return input_types(cls.INPUTS, HIDDEN)
 
-    def propagate(self, session, frames, direction="both", start_frame=0, end_frame=-1, first_frame_index=0,
-                  preview_fps=24.0, rerun="span", memvos_linked_outputs=None):
+    @takes_declared(INPUTS)
+    def propagate(self, session, frames, direction, start_frame, end_frame, first_frame_index, preview_fps, rerun,
+                  memvos_linked_outputs=None):
         linked = memvos_linked_outputs
         check_session(session)
         clip = check_frames(frames)

@@ -51,13 +51,11 @@ def test_a_function_that_names_its_inputs_takes_their_defaults_from_the_declarat
         inputs.takes_declared(declared)(lambda self, clip, size: None)
 
 
-# Propagate's inputs are being reworked elsewhere; it moves onto the declaration after that.
-NOT_YET_DECLARED = {"MemVOSPropagate"}
 # Load Model's weights show the first file found; the function assumes no file.
 UI_ONLY_DEFAULTS = {("MemVOSLoadModel", "weights")}
 
 
-@pytest.mark.parametrize("node_id", sorted(set(NODES) - NOT_YET_DECLARED))
+@pytest.mark.parametrize("node_id", sorted(NODES))
 def test_every_node_takes_its_input_defaults_from_one_declaration(node_id):
     import inspect
     cls = NODES[node_id]
