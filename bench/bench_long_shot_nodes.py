@@ -97,7 +97,7 @@ def prompt(size, prefix, max_long_term=10000, graph="refine"):
                                                               "frame_index": 0, "object_id": 2}},
         "8": {"class_type": "MemVOSPropagate", "inputs": {
             "session": ["7", 0], "frames": ["1", 0], "direction": "forward", "start_frame": 0, "end_frame": -1,
-            "first_frame_index": 0, "preview_fps": 24.0}},
+            "first_frame_index": 0, "preview_fps": 24.0, "rerun": "span"}},
         "9": {"class_type": "MemVOSSaveMasks", "inputs": {
             "masks": ["8", 1], "filename_prefix": prefix, "content": "matte", "object_ids": "",
             "png_sequence": True, "video": "mp4 (h264)", "fps": 0.0}},

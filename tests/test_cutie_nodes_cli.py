@@ -64,7 +64,8 @@ def test_load_model_lists_and_loads_cutie(comfy, model):
 
 def test_new_session_uses_cutie_settings_and_reports_ignored_ones(model, caplog):
     optional = NODES["MemVOSNewSession"].INPUT_TYPES()["optional"]
-    assert all(optional[name][1]["tooltip"].startswith("Cutie only") for name in optional)
+    assert all(optional[name][1]["tooltip"].startswith("Cutie only") for name in optional if name.startswith("cutie_"))
+    assert all(" only (other models ignore it)" in optional[name][1]["tooltip"] for name in optional)
     with caplog.at_level(logging.WARNING):
         session = new_session(model, cutie_stagger_updates=3, cutie_chunk_size=1, cutie_max_mem_frames=7,
                               cutie_buffer_tokens=100, deep_update_every=4)

@@ -217,7 +217,8 @@ def test_propagate_outputs(propagated, clip, comfy):
 
 def test_progress_reports_every_frame_of_the_work(propagated, annotated):
     _, progress = propagated
-    assert progress == [(n, 6) for n in range(1, 7)]   # "both" from one keyframe at 0: the forward pass
+    assert progress[:6] == [(n, 6) for n in range(1, 7)]   # "both" from one keyframe at 0: the forward pass
+    assert progress[6:] == [(6, 6)]   # then the connected mask / label_map batch, its own bar (one chunk)
     assert annotated.forward_state is None, "the input session is never changed"
 
 
