@@ -45,6 +45,16 @@ def contained_temp_and_models(tmp_path_factory):
         yield {"temp": system_temp, "models": models}
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module (``pytestmark = pytest.mark.usefixtures(...)``):
+    its networks are tiny, and a second thread only spins, worse on a loaded machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ----------------------------------------------------------------------------- weights
 
 @pytest.fixture(scope="session")

@@ -27,13 +27,7 @@ FRAMES = 16                     # both sources hold 16 frames
 SPAN_WORK = (FRAMES - KEYS[-1]) + (FIX + 1 - KEYS[-1])  # forward 10..15, backward 13 down to 10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: the network runs at 32 pixels, where a second thread only spins."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread
 
 
 def write_png(comfy, name, labels):

@@ -34,13 +34,7 @@ class Counted:
         return self.frames[i]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: these networks are tiny, and two threads on a loaded machine spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread
 
 
 @pytest.fixture(scope="module")
