@@ -44,7 +44,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_vs_official import Lockstep, Runner, clocks, make_clip  # noqa: E402
+from bench_vs_official import clocks, make_clip, run_in_lockstep  # noqa: E402
 from memvos_core.config import MemoryConfig  # noqa: E402
 from memvos_core.families.matanyone.synthetic import synthetic_matanyone_state_dict  # noqa: E402
 from memvos_core.runtime.model import load_model  # noqa: E402
@@ -133,15 +133,7 @@ def bench_time(official, state_dict, args):
              "ours fp32": ours_work(state_dict, frames, mask0, min(args.size))}
     if args.official_autocast:
         works["official bf16 autocast"] = official_work(official, state_dict, frames, mask0, True)
-    lockstep = Lockstep(len(works))
-    runners = {name: Runner(lockstep, k, work) for k, (name, work) in enumerate(works.items())}
-    for r in runners.values():
-        r.start()
-    for r in runners.values():
-        r.join()
-    for name, r in runners.items():
-        if r.error is not None:
-            raise RuntimeError(f"{name} failed") from r.error
+    runners = run_in_lockstep(works)
     reference = runners["official fp32"].result
     rows = {}
     for name, r in runners.items():

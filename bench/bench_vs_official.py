@@ -142,6 +142,21 @@ class Runner(threading.Thread):
             self.lockstep.pass_on(self.k, finished=True)
 
 
+def run_in_lockstep(works):
+    """``{name: Runner}`` of ``works`` (``{name: work(runner)}``) run to the end taking turns frame
+    by frame, in their order; the first side that failed is raised."""
+    lockstep = Lockstep(len(works))
+    runners = {name: Runner(lockstep, k, work) for k, (name, work) in enumerate(works.items())}
+    for r in runners.values():
+        r.start()
+    for r in runners.values():
+        r.join()
+    for name, r in runners.items():
+        if r.error is not None:
+            raise RuntimeError(f"{name} failed") from r.error
+    return runners
+
+
 # ------------------------------------------------------------------------------ sides
 def load_official(path):
     """The official InferenceCore and network classes from a checkout."""
@@ -239,15 +254,7 @@ def run_group(official, state_dict, variants, frames, labels0, num_objects):
         works["official"] = official_work(official, state_dict, frames, labels0, num_objects)
     for name, (precision, options) in variants.items():
         works[name] = ours_work(state_dict, frames, labels0, precision, options)
-    lockstep = Lockstep(len(works))
-    runners = {name: Runner(lockstep, k, work) for k, (name, work) in enumerate(works.items())}
-    for r in runners.values():
-        r.start()
-    for r in runners.values():
-        r.join()
-    for name, r in runners.items():
-        if r.error is not None:
-            raise RuntimeError(f"{name} failed") from r.error
+    runners = run_in_lockstep(works)
     rows = {}
     reference = runners["official"].result if official is not None else None
     for name, r in runners.items():
