@@ -181,7 +181,7 @@ class MemVOSPropagate:
             LOG.info("MemVOS Propagate: propagated again only frames %s (rerun = span)",
                      ", ".join(f"{lo}..{hi - 1}" for lo, hi in record.spans) or "none")
         else:
-            run = ResumableRun(session, clip, first, direction, start, end + 1)
+            run = ResumableRun(session, clip, first, direction, start, end + 1, shot)
             new_session, result = run.run(progress, cancel)
             record = run.record
             if run.resumed_at:

@@ -64,8 +64,9 @@ def _frames(digest, clip):
         _tensor(digest, clip[t, ::PIXEL_STRIDE, ::PIXEL_STRIDE])
 
 
-def run_key(session, clip, first, direction, start, end):
-    """The digest naming a run (see the module docstring)."""
+def run_key(session, clip, first, direction, start, end, shot=None):
+    """The digest naming a run (see the module docstring); ``shot``: :func:`frames_key` of
+    ``clip`` when the caller has it already (the frames are read once)."""
     digest = hashlib.sha256()
     model = session.model
     digest.update(json.dumps({"model": model.describe(), "device": str(model.device), "precision": model.precision,
@@ -81,7 +82,7 @@ def run_key(session, clip, first, direction, start, end):
             digest.update(json.dumps({name: state.meta()}, sort_keys=True, default=str).encode())
             for key in sorted(state.tensors):
                 _tensor(digest, state.tensors[key])
-    _frames(digest, clip)
+    digest.update((shot or frames_key(clip)).encode())
     return digest.hexdigest()[:32]
 
 
@@ -122,11 +123,11 @@ def cancel_between_frames(progress, cancel):
 class ResumableRun:
     """One Propagate run over clip frames ``[start, end)`` in its own folder: :meth:`run` resumes
     from the folder's checkpoint when there is one. ``resumed_at``: frames of work the run did
-    not do again (0 for a fresh start)."""
+    not do again (0 for a fresh start). ``shot``: :func:`frames_key` of ``clip``, if known."""
 
-    def __init__(self, session, clip, first, direction, start, end):
+    def __init__(self, session, clip, first, direction, start, end, shot=None):
         self.args = (session, clip, first, direction, start, end)
-        self.folder = runs_root() / run_key(session, clip, first, direction, start, end)
+        self.folder = runs_root() / run_key(session, clip, first, direction, start, end, shot)
         self.resumed_at = 0
         self.record = None  # the finished run's RunRecord
 

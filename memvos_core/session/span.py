@@ -205,7 +205,7 @@ def propagate_spans(record, session, frames, progress=None, cancel=None, store=N
     done = 0
     for job in jobs:
         step = (lambda d, _t, offset=done: progress(offset + d, total)) if progress is not None else None
-        _, _ = job.run(step, cancel)
+        job.run(step, cancel)
         done += job.total
         states.update({key: (state, now) for key, state in job.key_states.items()})
         for name in PASSES:
