@@ -106,9 +106,9 @@ class Shot:
         byte), ``"exact"`` the whole range. The first call, or one the span rule cannot serve
         (another range, settings or set of objects), runs the whole range. ``stale``: the frame
         ranges kept from an earlier run. Returns the result."""
-        from .session.span import propagate_recorded, propagate_spans, why_not_span
-        if rerun not in ("span", "exact"):
-            raise ShotError(f"rerun {rerun!r} is not span or exact")
+        from .session.span import RERUN, propagate_recorded, propagate_spans, why_not_span
+        if rerun not in RERUN:
+            raise ShotError(f"rerun {rerun!r} is not one of {', '.join(RERUN)}")
         n = len(self.frames)
         lo, hi = 0 if start is None else max(0, int(start)), n if end is None else min(n, int(end))
         record = getattr(self, "record", None)

@@ -18,9 +18,7 @@ from .propagation_runs import ResumableRun, frames_key, span_run
 from .routes import publish_masks
 from .session_nodes import check_session
 from ..memvos_core.session import DIRECTIONS
-from ..memvos_core.session.span import why_not_span
-
-RERUN = ("span", "exact")
+from ..memvos_core.session.span import RERUN, why_not_span
 
 
 PREVIEW_BAR_PIXELS = 8_000_000  # source pixels whose preview takes about a second (~9 frames of 720p)

@@ -34,6 +34,8 @@ from .propagation import PASSES, Propagation, setup_differences, within
 from .result import RESULT_AREA, PropagationResult
 from .store import ResultStore
 
+RERUN = ("span", "exact")  # what runs again after a keyframe fix: the affected spans, or the whole range
+
 
 def changed_objects(old, new):
     """``{frame: {object ids}}`` whose annotation differs between two keyframe sequences."""
@@ -225,5 +227,5 @@ def propagate_recorded(session, frames, first_frame_index=0, direction="both", s
     return out, result, RunRecord.of(job, out)
 
 
-__all__ = ["RunRecord", "affected_spans", "changed_objects", "outside", "propagate_recorded", "propagate_spans",
+__all__ = ["RERUN", "RunRecord", "affected_spans", "changed_objects", "outside", "propagate_recorded", "propagate_spans",
            "why_not_span"]
