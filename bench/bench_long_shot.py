@@ -50,7 +50,7 @@ from memvos_core.session import PropagationCancelled, Session  # noqa: E402
 from memvos_core.command.streaming import propagate_to_folder  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_session_memory import rss_mib  # noqa: E402
+from host_memory import rss_mib  # noqa: E402
 
 WIDTH, HEIGHT = 854, 480   # the direction and equality benchmarks' video
 MIB = 1024 * 1024

@@ -31,7 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from bench_session_memory import rss_mib, state_bytes  # noqa: E402
+from bench_session_memory import state_bytes  # noqa: E402
+from host_memory import rss_mib  # noqa: E402
 from comfy_stand_ins import ComfyStandIns, link_weights  # noqa: E402
 from pack_loader import pack_for_tests  # noqa: E402
 from workflow_executor import Executor  # noqa: E402

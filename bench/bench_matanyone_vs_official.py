@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_vs_official import clocks, make_clip, run_in_lockstep  # noqa: E402
+from host_memory import peak_rss_mib  # noqa: E402
 from memvos_core.config import MemoryConfig  # noqa: E402
 from memvos_core.families.matanyone.synthetic import synthetic_matanyone_state_dict  # noqa: E402
 from memvos_core.runtime.model import load_model  # noqa: E402
@@ -172,12 +172,12 @@ def official_memory_child(args):
         Image.fromarray((labels0.numpy() == 1).astype(np.uint8) * 255).save(os.path.join(work, "mask.png"))
         network = official_network(official, state_dict)
         del frames, state_dict
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        before = peak_rss_mib()
         core = InferenceCore(network, cfg=cfg, device="cpu")
         with torch.inference_mode():
             core.process_video(os.path.join(work, "shot"), os.path.join(work, "mask.png"),
                                output_path=os.path.join(work, "out"), n_warmup=N_WARMUP)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_rss_mib()
     print(json.dumps({"frames": n, "peak_rss_mib": peak, "before_mib": before}))
 
 

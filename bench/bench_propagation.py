@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_engine import moving_clip  # noqa: E402
+from host_memory import peak_rss_mib, reset_peak  # noqa: E402
 from memvos_core import InferenceEngine, MemoryConfig, load_network  # noqa: E402
 from memvos_core.config import MEMORY_MODES  # noqa: E402
 from memvos_core.runtime.frames import normalize, resize_image, resize_mask  # noqa: E402
@@ -144,11 +145,7 @@ def reset_peaks(device):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-    try:  # "5" resets VmHWM to the current RSS (Linux)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+    reset_peak()
     if torch.device(device).type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -156,13 +153,7 @@ def reset_peaks(device):
 
 
 def peaks(device):
-    host = float("nan")
-    try:
-        with open("/proc/self/status") as f:
-            host = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
-    except (OSError, StopIteration):
-        import resource
-        host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    host = peak_rss_mib()
     dev = torch.cuda.max_memory_allocated(device) / 2**20 if torch.device(device).type == "cuda" else None
     return host, dev
 

@@ -33,20 +33,14 @@ import time
 import numpy as np
 import torch
 
+from host_memory import rss_mib
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "sam2_parity")
 CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 HEIGHT, WIDTH = 480, 854
 WARMUP = 2
-
-
-def rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def clocks():

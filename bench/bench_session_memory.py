@@ -15,18 +15,11 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from host_memory import rss_mib  # noqa: E402
 from memvos_core.config import MemoryConfig  # noqa: E402
 from memvos_core.runtime.model import load_model  # noqa: E402
 from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
 from memvos_core.session import Session  # noqa: E402
-
-
-def rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class LazyShot:
