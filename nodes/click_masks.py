@@ -4,11 +4,17 @@ editor's route.
     GET /memvos/click?token=T&frame=N&prompt={"points": [[x, y, 1]], "box": [x0, y0, x1, y1]}
         -> JSON {"masks": [PNG base64, ...], "scores": [...], "best": i, "weights": name,
                  "width": W, "height": H}
+    GET /memvos/click?token=T&frame=N&prepare=1
+        -> JSON {"ready": true, "weights": name, "width": W, "height": H}
 
 The token is a Keyframes node's shot token (the one /memvos/frame serves). A lone click gives three
 candidates (whole, part, subpart) for the editor to offer; more clicks or a box give one. The
 network is the session's model when it is SAM 2.1, else any SAM 2.1 file in models/memvos, so
 clicks work whichever family propagates. Frame embeddings are cached per shot token and frame.
+The embedding is the slow part of a click (seconds on a CPU, the decoder is a fraction of a
+second), so the editor asks for it with ``prepare`` when the click tool meets a frame, before the
+artist's first click there; a click that comes while it is computed waits for it, never computes
+it twice.
 """
 import base64
 import io
@@ -97,15 +103,21 @@ def click_response(query):
     if error:
         return error
     _, held, index = found
-    try:
-        prompt = json.loads(str(query.get("prompt", "")))
-    except (json.JSONDecodeError, RecursionError):
-        return _error(400, 'prompt is not JSON: send {"points": [[x, y, 1]], "box": [x0, y0, x1, y1]}')
+    prepare = bool(query.get("prepare"))
+    if not prepare:
+        try:
+            prompt = json.loads(str(query.get("prompt", "")))
+        except (json.JSONDecodeError, RecursionError):
+            return _error(400, 'prompt is not JSON: send {"points": [[x, y, 1]], "box": [x0, y0, x1, y1]}')
     try:
         segmenter, name = click_segmenter(held["session"])
     except NoClickWeights as exc:
         return _error(409, str(exc))
     frames = held["frames"]
+    if prepare:
+        height, width = segmenter.embedding((query.get("token"), index), lambda: frame_pixels(frames, index)).frame_hw
+        body = {"ready": True, "weights": name, "width": int(width), "height": int(height)}
+        return 200, "application/json", json.dumps(body).encode()
     try:
         masks, scores, best = segmenter.candidates((query.get("token"), index), lambda: frame_pixels(frames, index),
                                                    prompt)

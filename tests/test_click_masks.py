@@ -70,6 +70,11 @@ def click(shot, frame, prompt):
     return status, json.loads(body)
 
 
+def prepare(shot, frame):
+    status, _, body = click_masks.click_response({"token": shot["token"], "frame": str(frame), "prepare": "1"})
+    return status, json.loads(body)
+
+
 def decoded(body):
     return torch.stack([torch.from_numpy(np.array(Image.open(io.BytesIO(base64.b64decode(m)))) > 127)
                         for m in body["masks"]])
@@ -79,6 +84,8 @@ def test_click_without_sam2_weights_says_how_to_get_them(shot):
     status, body = click(shot, 0, {"points": [[40, 46, 1]]})
     assert status == 409
     assert "sam2.1_hiera_tiny.pt" in body["error"] and "models/memvos" in body["error"]
+    status, body = prepare(shot, 0)
+    assert status == 409 and "models/memvos" in body["error"], "the editor learns it when it picks the tool"
 
 
 def test_click_route_gives_the_image_path_masks_and_embeds_a_frame_once(comfy, shot, image_path):
@@ -104,6 +111,20 @@ def test_click_route_gives_the_image_path_masks_and_embeds_a_frame_once(comfy, s
             assert body["best"] == int(torch.argmax(reference[f"predict{i}/iou_predictions"]))
         segmenter = segmenter or next(iter(click_core._LOADED.values()))
     assert segmenter.embedded == 1  # four clicks, one embedding (other frames: the LRU test below)
+
+
+def test_click_prepare_embeds_a_frame_ahead_of_its_first_click(shot):
+    """The editor asks for a frame's embedding when the click tool meets it (the seconds of a first
+    click on a CPU are spent before the artist clicks); the click then only decodes."""
+    segmenter = next(iter(click_core._LOADED.values()))  # the route's, loaded by the test above
+    before = segmenter.embedded
+    status, body = prepare(shot, 1)
+    assert status == 200 and body == {"ready": True, "weights": "sam2.1_hiera_tiny.safetensors",
+                                      "width": 187, "height": 109}
+    assert segmenter.embedded == before + 1
+    assert prepare(shot, 1)[0] == 200 and click(shot, 1, {"points": [[40, 46, 1]]})[0] == 200
+    assert segmenter.embedded == before + 1, "asked again and clicked: no second embedding"
+    assert prepare(shot, 9)[0] == 404
 
 
 def test_click_refuses_bad_prompts_with_one_line(shot):

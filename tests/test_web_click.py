@@ -94,7 +94,11 @@ def expected(shot, points, labs, box, chosen=None):
 def test_click_tool_adds_subtracts_boxes_and_accepts_with_real_mouse_events(page, shot):
     settle(page)
     page.evaluate(f"{EDITOR}.act(['tool', 'click'])")
+    page.evaluate(f"async () => {{ await {EDITOR}.clickTool.ready; }}")
+    segmenter = next(iter(PACK.memvos_core.ops.click._LOADED.values()))
+    assert segmenter.embedded == 1, "choosing the tool has the server embed the frame before the first click"
     click(page, 40, 46)
+    assert segmenter.embedded == 1, "the first click found the frame embedded"
     points, labs, box, chosen = sent(page)
     assert labs == [1] and box is None
     first = expected(shot, points, labs, box)

@@ -19,7 +19,24 @@ export function createClickTool(host) {
   let prompt = null; // {frame, id, points: [[x, y, label]], box, before: Uint8Array, masks, scores, chosen}
   let press = null;
   let request = 0;
-  const tool = { press: () => press, prompt: () => prompt, down, move, up, accept, cancel, cycle, settled: Promise.resolve() };
+  let prepared = null; // "token/frame" whose embedding the server was asked for
+  const tool = { press: () => press, prompt: () => prompt, down, move, up, accept, cancel, cycle, prepare,
+    settled: Promise.resolve(), ready: Promise.resolve() };
+
+  // The frame's embedding is most of a first click's time (seconds on a CPU): ask for it as soon as
+  // the tool meets a frame, so that the first click there waits only for the mask decoder.
+  function prepare() {
+    const token = host.token();
+    const frame = host.frame();
+    const key = `${token}/${frame}`;
+    if (!token || key === prepared) return tool.ready;
+    prepared = key;
+    tool.ready = host.server.clickPrepare(token, frame).catch((err) => {
+      if (prepared === key) prepared = null; // asked again next time (weights added, run again)
+      if (host.frame() === frame) host.status(err?.message ?? String(err));
+    });
+    return tool.ready;
+  }
 
   function down(x, y, clientX, clientY, negative) {
     press = { x, y, clientX, clientY, negative };

@@ -1,6 +1,6 @@
 // The shot and its frames: going to a frame (its painting, its source image, its reference
 // outline), the few decoded frames kept, a new run of the node, and the frame-stepping actions.
-import { cancelTools, colours, keyframeFrames } from "./editor_state.js";
+import { cancelTools, colours, keyframeFrames, toolShown } from "./editor_state.js";
 import { errorText, redraw, setMessage, setStatus, showMessage } from "./editor_display.js";
 import { updateSide } from "./editor_objects.js";
 import { frameCount, neighbour } from "./editor_timeline.js";
@@ -113,6 +113,7 @@ export function goTo(ed, frame) {
     view.paintLabels(entry.labels, colours(ed));
     updateSide(ed);
     redraw(ed);
+    toolShown(ed);
     try {
       view.frame = await frameBitmap(ed, frameNow);
       if (mine === ed.serial) showMessage(ed, "");

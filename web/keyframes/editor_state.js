@@ -66,3 +66,8 @@ export function keyframeFrames(ed) {
 export function cancelTools(ed, except = null) {
   for (const [name, tool] of ed.tools) if (name !== except) tool.cancel?.();
 }
+
+// The chosen tool meets the frame shown (the click tool has the server embed it ahead of a click).
+export function toolShown(ed) {
+  ed.tools.get(ed.state.tool)?.shown?.();
+}

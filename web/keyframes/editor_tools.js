@@ -1,5 +1,5 @@
 // Choosing the tool and the brush size; the tools themselves are in tools/ (registry: tools/index.js).
-import { brushRadius, cancelTools } from "./editor_state.js";
+import { brushRadius, cancelTools, toolShown } from "./editor_state.js";
 import { redraw } from "./editor_display.js";
 import { TOOLS } from "./tools/index.js";
 
@@ -13,6 +13,7 @@ export function setTool(ed, name) {
   cancelTools(ed, name);
   ed.state.tool = name;
   for (const b of ed.parts.tools) b.classList.toggle("active", b.dataset.tool === name);
+  if (ed.current) toolShown(ed);
 }
 
 export function setSize(ed, size) {

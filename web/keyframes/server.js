@@ -51,6 +51,13 @@ export function createServer(api) {
       return response.json();
     },
 
+    // Compute frame `frame`'s click embedding ahead of the first click: {ready, weights, width, height}.
+    async clickPrepare(token, frame) {
+      const response = await get(api, `/memvos/click?${query({ token, frame, prepare: 1 })}`,
+        `getting frame ${frame} ready for clicks`);
+      return response.json();
+    },
+
     // A keyframe file ("memvos/name.png", relative to the input folder).
     async keyframe(file) {
       const { subfolder, filename } = splitFile(file);

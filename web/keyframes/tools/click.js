@@ -41,6 +41,7 @@ export const click = {
         return redraw(ed);
       },
       cancel: () => machine.cancel(),
+      shown: () => machine.prepare(),
       busy: () => Boolean(machine.prompt()),
       actions: { acceptClick, cycleClick: () => machine.cycle() },
       api: { clickTool: machine },

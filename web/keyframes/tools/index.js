@@ -10,6 +10,7 @@
 //   move(x, y, event), up(x, y, event)  the same press moving and let go
 //   cursorRadius()  the pointer's circle, in source pixels (default half a pixel)
 //   erases  true for a tool that erases with the left button too
+//   shown()  the tool was chosen or a frame was shown with it chosen: get ready for that frame
 //   cancel()  drop what is not an edit yet (on another tool, frame, object, undo, save);  busy()  has such a thing
 //   actions: {name: (argument) => ...}  actions of its own (keys above, editor.act)
 //   api: {...}  objects published on the editor object (editor.clickTool)
