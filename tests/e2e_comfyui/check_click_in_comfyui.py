@@ -239,24 +239,32 @@ def add_arguments(parser):
     parser.add_argument("--latency-json", help="write the latencies here")
 
 
+def ensure_sam2(base):
+    """SAM 2.1 tiny with generated weights in ``base``/models/memvos, unless a SAM 2.1 file is there."""
+    sam2 = Path(base) / "models" / "memvos" / SAM2_NAME
+    if not any(p.name.startswith("sam2") for p in sam2.parent.glob("*")):
+        sam2.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-c",
+                        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/tests'];"
+                        "from safetensors.torch import save_file; from sam2_fixture import generated_state;"
+                        "save_file({k: v.contiguous() for k, v in generated_state().items()}, sys.argv[2])",
+                        str(ROOT), str(sam2)], check=True)
+
+
+def copy_into_input(base, path):
+    """``path`` copied into ``base``/input (once); returns its name there."""
+    path = Path(path)
+    target = Path(base) / "input" / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        shutil.copyfile(path, target)
+    return path.name
+
+
 def main():
     def browser(report, url, args):
-        base = Path(args.base_dir)
-        sam2 = base / "models" / "memvos" / SAM2_NAME
-        if not any(p.name.startswith("sam2") for p in sam2.parent.glob("*")):
-            sam2.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, "-c",
-                            "import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/tests'];"
-                            "from safetensors.torch import save_file; from sam2_fixture import generated_state;"
-                            "save_file({k: v.contiguous() for k, v in generated_state().items()}, sys.argv[2])",
-                            str(ROOT), str(sam2)], check=True)
-        args.video_names = []
-        for video in map(Path, args.video):
-            target = base / "input" / video.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
-                shutil.copyfile(video, target)
-            args.video_names.append(video.name)
+        ensure_sam2(args.base_dir)
+        args.video_names = [copy_into_input(args.base_dir, video) for video in args.video]
         return run_browser(report, url, args)
     return run_check(__doc__, browser, "/tmp/memvos_click/base", add_arguments=add_arguments)
 

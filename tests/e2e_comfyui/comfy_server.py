@@ -142,6 +142,7 @@ def run_check(description, run_browser, base_default, server_checks=None, add_ar
     try:
         if args.comfyui:
             proc, url, log_path = start_server(args.comfyui, args.python, args.base_dir)
+            args.server_log = str(log_path)
         else:
             url, log_path = args.url.rstrip("/"), args.server_log
         check_server(report, url, log_path)
