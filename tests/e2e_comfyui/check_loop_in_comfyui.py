@@ -22,6 +22,7 @@ hatch the kept frames and say so in its frame counter. Screenshots: the prefille
 fix, the player after the second run (on a kept frame).
 """
 import json
+import os
 import re
 import sys
 import time
@@ -41,9 +42,11 @@ WORKFLOW = ROOT / "examples_workflows" / "memvos_5_long_shot_from_video.json"
 PANEL = "window.app.graph.getNodeById({id}).memvosKeyframes.panel.element"
 SHOT_WIDTH = 960  # editor screenshots are scaled to this width (docs/ pictures stay small)
 
-# Propagate's progress as the websocket reports it, per prompt run.
-JS_PROGRESS = """(id) => { const api = window.comfyAPI.api.api; window.__progress = [];
-  api.addEventListener('progress', (e) => { if (String(e.detail?.node) === String(id)) window.__progress.push([e.detail.value, e.detail.max]); }); }"""
+# Propagate's progress as the websocket reports it, and when each node started (ms), per run.
+JS_PROGRESS = """(id) => { const api = window.comfyAPI.api.api; window.__progress = []; window.__started = [];
+  api.addEventListener('progress', (e) => { if (String(e.detail?.node) === String(id)) window.__progress.push([e.detail.value, e.detail.max, performance.now()]); });
+  api.addEventListener('executing', (e) => window.__started.push([String(e.detail?.node ?? e.detail), performance.now()]));
+  api.addEventListener('execution_success', () => window.__started.push(['done', performance.now()])); }"""
 
 JS_STALE = """async (id) => {
   const p = window.app.graph.getNodeById(id).memvosPlayer; await p.loading; await p.settled();
@@ -54,10 +57,23 @@ JS_STALE = """async (id) => {
           frame: p.state.frame, token: p.entry?.masks_token ?? null, numFrames: p.manifest?.numFrames ?? 0};
 }"""
 
-JS_SEEK = """([id, frame]) => { const s = window.app.graph.getNodeById(id).memvosPlayer.element.querySelector('.memvos-scrub');
-  s.value = String(frame); s.dispatchEvent(new Event('input')); }"""
 
 JS_SPEC = "(id) => JSON.parse(window.app.graph.getNodeById(id).widgets.find((w) => w.name === 'keyframes').value)"
+
+
+async def seek(page, prop, frame):
+    """The player to ``frame`` with the mouse: a click on the slider there, then the step buttons."""
+    player = f"window.app.graph.getNodeById({prop}).memvosPlayer"
+    scrub = await page.evaluate_handle(f"() => {player}.element.querySelector('.memvos-scrub')")
+    box = await scrub.bounding_box()
+    count = await page.evaluate(f"() => {player}.manifest.numFrames")
+    await page.mouse.click(box["x"] + box["width"] * (frame + 0.5) / count, box["y"] + box["height"] / 2)
+    for _ in range(count):
+        now = await page.evaluate(f"() => {player}.state.frame")
+        if now == frame:
+            return
+        await (await page.evaluate_handle(f"() => {player}.element.querySelector('{'.memvos-forward' if now < frame else '.memvos-back'}')")).click()
+    raise AssertionError(f"the player did not reach frame {frame}")
 
 
 def log_tail(path, start):
@@ -70,14 +86,19 @@ def propagate_lines(text):
     return [line.strip() for line in text.splitlines() if "MemVOS Propagate:" in line]
 
 
+def bars_of(progress):
+    """Each progress bar in turn, ``[steps, seconds from its first update to its last]``, from the
+    websocket's (value, max, ms) updates."""
+    bars, last = [], 0
+    for value, top, ms in progress:
+        if not bars or top != bars[-1][0] or value < last:
+            bars.append([top, ms, ms])
+        bars[-1][2], last = ms, value
+    return [[top, round((t1 - t0) / 1000, 1)] for top, t0, t1 in bars]
+
+
 def bar_sizes(progress):
-    """The steps of each progress bar in turn, from the websocket's (value, max) updates."""
-    sizes, last = [], 0
-    for value, top in progress:
-        if not sizes or top != sizes[-1] or value < last:
-            sizes.append(top)
-        last = value
-    return sizes
+    return [top for top, _ in bars_of(progress)]
 
 
 def executed_seconds(text):
@@ -114,16 +135,54 @@ async def setup_graph(page, args, source):
     return ids
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of process ``pid`` so far (None when it is not known)."""
+    if not pid:
+        return None
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def queue(page, args, prop_id):
-    """Queue Propagate and what feeds it (or the whole workflow); wait. -> (event, seconds)."""
-    await page.evaluate("() => { window.__progress = []; window.__kf.done = []; }")
-    started = time.time()
+    """Queue Propagate and what feeds it (or the whole workflow); wait. -> {event, detail, wall_s,
+    propagate_s (its node's start to the next node's or the end, from the websocket), cpu_s (the
+    server process), server_s (its "Prompt executed in"), log (its new lines), progress}."""
+    await page.evaluate("() => { window.__progress = []; window.__started = []; window.__kf.done = []; }")
+    at = log_tail(args.server_log, 0)[1]
+    cpu0, started = cpu_seconds(args.server_pid), time.time()
     if args.whole_graph:
         await page.evaluate("() => window.app.queuePrompt(0)")
     else:
         await page.evaluate("(id) => window.app.queuePrompt(0, 1, [String(id)])", prop_id)
     done = await wait_done(page, args.timeout)
-    return done, time.time() - started
+    wall = time.time() - started
+    for _ in range(50):  # the server logs the prompt's time just after it reports success
+        text = log_tail(args.server_log, at)[0]
+        if "Prompt executed in" in text or done[0] != "execution_success":
+            break
+        await settle(page, 100)
+    cpu1 = cpu_seconds(args.server_pid)
+    marks = await page.evaluate("() => window.__started")
+    mine = next((i for i, (node, _) in enumerate(marks) if node == str(prop_id)), None)
+    own = (marks[mine + 1][1] - marks[mine][1]) / 1000 if mine is not None and mine + 1 < len(marks) else None
+    return {"event": done[0], "detail": done[1], "wall_s": wall, "propagate_s": own, "server_s": executed_seconds(text),
+            "cpu_s": None if cpu0 is None else cpu1 - cpu0, "log": text,
+            "progress": await page.evaluate("() => window.__progress")}
+
+
+def run_text(run):
+    """How long a run took, for the report."""
+    cpu = "" if run["cpu_s"] is None else f", server CPU {run['cpu_s']:.1f} s"
+    own = "?" if run["propagate_s"] is None else f"{run['propagate_s']:.1f}"
+    return (f"{run['event']} in {run['wall_s']:.1f} s (server: {run['server_s']} s{cpu}; Propagate {own} s); "
+            f"Propagate's bars [steps, s] {bars_of(run['progress'])} in {len(run['progress'])} updates")
+
+
+def timing_row(mode, name, run):
+    return {"pass": mode, "run": name, "wall_s": round(run["wall_s"], 1), "server_s": run["server_s"],
+            "cpu_s": None if run["cpu_s"] is None else round(run["cpu_s"], 1),
+            "propagate_s": None if run["propagate_s"] is None else round(run["propagate_s"], 1),
+            "bars": bars_of(run["progress"])}
 
 
 async def paint_keyframes(page, report, tag, kf, shot, frames):
@@ -184,20 +243,15 @@ async def run_mode(p, report, url, args, vue, source, timings):
         report.check(tag + "Load frames gives the editor the shot", done[0] == "execution_success" and shot,
                      f"{done[0]}; {shot and (shot['numFrames'], shot['width'], shot['height'])}" + ("" if shot else done[1][:300]))
         painted = await paint_keyframes(page, report, tag, kf, shot, key_frames)
-        at = log_tail(args.server_log, 0)[1]
-        done, took = await queue(page, args, prop)
-        text, at = log_tail(args.server_log, at)
-        progress = await page.evaluate("() => window.__progress")
+        run = await queue(page, args, prop)
         first = await page.evaluate(JS_STALE, prop)
         state = await page.evaluate(JS_PLAYER_STATE, prop)
         report.check(tag + f"first run: success, the player shows {end} frames, nothing hatched",
-                     done[0] == "execution_success" and first["numFrames"] == end and first["stale"] == [] and not first["bands"]
-                     and state["drawnFrame"] == state["frame"] and bar_sizes(progress)[:1] == [end],
-                     f"{done[0]} in {took:.1f} s (server: {executed_seconds(text)} s); {first['numFrames']} frames; "
-                     f"Propagate's bars of {bar_sizes(progress)} steps in {len(progress)} updates; log {propagate_lines(text)}"
-                     + ("" if done[0] == "execution_success" else f": {done[1][:400]}"))
-        timings.append({"pass": mode, "run": "first (whole range)", "wall_s": round(took, 1), "server_s": executed_seconds(text),
-                        "bars": bar_sizes(progress)})
+                     run["event"] == "execution_success" and first["numFrames"] == end and first["stale"] == []
+                     and not first["bands"] and state["drawnFrame"] == state["frame"] and bar_sizes(run["progress"])[:1] == [end],
+                     f"{run_text(run)}; {first['numFrames']} frames; log {propagate_lines(run['log'])}"
+                     + ("" if run["event"] == "execution_success" else f": {run['detail'][:400]}"))
+        timings.append(timing_row(mode, "first (whole range)", run))
         token1 = first["token"]
         kept_sample = [0, lo // 2, lo - 1, hi + 1, end - 1]
         before = {f: await fetch_labels(page, token1, f) for f in kept_sample + [fix]}
@@ -209,14 +263,14 @@ async def run_mode(p, report, url, args, vue, source, timings):
         # 2. Fix this frame: the player on the frame between two keyframes, a real click on the button.
         await page.evaluate(JS_FRAME_NODES, [[prop], 1.0])
         await settle(page)
-        await page.evaluate(JS_SEEK, [prop, fix])
+        await seek(page, prop, fix)
         await (await page.evaluate_handle(f"(id) => window.app.graph.getNodeById(id).memvosPlayer.element.querySelector('.memvos-pick')", prop)).click()
         await editor_settle(page, kf)
         opened = await page.evaluate(f"() => {{ const ed = {EDITOR.format(id=kf)}; return {{open: ed.state.open, frame: ed.state.frame, "
                                      "status: ed.element.querySelector('.memvos-ed-status')?.textContent ?? '', "
                                      f"tentative: !!ed.entries.get({fix})?.tentative}}; }}")
         prefilled = as_array(await page.evaluate(JS_LABELS, [kf, fix]))
-        report.check(tag + f"Fix this frame (a click in the player on frame {fix}) opens the editor prefilled with the propagated mask",
+        report.check(tag + f"the player taken to frame {fix} with the mouse, then a click on Fix this frame opens the editor prefilled with the propagated mask",
                      opened["open"] and opened["frame"] == fix and isinstance(before[fix], np.ndarray)
                      and np.array_equal(prefilled, before[fix]) and opened["tentative"],
                      f"{ {k: opened[k] for k in ('open', 'frame', 'tentative')} }; object 1: {int((prefilled == 1).sum())} px; "
@@ -255,22 +309,18 @@ async def run_mode(p, report, url, args, vue, source, timings):
                      and np.array_equal(saved, fixed), json.dumps([(k["frame"], k["file"][-22:], k["objects"]) for k in spec["keyframes"]]))
 
         # 4. Queue again: only the span runs; the player shows the new result, the kept frames hatched.
-        done, took = await queue(page, args, prop)
-        text, at = log_tail(args.server_log, at)
-        progress = await page.evaluate("() => window.__progress")
-        lines = propagate_lines(text)
+        run = await queue(page, args, prop)
+        lines = propagate_lines(run["log"])
         want = f"propagated again only frames {lo}..{hi} (rerun = span)"
         report.check(tag + f"second run: the server log says only frames {lo}..{hi} ran again",
-                     done[0] == "execution_success" and any(want in line for line in lines),
-                     f"{done[0]} in {took:.1f} s (server: {executed_seconds(text)} s); log {lines}"
-                     + ("" if done[0] == "execution_success" else f": {done[1][:400]}"))
-        bars = bar_sizes(progress)
+                     run["event"] == "execution_success" and any(want in line for line in lines),
+                     f"{run_text(run)}; log {lines}" + ("" if run["event"] == "execution_success" else f": {run['detail'][:400]}"))
+        bars = bar_sizes(run["progress"])
         report.check(tag + "second run: Propagate's progress bar (websocket) counts the span's frames",
                      bars and bars[0] == hi - lo + 1,
-                     f"bars of {bars} steps in {len(progress)} updates (the propagation, then the preview pages; "
+                     f"bars of {bars} steps in {len(run['progress'])} updates (the propagation, then the preview pages; "
                      f"span {lo}..{hi}: {hi - lo + 1} frames)")
-        timings.append({"pass": mode, "run": f"after the fix (span {lo}..{hi})", "wall_s": round(took, 1),
-                        "server_s": executed_seconds(text), "bars": bars})
+        timings.append(timing_row(mode, f"after the fix (span {lo}..{hi})", run))
         second = await page.evaluate(JS_STALE, prop)
         want_stale = [{"frame": 0, "count": lo}, {"frame": hi + 1, "count": end - hi - 1}]
         report.check(tag + "the player marks the kept frames (manifest and hatched bands on the timeline)",
@@ -282,9 +332,11 @@ async def run_mode(p, report, url, args, vue, source, timings):
         report.check(tag + "the kept frames are the first run's byte for byte; the fixed frame is the fix",
                      same == kept_sample and isinstance(after[fix], np.ndarray) and np.array_equal(after[fix], fixed),
                      f"equal on {same} of {kept_sample}; frame {fix}: object 1 {int((after[fix] == 1).sum()) if isinstance(after[fix], np.ndarray) else after[fix]} px")
-        await page.evaluate(JS_SEEK, [prop, fix])
+        await page.evaluate(JS_FRAME_NODES, [[prop], 1.0])
+        await settle(page)
+        await seek(page, prop, fix)
         at_fix = await page.evaluate(JS_STALE, prop)
-        await page.evaluate(JS_SEEK, [prop, lo // 2])
+        await seek(page, prop, lo // 2)
         at_kept = await page.evaluate(JS_STALE, prop)
         state = await page.evaluate(JS_PLAYER_STATE, prop)
         report.check(tag + "the frame counter says which frames are from before the change",
@@ -320,9 +372,11 @@ async def run_browser(report, url, args):
                 await run_mode(p, report, url, args, vue, source, timings)
             except Exception as exc:  # report and go on with the next pass
                 report.check(f"[{'vue' if vue else 'classic'}, {source}] ran to the end", False, f"{type(exc).__name__}: {str(exc)[:800]}")
-    print("\nruns (queue to done as the page saw it; the server's 'Prompt executed in'; Propagate's progress bars' steps)")
+    print("\nruns: queue to done as the page saw it | the server's 'Prompt executed in' | the server process's CPU "
+          "| Propagate's node (websocket) | its progress bars [steps, s]")
     for t in timings:
-        print(f"{t['pass']:>22} | {t['run']:>26} | {t['wall_s']:>7} s | server {t['server_s']:>7} s | bars {t['bars']}")
+        print(f"{t['pass']:>22} | {t['run']:>28} | {t['wall_s']:>6} s | server {t['server_s']:>6} s | CPU {t['cpu_s']} s "
+              f"| Propagate {t['propagate_s']} s | bars {t['bars']}")
     if args.timings_json:
         Path(args.timings_json).write_text(json.dumps(timings, indent=1))
 
