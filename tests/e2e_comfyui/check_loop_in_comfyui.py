@@ -12,14 +12,16 @@ For the classic canvas and then (unless --no-vue) the Vue "Nodes 2.0" renderer, 
 first frames) in place of Load Video: load example 5, swap its video for --video, set Propagate's
 end_frame so that --frames frames run, empty the keyframe list; "Load frames", paint object 1
 with the brush on three keyframes (real mouse), save, queue Propagate (--whole-graph: the whole
-workflow). Then in Propagate's player go to a frame between two keyframes and press "Fix this
-frame" (a real click): the editor opens on that frame prefilled with the propagated mask; fix it
-with the click tool (a click, Enter; SAM 2.1 tiny with generated weights when models/memvos has
-none) and a brush stroke, close (saves), queue again. The second run must propagate only the
-span between the neighbouring keyframes (the server's log line, the progress the websocket
-reports), keep every other frame byte for byte, show the fix on its frame, and the player must
-hatch the kept frames and say so in its frame counter. Screenshots: the prefilled editor, the
-fix, the player after the second run (on a kept frame).
+workflow). Then, for each of --fix-frames in turn (the loop repeated): in Propagate's player go to
+the frame with the mouse and press "Fix this frame": the editor opens on that frame prefilled with
+the propagated mask; fix it with the click tool (a click, Enter; SAM 2.1 tiny with generated
+weights when models/memvos has none) and a brush stroke, close (saves), queue again. That run
+must propagate only the span between the neighbouring keyframes (the server's log line, the
+progress bar the websocket reports), keep every other frame byte for byte, show the fix on its
+frame, and the player must hatch the kept frames and say so in its frame counter. Screenshots of
+the first fix: the prefilled editor and the fix (the video passes), the player after its run on
+a kept frame. Each run's wall time, the server process's CPU time and Propagate's own time are
+printed at the end.
 """
 import json
 import os
@@ -214,9 +216,6 @@ async def run_mode(p, report, url, args, vue, source, timings):
     prefix = f"comfyui_{'vue_' if vue else ''}loop_{'' if source == 'video' else 'frames_'}"
     shots = Path(args.shots)
     key_frames = args.keyframes
-    fix = args.fix_frame
-    lo = max(f for f in key_frames if f < fix)
-    hi = min(f for f in key_frames if f > fix)
     end = args.frames
     browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     page = await browser.new_page(viewport=VIEWPORT)
@@ -252,103 +251,14 @@ async def run_mode(p, report, url, args, vue, source, timings):
                      f"{run_text(run)}; {first['numFrames']} frames; log {propagate_lines(run['log'])}"
                      + ("" if run["event"] == "execution_success" else f": {run['detail'][:400]}"))
         timings.append(timing_row(mode, "first (whole range)", run))
-        token1 = first["token"]
-        kept_sample = [0, lo // 2, lo - 1, hi + 1, end - 1]
-        before = {f: await fetch_labels(page, token1, f) for f in kept_sample + [fix]}
-        keys_back = {f: await fetch_labels(page, token1, f) for f in key_frames}
+        keys_back = {f: await fetch_labels(page, first["token"], f) for f in key_frames}
         report.check(tag + "first run: Propagate's masks on the keyframes are the strokes",
                      all(isinstance(keys_back[f], np.ndarray) and np.array_equal(keys_back[f], painted[f]) for f in key_frames),
                      f"object 1 px on frames {key_frames}: {[int((keys_back[f] == 1).sum()) if isinstance(keys_back[f], np.ndarray) else keys_back[f] for f in key_frames]}")
-
-        # 2. Fix this frame: the player on the frame between two keyframes, a real click on the button.
-        await page.evaluate(JS_FRAME_NODES, [[prop], 1.0])
-        await settle(page)
-        await seek(page, prop, fix)
-        await (await page.evaluate_handle(f"(id) => window.app.graph.getNodeById(id).memvosPlayer.element.querySelector('.memvos-pick')", prop)).click()
-        await editor_settle(page, kf)
-        opened = await page.evaluate(f"() => {{ const ed = {EDITOR.format(id=kf)}; return {{open: ed.state.open, frame: ed.state.frame, "
-                                     "status: ed.element.querySelector('.memvos-ed-status')?.textContent ?? '', "
-                                     f"tentative: !!ed.entries.get({fix})?.tentative}}; }}")
-        prefilled = as_array(await page.evaluate(JS_LABELS, [kf, fix]))
-        report.check(tag + f"the player taken to frame {fix} with the mouse, then a click on Fix this frame opens the editor prefilled with the propagated mask",
-                     opened["open"] and opened["frame"] == fix and isinstance(before[fix], np.ndarray)
-                     and np.array_equal(prefilled, before[fix]) and opened["tentative"],
-                     f"{ {k: opened[k] for k in ('open', 'frame', 'tentative')} }; object 1: {int((prefilled == 1).sum())} px; "
-                     f"status {opened['status'][:90]!r}")
-        await settle(page, 300)
-        report.check(tag + "screenshot: the editor prefilled", True,
-                     await screenshot(page, shots / f"{prefix}prefilled.png", width=SHOT_WIDTH))
-
-        # 3. The fix: a click of the click tool (Enter accepts), then a brush stroke; close saves.
-        w, h = shot["width"], shot["height"]
-        await key(page, kf, "1")
-        await key(page, kf, "c")
-        clicked_at = time.time()
-        await page.mouse.click(*await page.evaluate(f"([x, y]) => {EDITOR.format(id=kf)}.sourceToClient(x, y)", [w * 0.5, h * 0.5]))
-        await page.wait_for_function(f"() => !!{EDITOR.format(id=kf)}.clickTool.prompt()?.masks", timeout=args.timeout * 1000, polling=200)
-        click_s = time.time() - clicked_at
-        await editor_settle(page, kf)
-        await key(page, kf, "Enter")
-        accepted = as_array(await page.evaluate(JS_LABELS, [kf, fix]))
-        await key(page, kf, "b")
-        await drag(page, kf, [(w * 0.1, h * 0.1), (w * 0.2, h * 0.15), (w * 0.3, h * 0.2)])
-        fixed = as_array(await page.evaluate(JS_LABELS, [kf, fix]))
-        report.check(tag + "the fix: a click (Enter accepts its mask) and a brush stroke change object 1 on the frame",
-                     not np.array_equal(accepted, prefilled) and (fixed == 1).sum() > (accepted == 1).sum()
-                     and set(np.unique(fixed)) <= {0, 1},
-                     f"object 1: prefilled {int((prefilled == 1).sum())} px, after the click {int((accepted == 1).sum())} px "
-                     f"(click answered in {click_s:.1f} s), after the stroke {int((fixed == 1).sum())} px")
-        await settle(page, 300)
-        report.check(tag + "screenshot: after the fix", True, await screenshot(page, shots / f"{prefix}fixed.png", width=SHOT_WIDTH))
-        await key(page, kf, "Escape")
-        spec = await page.evaluate(JS_SPEC, kf)
-        kfix = next((k for k in spec["keyframes"] if k["frame"] == fix), None)
-        saved = np.asarray(Image.open(Path(args.base_dir) / "input" / kfix["file"])) if kfix else None
-        report.check(tag + f"closing saves frame {fix} as a keyframe; the others are kept",
-                     sorted(k["frame"] for k in spec["keyframes"]) == sorted(key_frames + [fix]) and saved is not None
-                     and np.array_equal(saved, fixed), json.dumps([(k["frame"], k["file"][-22:], k["objects"]) for k in spec["keyframes"]]))
-
-        # 4. Queue again: only the span runs; the player shows the new result, the kept frames hatched.
-        run = await queue(page, args, prop)
-        lines = propagate_lines(run["log"])
-        want = f"propagated again only frames {lo}..{hi} (rerun = span)"
-        report.check(tag + f"second run: the server log says only frames {lo}..{hi} ran again",
-                     run["event"] == "execution_success" and any(want in line for line in lines),
-                     f"{run_text(run)}; log {lines}" + ("" if run["event"] == "execution_success" else f": {run['detail'][:400]}"))
-        bars = bar_sizes(run["progress"])
-        report.check(tag + "second run: Propagate's progress bar (websocket) counts the span's frames",
-                     bars and bars[0] == hi - lo + 1,
-                     f"bars of {bars} steps in {len(run['progress'])} updates (the propagation, then the preview pages; "
-                     f"span {lo}..{hi}: {hi - lo + 1} frames)")
-        timings.append(timing_row(mode, f"after the fix (span {lo}..{hi})", run))
-        second = await page.evaluate(JS_STALE, prop)
-        want_stale = [{"frame": 0, "count": lo}, {"frame": hi + 1, "count": end - hi - 1}]
-        report.check(tag + "the player marks the kept frames (manifest and hatched bands on the timeline)",
-                     second["stale"] == want_stale and [b[:2] for b in second["bands"]] == [[r["frame"], r["count"]] for r in want_stale]
-                     and all(b[2] for b in second["bands"]) and second["token"] != token1,
-                     f"stale {second['stale']}; bands {second['bands']}")
-        after = {f: await fetch_labels(page, second["token"], f) for f in kept_sample + [fix]}
-        same = [f for f in kept_sample if isinstance(after[f], np.ndarray) and np.array_equal(after[f], before[f])]
-        report.check(tag + "the kept frames are the first run's byte for byte; the fixed frame is the fix",
-                     same == kept_sample and isinstance(after[fix], np.ndarray) and np.array_equal(after[fix], fixed),
-                     f"equal on {same} of {kept_sample}; frame {fix}: object 1 {int((after[fix] == 1).sum()) if isinstance(after[fix], np.ndarray) else after[fix]} px")
-        await page.evaluate(JS_FRAME_NODES, [[prop], 1.0])
-        await settle(page)
-        await seek(page, prop, fix)
-        at_fix = await page.evaluate(JS_STALE, prop)
-        await seek(page, prop, lo // 2)
-        at_kept = await page.evaluate(JS_STALE, prop)
-        state = await page.evaluate(JS_PLAYER_STATE, prop)
-        report.check(tag + "the frame counter says which frames are from before the change",
-                     "from before the latest change" in at_kept["counter"] and at_kept["counterStale"]
-                     and "from before" not in at_fix["counter"] and not at_fix["counterStale"]
-                     and state["drawnFrame"] == lo // 2 and state["canvasStd"] > 5,
-                     f"frame {fix}: {at_fix['counter']!r}; frame {lo // 2}: {at_kept['counter']!r}")
-        box = await page.evaluate(JS_FRAME_NODES, [[prop], 1.0])
-        await page.mouse.move(VIEWPORT["width"] - 5, VIEWPORT["height"] // 2)
-        await settle(page)
-        report.check(tag + "screenshot: the player after the second run, on a kept (hatched) frame", True,
-                     await screenshot(page, shots / f"{prefix}player.png", box))
+        loop = {"kf": kf, "prop": prop, "shot": shot, "keyframes": list(key_frames), "end": end, "token": first["token"],
+                "mode": mode, "tag": tag, "prefix": prefix, "source": source}
+        for i, fix in enumerate(args.fix_frames):
+            await fix_and_run_again(page, report, args, loop, fix, i, timings)
     except Exception:
         await page.screenshot(path=str(shots / f"failed_loop_{prefix}.png"))
         raise
@@ -357,6 +267,121 @@ async def run_mode(p, report, url, args, vue, source, timings):
                 and ("memvos" in c[1].lower() or "memvos" in c[2].lower()) and "404" not in c[1]]
         report.check(tag + "no console errors or warnings from the extension", not ours, json.dumps(ours)[:400])
         await browser.close()
+
+
+def kept_ranges(lo, hi, end):
+    """The frames a span run over ``lo..hi`` keeps, as the player's stale ranges."""
+    return [r for r in ({"frame": 0, "count": lo}, {"frame": hi + 1, "count": end - hi - 1}) if r["count"] > 0]
+
+
+async def fix_and_run_again(page, report, args, loop, fix, round_no, timings):
+    """Fix this frame from the player (prefilled), fix with a click and a brush stroke, close (saves),
+    queue again: only the span between the neighbouring keyframes runs, the rest is kept and hatched."""
+    kf, prop, shot, end, tag, prefix = loop["kf"], loop["prop"], loop["shot"], loop["end"], loop["tag"], loop["prefix"]
+    shots = Path(args.shots)
+    pictures = round_no == 0 and loop["source"] == "video"  # the editor's pictures: once per renderer
+    lo = max((f for f in loop["keyframes"] if f < fix), default=0)
+    hi = min((f for f in loop["keyframes"] if f > fix), default=end - 1)
+    kept = kept_ranges(lo, hi, end)
+    sample = sorted({f for r in kept for f in (r["frame"], r["frame"] + r["count"] // 2, r["frame"] + r["count"] - 1)})
+    before = {f: await fetch_labels(page, loop["token"], f) for f in sample + [fix]}
+    tag = tag + f"fix {round_no + 1} (frame {fix}): "
+
+    # Fix this frame: the player taken to the frame with the mouse, a real click on the button.
+    await page.evaluate(JS_FRAME_NODES, [[prop], 1.0])
+    await settle(page)
+    await seek(page, prop, fix)
+    await (await page.evaluate_handle("(id) => window.app.graph.getNodeById(id).memvosPlayer.element.querySelector('.memvos-pick')", prop)).click()
+    await editor_settle(page, kf)
+    opened = await page.evaluate(f"() => {{ const ed = {EDITOR.format(id=kf)}; return {{open: ed.state.open, frame: ed.state.frame, "
+                                 "status: ed.element.querySelector('.memvos-ed-status')?.textContent ?? '', "
+                                 f"tentative: !!ed.entries.get({fix})?.tentative}}; }}")
+    prefilled = as_array(await page.evaluate(JS_LABELS, [kf, fix]))
+    report.check(tag + "the player taken to the frame with the mouse, then a click on Fix this frame opens the editor "
+                 "prefilled with the propagated mask", opened["open"] and opened["frame"] == fix
+                 and isinstance(before[fix], np.ndarray) and np.array_equal(prefilled, before[fix]) and opened["tentative"],
+                 f"{ {k: opened[k] for k in ('open', 'frame', 'tentative')} }; object 1: {int((prefilled == 1).sum())} px; "
+                 f"status {opened['status'][:90]!r}")
+    if pictures:
+        await settle(page, 300)
+        report.check(tag + "screenshot: the editor prefilled", True,
+                     await screenshot(page, shots / f"{prefix}prefilled.png", width=SHOT_WIDTH))
+
+    # The fix: a click of the click tool (Enter accepts), then a brush stroke; closing saves.
+    w, h = shot["width"], shot["height"]
+    await key(page, kf, "1")
+    await key(page, kf, "c")
+    clicked_at = time.time()
+    await page.mouse.click(*await page.evaluate(f"([x, y]) => {EDITOR.format(id=kf)}.sourceToClient(x, y)", [w * 0.5, h * 0.5]))
+    await page.wait_for_function(f"() => !!{EDITOR.format(id=kf)}.clickTool.prompt()?.masks", timeout=args.timeout * 1000, polling=200)
+    click_s = time.time() - clicked_at
+    await editor_settle(page, kf)
+    await key(page, kf, "Enter")
+    accepted = as_array(await page.evaluate(JS_LABELS, [kf, fix]))
+    await key(page, kf, "b")
+    await drag(page, kf, [(w * 0.1, h * 0.1), (w * 0.2, h * 0.15), (w * 0.3, h * 0.2)])
+    fixed = as_array(await page.evaluate(JS_LABELS, [kf, fix]))
+    report.check(tag + "a click (Enter accepts its mask) and a brush stroke change object 1 on the frame",
+                 not np.array_equal(accepted, prefilled) and (fixed == 1).sum() > (accepted == 1).sum()
+                 and set(np.unique(fixed)) <= {0, 1},
+                 f"object 1: prefilled {int((prefilled == 1).sum())} px, after the click {int((accepted == 1).sum())} px "
+                 f"(click answered in {click_s:.1f} s), after the stroke {int((fixed == 1).sum())} px")
+    if pictures:
+        await settle(page, 300)
+        report.check(tag + "screenshot: after the fix", True, await screenshot(page, shots / f"{prefix}fixed.png", width=SHOT_WIDTH))
+    await key(page, kf, "Escape")
+    spec = await page.evaluate(JS_SPEC, kf)
+    kfix = next((k for k in spec["keyframes"] if k["frame"] == fix), None)
+    saved = np.asarray(Image.open(Path(args.base_dir) / "input" / kfix["file"])) if kfix else None
+    loop["keyframes"] = sorted(loop["keyframes"] + [fix])
+    report.check(tag + "closing saves the frame as a keyframe; the others are kept",
+                 sorted(k["frame"] for k in spec["keyframes"]) == loop["keyframes"] and saved is not None
+                 and np.array_equal(saved, fixed), json.dumps([(k["frame"], k["file"][-22:], k["objects"]) for k in spec["keyframes"]]))
+
+    # Queue again: only the span runs; the player shows the new result, the kept frames hatched.
+    run = await queue(page, args, prop)
+    lines = propagate_lines(run["log"])
+    want = f"propagated again only frames {lo}..{hi} (rerun = span)"
+    report.check(tag + f"run again: the server log says only frames {lo}..{hi} ran again",
+                 run["event"] == "execution_success" and any(want in line for line in lines),
+                 f"{run_text(run)}; log {lines}" + ("" if run["event"] == "execution_success" else f": {run['detail'][:400]}"))
+    bars = bar_sizes(run["progress"])
+    report.check(tag + "run again: Propagate's progress bar (websocket) counts the span's frames",
+                 bars and bars[0] == hi - lo + 1,
+                 f"bars of {bars} steps in {len(run['progress'])} updates (the propagation, then the preview pages; "
+                 f"span {lo}..{hi}: {hi - lo + 1} frames)")
+    timings.append(timing_row(loop["mode"], f"fix {round_no + 1} (span {lo}..{hi})", run))
+    now = await page.evaluate(JS_STALE, prop)
+    report.check(tag + "the player marks the kept frames (manifest and hatched bands on the timeline)",
+                 now["stale"] == kept and [b[:2] for b in now["bands"]] == [[r["frame"], r["count"]] for r in kept]
+                 and all(b[2] for b in now["bands"]) and now["token"] != loop["token"],
+                 f"stale {now['stale']}; bands {now['bands']}")
+    after = {f: await fetch_labels(page, now["token"], f) for f in sample + [fix]}
+    same = [f for f in sample if isinstance(after[f], np.ndarray) and np.array_equal(after[f], before[f])]
+    report.check(tag + "the kept frames are the last run's byte for byte; the fixed frame is the fix",
+                 same == sample and isinstance(after[fix], np.ndarray) and np.array_equal(after[fix], fixed),
+                 f"equal on {same} of {sample}; frame {fix}: object 1 "
+                 f"{int((after[fix] == 1).sum()) if isinstance(after[fix], np.ndarray) else after[fix]} px")
+    loop["token"] = now["token"]
+    shown = kept[0]["frame"] + kept[0]["count"] // 2
+    await page.evaluate(JS_FRAME_NODES, [[prop], 1.0])
+    await settle(page)
+    await seek(page, prop, fix)
+    at_fix = await page.evaluate(JS_STALE, prop)
+    await seek(page, prop, shown)
+    at_kept = await page.evaluate(JS_STALE, prop)
+    state = await page.evaluate(JS_PLAYER_STATE, prop)
+    report.check(tag + "the frame counter says which frames are from before the change",
+                 "from before the latest change" in at_kept["counter"] and at_kept["counterStale"]
+                 and "from before" not in at_fix["counter"] and not at_fix["counterStale"]
+                 and state["drawnFrame"] == shown and state["canvasStd"] > 5,
+                 f"frame {fix}: {at_fix['counter']!r}; frame {shown}: {at_kept['counter']!r}")
+    if round_no == 0:
+        box = await page.evaluate(JS_FRAME_NODES, [[prop], 1.0])
+        await page.mouse.move(VIEWPORT["width"] - 5, VIEWPORT["height"] // 2)
+        await settle(page)
+        report.check(tag + "screenshot: the player after the run, on a kept (hatched) frame", True,
+                     await screenshot(page, shots / f"{prefix}player.png", box))
 
 
 async def run_browser(report, url, args):
@@ -385,7 +410,8 @@ def add_arguments(parser):
     parser.add_argument("--video", required=True, help="footage (e.g. 854x480); its first --frames frames run")
     parser.add_argument("--frames", type=int, default=48, help="frames Propagate runs over (its end_frame + 1)")
     parser.add_argument("--keyframes", type=int, nargs="+", default=[0, 20, 40], help="frames painted first")
-    parser.add_argument("--fix-frame", type=int, default=30, help="the frame fixed from the player (between two keyframes)")
+    parser.add_argument("--fix-frames", type=int, nargs="+", default=[30, 10], help="the frames fixed from the player, "
+                        "one after the other, each followed by a run")
     parser.add_argument("--whole-graph", action="store_true", help="queue the whole example (Refine, Composite, Save "
                         "Masks too), not just Propagate and what feeds it")
     parser.add_argument("--frames-source", action="store_true", help="a third pass with MemVOS Load Frames (a folder)")
