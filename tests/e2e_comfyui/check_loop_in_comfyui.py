@@ -34,10 +34,10 @@ import numpy as np
 from PIL import Image
 
 from check_click_in_comfyui import copy_into_input, ensure_sam2
-from check_keyframes_in_comfyui import (EDITOR, JS_EVENTS, JS_LABELS, as_array, dismiss_dialogs, drag, editor_settle,
-                                        fetch_labels, key, wait_done)
-from check_player_in_comfyui import (CHROMIUM, CHROMIUM_ARGS, JS_FRAME_NODES, JS_NODES_OF, JS_PLAYER_STATE, VIEWPORT,
-                                     screenshot, settle)
+from check_keyframes_in_comfyui import (EDITOR, JS_EVENTS, JS_LABELS, as_array, drag, editor_settle, fetch_labels, key,
+                                        wait_done)
+from check_player_in_comfyui import JS_FRAME_NODES, JS_NODES_OF, JS_PLAYER_STATE, VIEWPORT, screenshot, settle
+from comfy_page import comfy_page
 from comfy_server import ROOT, post_json, run_check
 
 WORKFLOW = ROOT / "examples_workflows" / "memvos_5_long_shot_from_video.json"
@@ -217,17 +217,7 @@ async def run_mode(p, report, url, args, vue, source, timings):
     shots = Path(args.shots)
     key_frames = args.keyframes
     end = args.frames
-    browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    page = await browser.new_page(viewport=VIEWPORT)
-    console = []
-    page.on("console", lambda m: console.append((m.type, m.text, (m.location or {}).get("url", ""))))
-    page.on("pageerror", lambda e: console.append(("pageerror", str(e), "")))
-    try:
-        await page.goto(url + "/", wait_until="networkidle")
-        await page.wait_for_function("() => window.app?.graph && window.app.extensionManager?.setting", timeout=60000)
-        await dismiss_dialogs(page)
-        await page.evaluate("""async (vue) => { const s = window.app.extensionManager.setting;
-          await s.set('Comfy.VueNodes.Enabled', vue); await s.set('Comfy.Minimap.Visible', false); }""", vue)
+    async with comfy_page(p, url, report, tag, vue, shots / f"failed_loop_{prefix}.png") as page:
         ids = await setup_graph(page, args, source)
         kf, prop = ids["kf"], ids["prop"]
         await page.evaluate(JS_EVENTS)
@@ -259,14 +249,6 @@ async def run_mode(p, report, url, args, vue, source, timings):
                 "mode": mode, "tag": tag, "prefix": prefix, "source": source}
         for i, fix in enumerate(args.fix_frames):
             await fix_and_run_again(page, report, args, loop, fix, i, timings)
-    except Exception:
-        await page.screenshot(path=str(shots / f"failed_loop_{prefix}.png"))
-        raise
-    finally:
-        ours = [c for c in console if c[0] in ("error", "pageerror", "warning")
-                and ("memvos" in c[1].lower() or "memvos" in c[2].lower()) and "404" not in c[1]]
-        report.check(tag + "no console errors or warnings from the extension", not ours, json.dumps(ours)[:400])
-        await browser.close()
 
 
 def kept_ranges(lo, hi, end):
