@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from check_keyframes_in_comfyui import EDITOR, JS_EVENTS, JS_LABELS, as_array, dismiss_dialogs, editor_settle, key, wait_done
-from check_player_in_comfyui import CHROMIUM, CHROMIUM_ARGS, JS_NODES_OF, VIEWPORT, screenshot, settle
+from check_keyframes_in_comfyui import EDITOR, JS_EVENTS, JS_LABELS, as_array, editor_settle, key, wait_done
+from check_player_in_comfyui import JS_NODES_OF, screenshot, settle
+from comfy_page import comfy_page
 from comfy_server import ROOT, run_check
 
 WORKFLOW = ROOT / "examples_workflows" / "memvos_5_long_shot_from_video.json"
@@ -181,17 +182,7 @@ async def run_mode(p, report, url, args, vue, results):
     tag = f"[{'vue' if vue else 'classic'}] "
     prefix = f"comfyui_{'vue_' if vue else ''}"
     shots = Path(args.shots)
-    browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    page = await browser.new_page(viewport=VIEWPORT)
-    console = []
-    page.on("console", lambda m: console.append((m.type, m.text, (m.location or {}).get("url", ""))))
-    page.on("pageerror", lambda e: console.append(("pageerror", str(e), "")))
-    try:
-        await page.goto(url + "/", wait_until="networkidle")
-        await page.wait_for_function("() => window.app?.graph && window.app.extensionManager?.setting", timeout=60000)
-        await dismiss_dialogs(page)
-        await page.evaluate("""async (vue) => { const s = window.app.extensionManager.setting;
-          await s.set('Comfy.VueNodes.Enabled', vue); await s.set('Comfy.Minimap.Visible', false); }""", vue)
+    async with comfy_page(p, url, report, tag, vue, shots / f"failed_click_{'vue' if vue else 'classic'}.png") as page:
         await page.evaluate("(wf) => window.app.loadGraphData(wf)", json.loads(WORKFLOW.read_text()))
         await settle(page, 1500)
         (node_id,) = await page.evaluate(JS_NODES_OF, ["MemVOSKeyframes"])
@@ -204,14 +195,6 @@ async def run_mode(p, report, url, args, vue, results):
             if shot:
                 row = await drive_size(page, report, tag, node_id, shot, args, shots, prefix, warm=(i == 0 and not vue))
                 results.append({"renderer": "vue" if vue else "classic", **row})
-    except Exception:
-        await page.screenshot(path=str(shots / f"failed_click_{'vue' if vue else 'classic'}.png"))
-        raise
-    finally:
-        ours = [c for c in console if c[0] in ("error", "pageerror", "warning")
-                and ("memvos" in c[1].lower() or "memvos" in c[2].lower()) and "404" not in c[1]]
-        report.check(tag + "no console errors or warnings from the extension", not ours, json.dumps(ours)[:400])
-        await browser.close()
 
 
 async def run_browser(report, url, args):
@@ -239,24 +222,32 @@ def add_arguments(parser):
     parser.add_argument("--latency-json", help="write the latencies here")
 
 
+def ensure_sam2(base):
+    """SAM 2.1 tiny with generated weights in ``base``/models/memvos, unless a SAM 2.1 file is there."""
+    sam2 = Path(base) / "models" / "memvos" / SAM2_NAME
+    if not any(p.name.startswith("sam2") for p in sam2.parent.glob("*")):
+        sam2.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-c",
+                        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/tests'];"
+                        "from safetensors.torch import save_file; from sam2_fixture import generated_state;"
+                        "save_file({k: v.contiguous() for k, v in generated_state().items()}, sys.argv[2])",
+                        str(ROOT), str(sam2)], check=True)
+
+
+def copy_into_input(base, path):
+    """``path`` copied into ``base``/input (once); returns its name there."""
+    path = Path(path)
+    target = Path(base) / "input" / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        shutil.copyfile(path, target)
+    return path.name
+
+
 def main():
     def browser(report, url, args):
-        base = Path(args.base_dir)
-        sam2 = base / "models" / "memvos" / SAM2_NAME
-        if not any(p.name.startswith("sam2") for p in sam2.parent.glob("*")):
-            sam2.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, "-c",
-                            "import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/tests'];"
-                            "from safetensors.torch import save_file; from sam2_fixture import generated_state;"
-                            "save_file({k: v.contiguous() for k, v in generated_state().items()}, sys.argv[2])",
-                            str(ROOT), str(sam2)], check=True)
-        args.video_names = []
-        for video in map(Path, args.video):
-            target = base / "input" / video.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if not target.exists():
-                shutil.copyfile(video, target)
-            args.video_names.append(video.name)
+        ensure_sam2(args.base_dir)
+        args.video_names = [copy_into_input(args.base_dir, video) for video in args.video]
         return run_browser(report, url, args)
     return run_check(__doc__, browser, "/tmp/memvos_click/base", add_arguments=add_arguments)
 

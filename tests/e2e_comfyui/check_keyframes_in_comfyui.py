@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from check_player_in_comfyui import CHROMIUM, CHROMIUM_ARGS, JS_FRAME_NODES, JS_NODES_OF, VIEWPORT, screenshot, settle
+from check_player_in_comfyui import JS_FRAME_NODES, JS_NODES_OF, VIEWPORT, screenshot, settle
+from comfy_page import comfy_page, dismiss_dialogs
 from comfy_server import EXTENSION_PATH, ROOT, get_json, post_json, run_check
 
 WORKFLOW = ROOT / "examples_workflows" / "memvos_1_one_keyframe_overlay.json"
@@ -48,15 +49,6 @@ JS_LABELS = """async ([id, frame]) => {
 
 def as_array(got):
     return np.array(got["data"], dtype=np.uint8).reshape(got["h"], got["w"])
-
-
-async def dismiss_dialogs(page):
-    """Close what the frontend may pop up over the canvas (Escape, a few tries at most)."""
-    for _ in range(5):
-        if not await page.locator(".p-dialog-mask").count():
-            return
-        await page.keyboard.press("Escape")
-        await settle(page, 500)
 
 
 async def wait_done(page, timeout):
@@ -102,20 +94,9 @@ async def fetch_labels(page, token, frame):
 async def run_mode(p, report, url, args, vue):
     tag = f"[{'vue' if vue else 'classic'}] "
     shots = Path(args.shots)
-    browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    page = await browser.new_page(viewport=VIEWPORT)
-    console = []
-    page.on("console", lambda m: console.append((m.type, m.text, (m.location or {}).get("url", ""))))
-    page.on("pageerror", lambda e: console.append(("pageerror", str(e), "")))
-    try:
-        await page.goto(url + "/", wait_until="networkidle")
-        await page.wait_for_function("() => window.app?.graph && window.app.extensionManager?.setting", timeout=60000)
-        await dismiss_dialogs(page)
-        info = await page.evaluate("""async (vue) => {
-          const s = window.app.extensionManager.setting;
-          await s.set('Comfy.VueNodes.Enabled', vue); await s.set('Comfy.Minimap.Visible', false);
-          return {extensions: window.app.extensions.map((e) => e.name).filter((n) => /memvos/i.test(n)), vue: s.get('Comfy.VueNodes.Enabled')};
-        }""", vue)
+    async with comfy_page(p, url, report, tag, vue, shots / f"failed_{'vue' if vue else 'classic'}.png") as page:
+        info = await page.evaluate("""() => ({extensions: window.app.extensions.map((e) => e.name).filter((n) => /memvos/i.test(n)),
+                                              vue: window.app.extensionManager.setting.get('Comfy.VueNodes.Enabled')})""")
         report.check(tag + "extensions registered", sorted(info["extensions"]) == ["memvos.keyframes", "memvos.player"]
                      and info["vue"] == vue, json.dumps(info))
         await page.evaluate("(wf) => window.app.loadGraphData(wf)", json.loads(WORKFLOW.read_text()))
@@ -136,9 +117,12 @@ async def run_mode(p, report, url, args, vue):
         saved = await page.evaluate("""async (id) => {
           const wf = window.app.graph.serialize(); const api = (await window.app.graphToPrompt()).output;
           const values = wf.nodes.find((n) => n.id === id).widgets_values;
-          return {values: values.length, first: String(values[0]).slice(0, 40), prompt: Object.keys(api[String(id)].inputs).sort()};
+          const saved = window.app.graph.getNodeById(id).widgets.filter((w) => w.serialize !== false && w.options?.serialize !== false);
+          return {values: values.length, widgets: saved.length, first: String(values[0]).slice(0, 40),
+                  prompt: Object.keys(api[String(id)].inputs).sort()};
         }""", node_id)
-        report.check(tag + "the keyframe list is saved and sent; the panel is not", saved["values"] == 4
+        # one value per saved widget (the node's inputs grow: issue 23 added `prompts`), none for the panel
+        report.check(tag + "the keyframe list is saved and sent; the panel is not", saved["values"] == saved["widgets"]
                      and saved["first"].startswith('{"format": "memvos-keyframes"') and "keyframes" in saved["prompt"]
                      and not any("panel" in k for k in saved["prompt"]), json.dumps(saved))
         await page.evaluate(JS_FRAME_NODES, [[node_id], 1.0])
@@ -255,14 +239,6 @@ async def run_mode(p, report, url, args, vue):
         chips = await page.evaluate("""() => { const n = window.app.graph._nodes.find((n) => (n.comfyClass ?? n.type) === 'MemVOSKeyframes');
           return n ? [...n.memvosKeyframes.panel.element.querySelectorAll('.memvos-kf-chip')].map((c) => c.textContent) : null; }""")
         report.check(tag + "after a page reload the keyframes are found again", chips == ["0", "5", "9"], f"chips {chips}")
-    except Exception:
-        await page.screenshot(path=str(shots / f"failed_{'vue' if vue else 'classic'}.png"))
-        raise
-    finally:
-        ours = [c for c in console if c[0] in ("error", "pageerror", "warning")
-                and ("memvos" in c[1].lower() or "memvos" in c[2].lower()) and "404" not in c[1]]
-        report.check(tag + "no console errors or warnings from the extension", not ours, json.dumps(ours)[:400])
-        await browser.close()
 
 
 async def run_browser(report, url, args):

@@ -84,7 +84,8 @@ async def settle(page, ms=800):
     await page.wait_for_timeout(ms)
 
 
-async def screenshot(page, path, clip=None):
+async def screenshot(page, path, clip=None, width=None):
+    """A PNG of the page (or ``clip``), scaled down to ``width`` pixels wide if given, 256 colours."""
     kwargs = {"path": str(path)}
     if clip:
         x, y, w, h = clip
@@ -93,7 +94,10 @@ async def screenshot(page, path, clip=None):
     await page.screenshot(**kwargs)
     try:  # keep committed screenshots small
         from PIL import Image
-        Image.open(path).convert("RGB").quantize(colors=256, dither=Image.Dither.NONE).save(path, optimize=True)
+        image = Image.open(path).convert("RGB")
+        if width and image.width > width:
+            image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
+        image.quantize(colors=256, dither=Image.Dither.NONE).save(path, optimize=True)
     except ImportError:
         pass
     return f"{path} ({Path(path).stat().st_size // 1024} KiB)"

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from check_keyframes_in_comfyui import (EDITOR, JS_EVENTS, JS_LABELS, as_array, dismiss_dialogs, drag, editor_settle,
+from check_keyframes_in_comfyui import (EDITOR, JS_EVENTS, JS_LABELS, as_array, drag, editor_settle,
                                         fetch_labels, key, wait_done)
-from check_player_in_comfyui import CHROMIUM, CHROMIUM_ARGS, JS_FRAME_NODES, JS_NODES_OF, VIEWPORT, screenshot, settle
+from check_player_in_comfyui import JS_FRAME_NODES, JS_NODES_OF, VIEWPORT, screenshot, settle
+from comfy_page import comfy_page, dismiss_dialogs
 from comfy_server import ROOT, post_json, run_check
 
 WORKFLOW = ROOT / "examples_workflows" / "memvos_5_long_shot_from_video.json"
@@ -69,17 +70,7 @@ async def run_mode(p, report, url, args, vue):
     tag = f"[{'vue' if vue else 'classic'}] "
     prefix = f"comfyui_{'vue_' if vue else ''}template_"
     shots = Path(args.shots)
-    browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    page = await browser.new_page(viewport=VIEWPORT)
-    console = []
-    page.on("console", lambda m: console.append((m.type, m.text, (m.location or {}).get("url", ""))))
-    page.on("pageerror", lambda e: console.append(("pageerror", str(e), "")))
-    try:
-        await page.goto(url + "/", wait_until="networkidle")
-        await page.wait_for_function("() => window.app?.graph && window.app.extensionManager?.setting", timeout=60000)
-        await dismiss_dialogs(page)
-        await page.evaluate("""async (vue) => { const s = window.app.extensionManager.setting;
-          await s.set('Comfy.VueNodes.Enabled', vue); await s.set('Comfy.Minimap.Visible', false); }""", vue)
+    async with comfy_page(p, url, report, tag, vue, shots / f"failed_template_{'vue' if vue else 'classic'}.png") as page:
         await page.evaluate("(wf) => window.app.loadGraphData(wf)", json.loads(WORKFLOW.read_text()))
         await settle(page, 1500)
         (node_id,) = await page.evaluate(JS_NODES_OF, ["MemVOSKeyframes"])
@@ -205,14 +196,6 @@ async def run_mode(p, report, url, args, vue):
         await settle(page)
         report.check(tag + f"screenshot: the node and Propagate's player after the run ({stale} stale ComfyUI dialog closed first)", True,
                      await screenshot(page, shots / (prefix + "run.png")))
-    except Exception:
-        await page.screenshot(path=str(shots / f"failed_template_{'vue' if vue else 'classic'}.png"))
-        raise
-    finally:
-        ours = [c for c in console if c[0] in ("error", "pageerror", "warning")
-                and ("memvos" in c[1].lower() or "memvos" in c[2].lower()) and "404" not in c[1]]
-        report.check(tag + "no console errors or warnings from the extension", not ours, json.dumps(ours)[:400])
-        await browser.close()
 
 
 async def run_browser(report, url, args):

@@ -132,6 +132,7 @@ def run_check(description, run_browser, base_default, server_checks=None, add_ar
     parser.add_argument("--timeout", type=int, default=600, help="seconds to wait for one workflow run")
     parser.add_argument("--no-vue", action="store_true", help="skip the Vue (Nodes 2.0) pass")
     parser.add_argument("--json", help="write the results here")
+    parser.set_defaults(server_pid=None)  # the server's process id when this script started it
     if add_arguments:
         add_arguments(parser)
     args = parser.parse_args()
@@ -142,6 +143,7 @@ def run_check(description, run_browser, base_default, server_checks=None, add_ar
     try:
         if args.comfyui:
             proc, url, log_path = start_server(args.comfyui, args.python, args.base_dir)
+            args.server_log, args.server_pid = str(log_path), proc.pid
         else:
             url, log_path = args.url.rstrip("/"), args.server_log
         check_server(report, url, log_path)
