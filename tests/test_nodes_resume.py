@@ -96,19 +96,25 @@ def test_resume_and_cancel_with_other_inputs_starts_afresh(comfy, shot):
     assert len(run_folders(comfy)) == 1, "the cancelled run is still there to resume"
 
 
+def run_key(session, clip, first, direction, start, end):
+    """The digest naming the node's run folder (the core's, over the node's digest of the frames)."""
+    return PACK.memvos_core.session.run_folder.run_digest(session, first, direction, start, end,
+                                                          RUNS.frames_key(clip))
+
+
 def test_every_input_of_a_run_names_it(comfy, shot):
     session, frames = shot
     clip = PACK.nodes.common.check_frames(frames)
-    key = RUNS.run_key(session, clip, 0, "both", 0, FRAMES)
-    assert key == RUNS.run_key(session, clip.clone(), 0, "both", 0, FRAMES)
+    key = run_key(session, clip, 0, "both", 0, FRAMES)
+    assert key == run_key(session, clip.clone(), 0, "both", 0, FRAMES)
     changed = clip.clone()
     changed[7, 8, 8, 0] += 0.5  # one pixel the fingerprint samples
     one_object = session.remove_keyframe(KEYS[-1])
-    others = [RUNS.run_key(session, changed, 0, "both", 0, FRAMES),
-              RUNS.run_key(session, clip, 0, "forward", 0, FRAMES),
-              RUNS.run_key(session, clip, 0, "both", 1, FRAMES),
-              RUNS.run_key(session, clip, 0, "both", 0, FRAMES - 1),
-              RUNS.run_key(session, clip[1:], 1, "both", 1, FRAMES),
-              RUNS.run_key(one_object, clip, 0, "both", 0, FRAMES),
-              RUNS.run_key(session.replace(internal_size=48), clip, 0, "both", 0, FRAMES)]
+    others = [run_key(session, changed, 0, "both", 0, FRAMES),
+              run_key(session, clip, 0, "forward", 0, FRAMES),
+              run_key(session, clip, 0, "both", 1, FRAMES),
+              run_key(session, clip, 0, "both", 0, FRAMES - 1),
+              run_key(session, clip[1:], 1, "both", 1, FRAMES),
+              run_key(one_object, clip, 0, "both", 0, FRAMES),
+              run_key(session.replace(internal_size=48), clip, 0, "both", 0, FRAMES)]
     assert len({key, *others}) == len(others) + 1
