@@ -21,10 +21,11 @@ from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
 from memvos_core.session import Session  # noqa: E402
 
 
-def rss_mib():
+def rss_mib(field="VmRSS"):
+    """This process's resident memory in MiB (``field="VmHWM"``: its peak)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 

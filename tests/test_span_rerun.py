@@ -12,7 +12,7 @@ import toy_family
 from memvos_core.families import registry
 from memvos_core.network.synthetic import synthetic_state_dict
 from memvos_core.runtime.model import load_model
-from memvos_core.session import Session
+from memvos_core.session import Keyframe, Session
 from memvos_core.session.span import (affected_spans, changed_objects, outside, propagate_recorded,
                                       propagate_spans, why_not_span)
 from session_helpers import moving_discs, small_config
@@ -251,12 +251,29 @@ def test_span_record_keeps_the_memory_states_on_disk_and_reads_them_lazily(synth
     # in RAM only which keyframes each state was computed with: the run's own keyframe objects
     held = [kf for key in keys for kf in record.states.taken_with(key).values()]
     assert all(any(kf is k for k in record.session.keyframes) for kf in held)
-    assert not any(isinstance(v, torch.Tensor) for v in vars(record.states).values())
+    assert tensors_reachable(record.states, stop=Keyframe) == []
     at5 = record.states[("forward", 5)][0]
     assert at5.next_frame == 5 and at5.tensors and all(t.device.type == "cpu" for t in at5.tensors.values())
     (record.states.folder / "forward.00000005.safetensors").write_bytes(
         (record.states.folder / "forward.00000010.safetensors").read_bytes())
     assert record.states[("forward", 5)][0].next_frame == 10, "read from its file when asked for"
+
+
+def tensors_reachable(root, stop):
+    """The tensors reachable from ``root`` through references, not looking into ``stop`` objects."""
+    import gc
+    import types
+    seen, todo, found = set(), [root], []
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, (stop, type, types.ModuleType)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            found.append(obj)
+        else:
+            todo.extend(gc.get_referents(obj))
+    return found
 
 
 class CancelAfter:
