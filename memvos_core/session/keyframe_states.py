@@ -8,11 +8,10 @@ starts there. In RAM the index holds which states exist and the keyframes each w
 number of keyframes. The folder sits in the run's result folder and goes with it.
 """
 import os
-import shutil
 from pathlib import Path
 
 from .storage import read_pass_state, save_pass_state
-from .store import StoreError, explain
+from .store import StoreError, explain, link_or_copy
 
 SUFFIX = ".safetensors"
 
@@ -67,14 +66,8 @@ class KeyframeStates:
         for key, taken_with in self._index.items():
             if not keep(key):
                 continue
-            source, target = self._path(key), other._path(key)
             try:
-                if target.exists():
-                    os.remove(target)
-                try:
-                    os.link(source, target)
-                except OSError:
-                    shutil.copyfile(source, target)
+                link_or_copy(self._path(key), other._path(key))
             except OSError as exc:
                 raise StoreError(explain(exc, other.folder, "keep memory states in")) from None
             other._index[key] = taken_with
