@@ -165,7 +165,8 @@ class MemVOSPropagate:
         outputs changed (ComfyUI then runs the node again, with the same session and frames objects, to
         build an output it did not build before: no reason to propagate a long shot twice). With
         ``rerun="span"`` and a last run of this node over the same frames, only the frames the keyframe
-        change affects run again (memvos_core/session/span.py)."""
+        change affects run again. The run is the core's :meth:`Shot.propagate_again` in this node's
+        run folders (propagation_runs.py): a cancelled run, whole or span, resumes when queued again."""
         key = (direction, first, start, end, rerun)
         last = getattr(self, "_last", None)
         if last is not None and last[0] == key and last[1]() is session and last[2]() is frames:
