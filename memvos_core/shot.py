@@ -4,8 +4,10 @@ the nodes' propagation, benchmarks).
 :class:`Shot` holds a session over a shot's frames: open it, add or replace keyframes, then
 :meth:`Shot.propagate` yields each frame as soon as it is final (both directions blended where
 asked; memory stays flat with shot length), or :meth:`Shot.propagate_to_folder` writes them with
-checkpoints to resume after a crash or Ctrl-C; :meth:`Shot.save` / :meth:`Shot.resume` keep the
-session. :func:`build_parser` declares a shot's options once (the command line's flags, the keys
+checkpoints to resume after a crash or Ctrl-C; :meth:`Shot.propagate_again` is the correction
+loop the Propagate node runs (after a keyframe fix only the affected span, each run resumable in
+its own folder, :mod:`memvos_core.session.run_folder`); :meth:`Shot.save` / :meth:`Shot.resume`
+keep the session. :func:`build_parser` declares a shot's options once (the command line's flags, the keys
 of a batch's SHOTS.json); :func:`run` is what one such shot does, from options to masks on disk.
 """
 import argparse
