@@ -12,6 +12,15 @@ middle of the shot, where a fix costs most) and the correction is timed two ways
 this process: ``span`` (memvos_core/session/span.py: only the frames between the neighbouring
 unchanged keyframes) and ``exact`` (the whole shot again). Prints wall and process CPU time, the
 frames of work each did, and how many frames outside the span differ from the exact run's.
+
+    python bench/bench_span_rerun.py --memory [--keyframes 5 20 40] [--every 10] [--size 64]
+
+Host memory of what a run keeps for a later span run: each pass's memory state at each keyframe,
+held in RAM (how the record kept them before, the ``ram`` side, emulated here) or written to the
+run's folder and read back only when a span starts there (``disk``, what the record does now).
+Each side and keyframe count runs in its own process (``--every`` frames between keyframes,
+``keyframes`` memory mode, where every state holds every keyframe); prints the process's RSS with
+the record alive, its peak, and the states' bytes.
 """
 import argparse
 import os
@@ -27,8 +36,11 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from memvos_core.network.synthetic import synthetic_state_dict  # noqa: E402
 from memvos_core.runtime.model import load_model  # noqa: E402
 from memvos_core.session import Session  # noqa: E402
-from memvos_core.session.span import propagate_recorded, propagate_spans  # noqa: E402
+from memvos_core.session.keyframe_states import KeyframeStates  # noqa: E402
+from memvos_core.session.propagation import Propagation  # noqa: E402
+from memvos_core.session.span import RunRecord, propagate_recorded, propagate_spans  # noqa: E402
 from session_helpers import moving_discs, small_config  # noqa: E402
+from host_memory import peak_rss_mib, rss_mib  # noqa: E402  (bench/ is the script's folder)
 
 
 def timed(fn):
@@ -108,6 +120,59 @@ def first_work(session, frames):
     return (frames - first) + (last + 1)
 
 
+class StatesInRam(KeyframeStates):
+    """The ``ram`` side: every state kept in RAM, as the record held them before (its ``put``
+    writes no file)."""
+
+    def __init__(self):
+        super().__init__(os.devnull)
+        self.held = {}
+
+    def put(self, name, frame, state, taken_with):
+        self.held[(name, int(frame))] = state
+        self._index[(name, int(frame))] = taken_with
+
+    def get(self, key, default=None):
+        return (self.held[key], self._index[key]) if key in self.held else default
+
+    def bytes(self):
+        return sum(t.numel() * t.element_size() for state in self.held.values() for t in state.tensors.values())
+
+
+def memory_child(side, keyframes, every, size):
+    """One side of ``--memory`` in this process: prints ``rss peak bytes`` (MiB, MiB, bytes)."""
+    import gc
+    torch.set_num_threads(1)
+    model = load_model(synthetic_state_dict())
+    frames = keyframes * every
+    clip, labels = moving_discs(num_frames=frames, height=size, width=size)
+    session = Session(model, small_config("keyframes"), internal_size=-1)
+    for k in range(0, frames, every):
+        session = session.add_label_map(k, clip[k], labels[k], object_ids=[1, 2])
+    job = Propagation(session, clip, 0, "both", keep_states=StatesInRam() if side == "ram" else True)
+    out, _ = job.run()
+    record = RunRecord.of(job, out)
+    gc.collect()
+    states = record.states
+    held = states.bytes() if side == "ram" else states.disk_bytes()
+    print(f"{rss_mib():.1f} {peak_rss_mib():.1f} {held}", flush=True)
+
+
+def memory_table(keyframe_counts, every, size):
+    import subprocess
+    print(f"\nstates a span run starts from: {every} frames between keyframes, {size}x{size} frames, "
+          "XMem (generated weights), keyframes memory mode, both directions, 1 thread; one process per row")
+    print(f"{'keyframes':>9} {'states':>7} {'side':<5} {'RSS MiB':>8} {'peak MiB':>9} {'states MiB':>11} {'wall s':>7}")
+    for n in keyframe_counts:
+        for side in ("ram", "disk"):
+            started = time.perf_counter()
+            line = subprocess.run([sys.executable, __file__, "--memory-child", side, str(n), "--every", str(every),
+                                   "--size", str(size)], capture_output=True, text=True, check=True).stdout
+            rss, peak, held = line.split()[-3:]
+            print(f"{n:>9} {2 * n:>7} {side:<5} {float(rss):>8.1f} {float(peak):>9.1f} {int(held) / 2**20:>11.1f} "
+                  f"{time.perf_counter() - started:>7.1f}", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=2000)
@@ -115,9 +180,17 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=32, help="frame side in pixels (the network runs at this size)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--family", default="xmem", choices=("xmem", "toy"))
+    ap.add_argument("--memory", action="store_true", help="host memory of the kept states, in RAM vs on disk")
+    ap.add_argument("--keyframes", type=int, nargs="+", default=[5, 20, 40], help="with --memory: keyframe counts")
+    ap.add_argument("--memory-child", nargs=2, metavar=("SIDE", "KEYFRAMES"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.memory_child:
+        return memory_child(args.memory_child[0], int(args.memory_child[1]), args.every, args.size)
     print(f"load average before: {os.getloadavg()[0]:.1f}")
-    run(args.frames, args.every, args.size, args.threads, args.family)
+    if args.memory:
+        memory_table(args.keyframes, args.every, args.size)
+    else:
+        run(args.frames, args.every, args.size, args.threads, args.family)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -4,8 +4,10 @@ the nodes' propagation, benchmarks).
 :class:`Shot` holds a session over a shot's frames: open it, add or replace keyframes, then
 :meth:`Shot.propagate` yields each frame as soon as it is final (both directions blended where
 asked; memory stays flat with shot length), or :meth:`Shot.propagate_to_folder` writes them with
-checkpoints to resume after a crash or Ctrl-C; :meth:`Shot.save` / :meth:`Shot.resume` keep the
-session. :func:`build_parser` declares a shot's options once (the command line's flags, the keys
+checkpoints to resume after a crash or Ctrl-C; :meth:`Shot.propagate_again` is the correction
+loop the Propagate node runs (after a keyframe fix only the affected span, each run resumable in
+its own folder, :mod:`memvos_core.session.run_folder`); :meth:`Shot.save` / :meth:`Shot.resume`
+keep the session. :func:`build_parser` declares a shot's options once (the command line's flags, the keys
 of a batch's SHOTS.json); :func:`run` is what one such shot does, from options to masks on disk.
 """
 import argparse
@@ -30,12 +32,21 @@ FORMATS = ("png", "exr", "prores")
 
 class Shot:
     """A session over one shot's frames (``frames``: an IMAGE-like ``[T,H,W,3]``, or a lazy
-    source with ``len``, indexing and ``stems`` such as the command line's frame folder)."""
+    source with ``len``, indexing and ``stems`` such as the command line's frame folder).
+    ``first_frame_index``: the shot index of ``frames[0]`` (a chunk of a longer shot);
+    ``frames_key``: a digest of the frames when the caller has one (names :meth:`propagate_again`'s
+    run folders; default :func:`~memvos_core.session.run_folder.frames_digest`, read once);
+    ``record``: an earlier :meth:`propagate_again`'s record over the same frames, to continue from."""
 
-    def __init__(self, session, frames):
+    def __init__(self, session, frames, first_frame_index=0, frames_key=None, record=None):
         self.session = session
         self.frames = frames
+        self.first = int(first_frame_index)
+        self.frames_key = frames_key
+        self.record = record
         self.result = None
+        self.stale = []
+        self.whole_because = None   # why the last propagate_again ran the whole range (None: spans)
 
     @classmethod
     def open(cls, model, frames, config=None, internal_size=480, antialias=False, tta_scales=(), tta_flip=False):
@@ -99,25 +110,50 @@ class Shot:
                     pass
             worker.join()
 
-    def propagate_again(self, direction="both", start=None, end=None, progress=None, cancel=None, rerun="span"):
+    def propagate_again(self, direction="both", start=None, end=None, progress=None, cancel=None, rerun="span",
+                        runs=None):
         """The correction loop: propagate and keep every frame's result (``result``) and what a
-        later call needs; after keyframes change, ``rerun="span"`` runs only the frames the change
-        affects (:mod:`memvos_core.session.span`: an approximation, the rest is kept byte for
-        byte), ``"exact"`` the whole range. The first call, or one the span rule cannot serve
-        (another range, settings or set of objects), runs the whole range. ``stale``: the frame
-        ranges kept from an earlier run. Returns the result."""
+        later call needs (``record``); after keyframes change, ``rerun="span"`` runs only the frames
+        the change affects (:mod:`memvos_core.session.span`: an approximation, the rest is kept byte
+        for byte), ``"exact"`` the whole range. The first call, or one the span rule cannot serve
+        (another range, settings or set of objects; ``whole_because`` says which), runs the whole
+        range. ``stale``: the frame ranges kept from an earlier run. ``start``/``end``: shot
+        indices, ``end`` excluded. The memory the session carries in (a chunk of a longer shot)
+        is continued, but not the memory the last call returned.
+
+        ``runs``: a :class:`~memvos_core.session.run_folder.RunFolders` where each run (whole or
+        span) keeps its results, memory states and checkpoints in a folder named by its inputs, so
+        that a cancelled run called again with the same inputs continues where it stopped, with the
+        masks of an uncancelled run (``record.resumed_at``: the frames of work not done again).
+        Without it, temporary stores. Returns the result."""
+        from .session.run_folder import RunFolders, frames_digest, run_digest
         from .session.span import RERUN, propagate_recorded, propagate_spans, why_not_span
         if rerun not in RERUN:
             raise ShotError(f"rerun {rerun!r} is not one of {', '.join(RERUN)}")
-        n = len(self.frames)
-        lo, hi = 0 if start is None else max(0, int(start)), n if end is None else min(n, int(end))
-        record = getattr(self, "record", None)
-        base = self.session.replace(forward_state=None, backward_state=None)  # a whole shot: no chunks
-        if rerun == "span" and why_not_span(record, base, 0, direction, lo, hi) is None:
-            self.session, self.result, self.record = propagate_spans(record, base, self.frames, progress, cancel)
-        else:
-            self.session, self.result, self.record = propagate_recorded(base, self.frames, 0, direction, lo, hi,
-                                                                        progress, cancel)
+        first, n = self.first, len(self.frames)
+        lo = first if start is None else max(first, int(start))
+        hi = first + n if end is None else min(first + n, int(end))
+        record, base = self.record, self.session
+        if record is not None and base.forward_state is record.out.forward_state \
+                and base.backward_state is record.out.backward_state:
+            base = base.replace(forward_state=None, backward_state=None)  # ours, not a chunk's: a whole shot
+        self.whole_because = "exact" if rerun == "exact" else why_not_span(record, base, first, direction, lo, hi)
+        span = self.whole_because is None
+        runs = runs if runs is not None else RunFolders(None)
+        key = None
+        if runs.root is not None:
+            if self.frames_key is None:
+                self.frames_key = frames_digest(self.frames)
+            key = run_digest(base, first, direction, lo, hi, self.frames_key, after=record.key if span else None)
+            if span and record.key is None:
+                key = None   # the run it corrects has no name: nothing to name this one after
+
+        def work(store, checkpoint):
+            if span:
+                return propagate_spans(record, base, self.frames, progress, cancel, store, checkpoint, key)
+            return propagate_recorded(base, self.frames, first, direction, lo, hi, progress, cancel, store,
+                                      checkpoint, key)
+        self.session, self.result, self.record = runs.run(key, work)
         self.stale = self.record.stale
         return self.result
 

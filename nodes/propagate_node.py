@@ -14,11 +14,12 @@ from .mask_set import MaskSet, labels_of, union_of
 from .messages import batch_warning
 from .model_nodes import ready_network
 from .preview import write_preview
-from .propagation_runs import ResumableRun, frames_key, span_run
+from .propagation_runs import cancel_between_frames, frames_key, run_folders
 from .routes import publish_masks
 from .session_nodes import check_session
 from ..memvos_core.session import DIRECTIONS
-from ..memvos_core.session.span import RERUN, why_not_span
+from ..memvos_core.session.span import RERUN
+from ..memvos_core.shot import Shot
 
 
 PREVIEW_BAR_PIXELS = 8_000_000  # source pixels whose preview takes about a second (~9 frames of 720p)
@@ -164,48 +165,37 @@ class MemVOSPropagate:
         outputs changed (ComfyUI then runs the node again, with the same session and frames objects, to
         build an output it did not build before: no reason to propagate a long shot twice). With
         ``rerun="span"`` and a last run of this node over the same frames, only the frames the keyframe
-        change affects run again (memvos_core/session/span.py)."""
+        change affects run again. The run is the core's :meth:`Shot.propagate_again` in this node's
+        run folders (propagation_runs.py): a cancelled run, whole or span, resumes when queued again."""
         key = (direction, first, start, end, rerun)
         last = getattr(self, "_last", None)
         if last is not None and last[0] == key and last[1]() is session and last[2]() is frames:
             return last[3], last[4], last[5]
         ready_network(session.model)
         steps = (end - start + 1) * (2 if direction == "both" else 1)
-        progress, cancel = progress_and_cancel(steps)
-        shot = frames_key(clip)
-        record = self._span_record(session, shot, first, direction, start, end + 1) if rerun == "span" else None
-        if record is not None:
-            new_session, result, record = span_run(record, session, clip, progress, cancel)
+        progress, cancel = cancel_between_frames(*progress_and_cancel(steps))
+        digest = frames_key(clip)
+        kept = getattr(self, "_record", None)
+        shot = Shot(session, clip, first, digest, kept[1] if kept is not None and kept[0] == digest else None)
+        shot.propagate_again(direction, start, end + 1, progress, cancel, rerun, run_folders())
+        record = shot.record
+        if shot.whole_because is None:
             LOG.info("MemVOS Propagate: propagated again only frames %s (rerun = span)",
                      ", ".join(f"{lo}..{hi - 1}" for lo, hi in record.spans) or "none")
-        else:
-            run = ResumableRun(session, clip, first, direction, start, end + 1, shot)
-            new_session, result = run.run(progress, cancel)
-            record = run.record
-            if run.resumed_at:
-                LOG.info("MemVOS Propagate: resumed a cancelled run, %d of %d frames of work were done already",
-                         run.resumed_at, steps)
+        elif rerun == "span" and kept is not None:
+            LOG.info("MemVOS Propagate: the whole range runs (rerun = span, but %s)",
+                     "other frames" if kept[0] != digest else shot.whole_because)
+        if record.resumed_at:
+            LOG.info("MemVOS Propagate: resumed a cancelled run, %d of %d frames of work were done already",
+                     record.resumed_at, steps)
         record = record.to(comfy_env.intermediate_device())
-        self._record = (shot, record)
-        new_session = new_session.to(comfy_env.intermediate_device())
-        stale = record.stale
+        self._record = (digest, record)
+        new_session, result, stale = shot.session.to(comfy_env.intermediate_device()), shot.result, record.stale
         try:
             self._last = (key, weakref.ref(session), weakref.ref(frames), new_session, result, stale)
         except TypeError:  # an input that cannot be referenced weakly: no reuse
             self._last = None
         return new_session, result, stale
-
-    def _span_record(self, session, shot, first, direction, start, end):
-        """This node's last run when ``session`` may propagate again over spans of it, else None
-        (with the reason in the log)."""
-        kept = getattr(self, "_record", None)
-        if kept is None:
-            return None
-        reason = "other frames" if kept[0] != shot else why_not_span(kept[1], session, first, direction, start, end)
-        if reason is not None:
-            LOG.info("MemVOS Propagate: the whole range runs (rerun = span, but %s)", reason)
-            return None
-        return kept[1]
 
 
 NODE_CLASS_MAPPINGS = {"MemVOSPropagate": MemVOSPropagate}

@@ -96,19 +96,61 @@ def test_resume_and_cancel_with_other_inputs_starts_afresh(comfy, shot):
     assert len(run_folders(comfy)) == 1, "the cancelled run is still there to resume"
 
 
+def run_key(session, clip, first, direction, start, end):
+    """The digest naming the node's run folder (the core's, over the node's digest of the frames)."""
+    return PACK.memvos_core.session.run_folder.run_digest(session, first, direction, start, end,
+                                                          RUNS.frames_key(clip))
+
+
 def test_every_input_of_a_run_names_it(comfy, shot):
     session, frames = shot
     clip = PACK.nodes.common.check_frames(frames)
-    key = RUNS.run_key(session, clip, 0, "both", 0, FRAMES)
-    assert key == RUNS.run_key(session, clip.clone(), 0, "both", 0, FRAMES)
+    key = run_key(session, clip, 0, "both", 0, FRAMES)
+    assert key == run_key(session, clip.clone(), 0, "both", 0, FRAMES)
     changed = clip.clone()
     changed[7, 8, 8, 0] += 0.5  # one pixel the fingerprint samples
     one_object = session.remove_keyframe(KEYS[-1])
-    others = [RUNS.run_key(session, changed, 0, "both", 0, FRAMES),
-              RUNS.run_key(session, clip, 0, "forward", 0, FRAMES),
-              RUNS.run_key(session, clip, 0, "both", 1, FRAMES),
-              RUNS.run_key(session, clip, 0, "both", 0, FRAMES - 1),
-              RUNS.run_key(session, clip[1:], 1, "both", 1, FRAMES),
-              RUNS.run_key(one_object, clip, 0, "both", 0, FRAMES),
-              RUNS.run_key(session.replace(internal_size=48), clip, 0, "both", 0, FRAMES)]
+    others = [run_key(session, changed, 0, "both", 0, FRAMES),
+              run_key(session, clip, 0, "forward", 0, FRAMES),
+              run_key(session, clip, 0, "both", 1, FRAMES),
+              run_key(session, clip, 0, "both", 0, FRAMES - 1),
+              run_key(session, clip[1:], 1, "both", 1, FRAMES),
+              run_key(one_object, clip, 0, "both", 0, FRAMES),
+              run_key(session.replace(internal_size=48), clip, 0, "both", 0, FRAMES)]
     assert len({key, *others}) == len(others) + 1
+
+
+def test_span_resume_and_cancel_continues_the_span_run_with_the_uncancelled_masks(comfy, shot):
+    """A span run (rerun = span, after a keyframe was added) cancelled half-way keeps its
+    checkpoint: queued again, the node continues it and gives the masks of an uncancelled one."""
+    session, frames = shot
+    _, masks = tiny_clip(num_frames=FRAMES)
+    (fixed,) = NODES["MemVOSAddAnnotation"]().add(session, frames, masks[1], 8, 1)
+    settings = {"direction": "both", "start_frame": 0, "end_frame": -1, "first_frame_index": 0,
+                "preview_fps": 10.0, "rerun": "span", "memvos_linked_outputs": ""}
+    node = NODES["MemVOSPropagate"]()
+    node.propagate(session, frames, **settings)
+    comfy.progress.clear()
+    comfy.checks, comfy.interrupt_after = 0, 10  # a progress update and a cancel check per frame: 5 frames
+    try:
+        with pytest.raises(Interrupted):
+            node.propagate(fixed, frames, **settings)
+    finally:
+        comfy.interrupt_after = None
+    total = comfy.progress[0][1]
+    done = max(d for d, of in comfy.progress if of == total)
+    assert 0 < done < total < WORK, "a span run, not the whole range, cancelled part-way"
+    comfy.progress.clear()
+    resumed = node.propagate(fixed, frames, **settings)["result"]
+    steps = [d for d, of in comfy.progress if of == total]
+    assert steps[0] == done + 1 and steps[-1] == total and len(steps) == total - done
+    assert node._record[1].spans == ((5, FRAMES),) and node._record[1].resumed_at == done
+
+    reference = NODES["MemVOSPropagate"]()  # uncancelled (the resumed results hold that folder: afresh)
+    reference.propagate(session, frames, **settings)
+    expected = reference.propagate(fixed, frames, **settings)["result"]
+    assert reference._record[1].spans == ((5, FRAMES),) and reference._record[1].resumed_at == 0
+    assert torch.equal(resumed[1].chunk(0, FRAMES), expected[1].chunk(0, FRAMES))
+    for name in ("forward_state", "backward_state"):
+        a, b = getattr(resumed[0], name), getattr(expected[0], name)
+        assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)

@@ -12,7 +12,7 @@ import toy_family
 from memvos_core.families import registry
 from memvos_core.network.synthetic import synthetic_state_dict
 from memvos_core.runtime.model import load_model
-from memvos_core.session import Session
+from memvos_core.session import Keyframe, Session
 from memvos_core.session.span import (affected_spans, changed_objects, outside, propagate_recorded,
                                       propagate_spans, why_not_span)
 from session_helpers import moving_discs, small_config
@@ -234,3 +234,89 @@ def test_span_without_a_change_runs_nothing_and_keeps_every_frame(toy_model, lon
     _, result, again = propagate_spans(record, same_keys, counted)
     assert counted.read == [] and again.spans == () and again.stale == [(0, 60)]
     assert same_list(stored(result), stored(old))
+
+
+def test_span_record_keeps_the_memory_states_on_disk_and_reads_them_lazily(synthetic_weights):
+    """The record holds no memory state in RAM: one file per pass and keyframe beside the results,
+    read only when asked for (a file changed on disk is what ``states[...]`` returns)."""
+    model = load_model(synthetic_weights)
+    frames, labels = moving_discs(num_frames=14, height=32, width=32)
+    s = keyed(model, frames, labels, (0, 5, 10), mode="evaluation", internal_size=32)
+    _, _, record = propagate_recorded(s, frames, direction="both")
+    keys = sorted(record.states.keys())
+    assert keys == [("backward", 0), ("backward", 5), ("backward", 10), ("forward", 0), ("forward", 5),
+                    ("forward", 10)]
+    files = sorted(p.name for p in record.states.folder.iterdir())
+    assert len(files) == len(keys) and record.states.folder.parent == record.result.store.folder
+    # in RAM only which keyframes each state was computed with: the run's own keyframe objects
+    held = [kf for key in keys for kf in record.states.taken_with(key).values()]
+    assert all(any(kf is k for k in record.session.keyframes) for kf in held)
+    assert tensors_reachable(record.states, stop=Keyframe) == []
+    at5 = record.states[("forward", 5)][0]
+    assert at5.next_frame == 5 and at5.tensors and all(t.device.type == "cpu" for t in at5.tensors.values())
+    (record.states.folder / "forward.00000005.safetensors").write_bytes(
+        (record.states.folder / "forward.00000010.safetensors").read_bytes())
+    assert record.states[("forward", 5)][0].next_frame == 10, "read from its file when asked for"
+
+
+def tensors_reachable(root, stop):
+    """The tensors reachable from ``root`` through references, not looking into ``stop`` objects."""
+    import gc
+    import types
+    seen, todo, found = set(), [root], []
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, (stop, type, types.ModuleType)):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            found.append(obj)
+        else:
+            todo.extend(gc.get_referents(obj))
+    return found
+
+
+class CancelAfter:
+    """``cancel()`` true from the ``n``-th frame of work on (a button pressed mid-run)."""
+
+    def __init__(self, n):
+        self.n, self.calls = n, 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.calls > self.n
+
+
+@pytest.mark.parametrize("cancel_at", [30, 250])   # in the first span (202 frames of work), in the second
+def test_span_resume_after_cancel_continues_and_gives_the_uncancelled_masks(toy_model, long_shot, tmp_path,
+                                                                          cancel_at):
+    from memvos_core.session import PropagationCancelled
+    from memvos_core.session.run_folder import RunFolders
+    from memvos_core.shot import Shot
+    frames, labels = long_shot
+    runs = RunFolders(tmp_path / "runs", tmp_path / "cache", every=10, every_s=0)
+    shot = Shot(keyed(toy_model, frames, labels, (0, 100, 150, 200)), frames)
+    shot.propagate_again(runs=runs)
+    before = shot.record
+    fixed = shot.session.add_label_map(50, frames[50], moved_disc(labels, 50, 1))
+    fixed = fixed.add_label_map(175, frames[175], moved_disc(labels, 175, 2))
+    reference_session, reference, uncancelled = propagate_spans(before, fixed.replace(forward_state=None,
+                                                                                      backward_state=None), frames)
+    assert uncancelled.spans == ((0, 101), (150, 201))
+    total = 2 * (101 + 51)
+    shot = Shot(fixed, Counted(frames), frames_key=shot.frames_key, record=before)
+    with pytest.raises(PropagationCancelled):
+        shot.propagate_again(cancel=CancelAfter(cancel_at), runs=runs)
+    assert shot.record is before
+    assert len(list((tmp_path / "runs").iterdir())) == 2, "the cancelled span run keeps its folder"
+    steps = []
+    shot.frames.read.clear()
+    result = shot.propagate_again(progress=lambda d, t: steps.append((d, t)), runs=runs)
+    assert shot.record.spans == uncancelled.spans
+    assert shot.record.resumed_at == cancel_at and steps[0] == (cancel_at + 1, total) and steps[-1] == (total, total)
+    assert len(shot.frames.read) == total - cancel_at, "only the work after the cancel runs again"
+    assert same_list(stored(result), stored(reference))
+    assert sorted(shot.record.states.keys()) == sorted(uncancelled.states.keys())
+    for name in ("forward_state", "backward_state"):
+        a, b = getattr(shot.session, name), getattr(reference_session, name)
+        assert a.tensors.keys() == b.tensors.keys() and all(torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)

@@ -21,12 +21,14 @@ from pathlib import Path
 
 from .blend import combine, keyframes_by_object, object_weights, pass_ranges
 from .directional import DirectionalPass, PropagationCancelled
+from .keyframe_states import KeyframeStates
 from .keyframes import same_keyframe
 from .result import DIRECTIONS, PropagationResult, to_session_order
 from .store import UNREACHED, ResultStore, StoreError
 
 BACKWARD_AREA = "backward"
 PASSES = ("backward", "forward")  # the order they run in
+STATES_FOLDER = "states"          # in the store's folder: the memory states at keyframes (keep_states)
 
 
 class CheckpointMismatch(ValueError):
@@ -61,8 +63,9 @@ class Propagation:
     Part of a run again (:mod:`.span`): ``span=(lo, hi)`` runs each pass only over its frames
     inside ``[lo, hi)``, writing into ``result`` (the run's :class:`PropagationResult` over
     ``[start, end)``, other frames already in it); ``seeds``: ``{pass: PassState}`` to start a
-    pass from instead of a fresh one. ``keep_states=True``: ``key_states`` collects each pass's
-    state just before it steps each keyframe, ``{(pass, frame): PassState}``."""
+    pass from instead of a fresh one. ``keep_states=True``: ``key_states`` (a
+    :class:`~.keyframe_states.KeyframeStates` in the store's ``states`` folder, or the one given
+    as ``keep_states``) gets each pass's state just before it steps each keyframe, on disk."""
 
     def __init__(self, session, frames, first_frame_index=0, direction="forward", start=None, end=None,
                  store=None, retain=True, shot_length=None, *, span=None, seeds=None, result=None,
@@ -98,7 +101,6 @@ class Propagation:
         if span is not None:
             self.ranges = {name: within(rng, span) for name, rng in self.ranges.items()}
         self.seeds = dict(seeds or {})
-        self.key_states = {} if keep_states else None
         self.keys_by_object = keyframes_by_object(session.keyframes)
         if result is not None:
             self.store, self.result = result.store, result
@@ -106,6 +108,10 @@ class Propagation:
             self.store = store if store is not None else ResultStore.temporary()
             in_range = [k for k in session.keyframes if start <= k.frame_index < end]
             self.result = PropagationResult(self.ids, frame_hw, in_range, self.store, (start, end), retain)
+        if keep_states is True:
+            keep_states = KeyframeStates(self.store.folder / STATES_FOLDER)
+        self.key_states = None if keep_states is False or keep_states is None else keep_states
+        self.taken_with = {k.frame_index: k for k in session.keyframes}
         self.states = {"forward": session.forward_state, "backward": session.backward_state}
         self.phase = {name: ("pending" if self.ranges[name] else "skipped") for name in PASSES}
         self.next = {}            # pass -> next clip frame it will step
@@ -208,7 +214,8 @@ class Propagation:
             since[:] = [0, time.monotonic()]
 
         wanted = [False]
-        keep = None if self.key_states is None else (lambda i, state: self.key_states.__setitem__((name, i), state))
+        keep = None if self.key_states is None else (lambda i, state: self.key_states.put(name, i, state,
+                                                                                         self.taken_with))
         p.engine.set_shot_length(self.shot_length)
         p.run(self.frames, todo, frame_of, on_frame, cancel, sync=(lambda: wanted[0], save_now), at_keyframe=keep)
         self.states[name] = p.finish()

@@ -26,14 +26,19 @@ pass's first frame starts that pass afresh as a whole run does, so a span coveri
 gives exactly a fresh run. ``exact`` (a fresh run of the whole range) remains the reference.
 """
 import dataclasses
+import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from .blend import pass_ranges
+from .keyframe_states import KeyframeStates
 from .keyframes import same_keyframe
-from .propagation import PASSES, Propagation, setup_differences, within
+from .propagation import PASSES, STATES_FOLDER, CheckpointMismatch, Propagation, setup_differences, within
 from .result import RESULT_AREA, PropagationResult
 from .store import ResultStore
 
+LOG = logging.getLogger("memvos")
 RERUN = ("span", "exact")  # what runs again after a keyframe fix: the affected spans, or the whole range
 
 
@@ -105,8 +110,10 @@ def outside(spans, start, end):
 class RunRecord:
     """What a run leaves for the next to run only a span: the session it was given, where it ran,
     its result (the frames on disk), the session it returned, and each pass's memory state at each
-    keyframe, ``{(pass, frame): (PassState, {frame: Keyframe} it was computed with)}``. ``spans``:
-    the ranges this run computed (the whole range for a full run)."""
+    keyframe (``states``, a :class:`~.keyframe_states.KeyframeStates` on disk beside the results,
+    read only when a span starts there). ``spans``: the ranges this run computed (the whole range
+    for a full run); ``key``: the digest naming the run's folder (:mod:`.run_folder`), if it has
+    one; ``resumed_at``: frames of work this run did not do again, resumed from a checkpoint."""
 
     session: object
     first: int
@@ -115,23 +122,21 @@ class RunRecord:
     end: int
     result: PropagationResult
     out: object
-    states: dict
+    states: KeyframeStates
     spans: tuple
+    key: str = None
+    resumed_at: int = 0
 
     @classmethod
-    def of(cls, job, out, spans=None, states=None):
-        """The record of a finished :class:`Propagation` run with ``keep_states=True``."""
-        taken_with = {k.frame_index: k for k in job.session.keyframes}
-        kept = dict(states or {})
-        kept.update({key: (state, taken_with) for key, state in (job.key_states or {}).items()})
-        return cls(job.session, job.first, job.direction, job.start, job.end, job.result, out, kept,
-                   tuple(spans or ((job.start, job.end),)))
+    def of(cls, job, out, key=None):
+        """The record of a finished whole :class:`Propagation` run with ``keep_states``."""
+        return cls(job.session, job.first, job.direction, job.start, job.end, job.result, out, job.key_states,
+                   ((job.start, job.end),), key, job.resumed_at)
 
     def to(self, device):
-        """The same record with the returned session and the saved states on ``device`` (e.g. off
-        the GPU between runs)."""
-        states = {key: (state.to(device), taken_with) for key, (state, taken_with) in self.states.items()}
-        return dataclasses.replace(self, out=self.out.to(device), states=states)
+        """The same record with the returned session on ``device`` (e.g. off the GPU between runs;
+        the keyframe states are on disk)."""
+        return dataclasses.replace(self, out=self.out.to(device))
 
     @property
     def stale(self):
@@ -171,10 +176,13 @@ def _seed(record, name, edge, now):
     return state
 
 
-def propagate_spans(record, session, frames, progress=None, cancel=None, store=None):
+def propagate_spans(record, session, frames, progress=None, cancel=None, store=None, checkpoint=None, key=None):
     """Propagate ``session`` (new keyframes) over ``record``'s range again, only over the spans the
     change affects (module docstring). ``frames``: the same frames as the recorded run. Returns
     ``(new_session, result, new_record)``; ``new_record.spans`` says which frames ran again.
+    ``checkpoint`` (a :class:`Checkpoint` in ``store``'s folder): saved as the spans run and when
+    cancelled, and continued from when it is there (a cancelled span run called again with the
+    same inputs and store gives the masks of an uncancelled one); ``key`` names the new record.
     Raises ValueError when :func:`why_not_span` has a reason."""
     first, direction, start, end = record.first, record.direction, record.start, record.end
     reason = why_not_span(record, session, first, direction, start, end)
@@ -189,8 +197,14 @@ def propagate_spans(record, session, frames, progress=None, cancel=None, store=N
     result = PropagationResult(ids, tuple(session.frame_size), in_range, store, (start, end))
     whole = pass_ranges(direction, [k.frame_index for k in session.keyframes], start, end)
     now = {k.frame_index: k for k in session.keyframes}
-    jobs = []
-    for span in spans:
+    states = KeyframeStates(store.folder / STATES_FOLDER)
+
+    def in_spans(key):
+        return any(lo <= key[1] < hi for lo, hi in spans)
+
+    record.states.link_into(states, keep=lambda key: not in_spans(key))
+
+    def job_of(span):
         seeds = {}
         for name in PASSES:
             rng = within(whole[name], span)
@@ -198,33 +212,100 @@ def propagate_spans(record, session, frames, progress=None, cancel=None, store=N
                 continue
             edge, whole_edge = (rng[0], whole[name][0]) if name == "forward" else (rng[1] - 1, whole[name][1] - 1)
             seeds[name] = None if edge == whole_edge else _seed(record, name, edge, now)
-        jobs.append(Propagation(session, frames, first, direction, start, end, span=span, seeds=seeds,
-                                result=result, keep_states=True))
+        return Propagation(session, frames, first, direction, start, end, span=span, seeds=seeds, result=result,
+                           keep_states=states)
+
+    jobs = [job_of(span) for span in spans]
     total = sum(job.total for job in jobs)
     finals = {"forward": record.out.forward_state, "backward": record.out.backward_state}
-    states = {key: value for key, value in record.states.items()
-              if not any(lo <= key[1] < hi for lo, hi in spans)}
-    done = 0
-    for job in jobs:
+    finished = 0
+    if checkpoint is not None:
+        finished, finals = _spans_done(checkpoint, session, spans, finals)
+        states.adopt(now, keep=in_spans)  # the states the spans before a cancel reached
+    done = resumed_at = sum(job.total for job in jobs[:finished])
+    for n, (span, job) in enumerate(zip(spans, jobs)):
+        if n < finished:
+            continue
         step = (lambda d, _t, offset=done: progress(offset + d, total)) if progress is not None else None
-        job.run(step, cancel)
+        if checkpoint is None:
+            job.run(step, cancel)
+        else:
+            at = dataclasses.replace(checkpoint, extra={**checkpoint.extra, "span": list(span)})
+            try:
+                job.run(step, cancel, None, at, resume=True)
+            except CheckpointMismatch as exc:  # a damaged file, or one of another span: this span afresh
+                LOG.warning("MemVOS: %s; propagating the span %d..%d from its start", exc, span[0], span[1] - 1)
+                os.remove(at.path)
+                job = job_of(span)
+                job.run(step, cancel, None, at)
+            resumed_at += job.resumed_at
         done += job.total
-        states.update({key: (state, now) for key, state in job.key_states.items()})
         for name in PASSES:
             rng = job.ranges[name]
             if rng is not None and rng[int(name == "forward")] == whole[name][int(name == "forward")]:
                 finals[name] = job.states[name]
+        if checkpoint is not None:
+            _save_spans_done(checkpoint, session, spans, n + 1, finals, record)
     out = session.replace(forward_state=finals["forward"], backward_state=finals["backward"])
-    new_record = RunRecord(session, first, direction, start, end, result, out, states, tuple(spans))
+    new_record = RunRecord(session, first, direction, start, end, result, out, states, tuple(spans), key, resumed_at)
     return out, result, new_record
 
 
+def spans_done_path(checkpoint):
+    """Beside a span run's checkpoint: how many of its spans are finished, and the memory states
+    they ended with (where they reach a pass's end)."""
+    path = Path(checkpoint.path)
+    return path.with_name(f"{path.stem}.spans{path.suffix}")
+
+
+def _save_spans_done(checkpoint, session, spans, finished, finals, record):
+    from .storage import save_session
+    changed = [name for name in PASSES if finals[name] is not getattr(record.out, f"{name}_state")]
+    kept = {f"{name}_state": finals[name] if name in changed else None for name in PASSES}
+    save_session(session.replace(**kept), spans_done_path(checkpoint), what="checkpoint",
+                 extra={"spans": [list(span) for span in spans], "finished": finished, "finals": changed})
+    if checkpoint.exists():
+        os.remove(checkpoint.path)   # the span's own checkpoint: that span is finished
+
+
+def _spans_done(checkpoint, session, spans, finals):
+    """``(spans finished, finals)`` from a cancelled span run's file, or ``(0, finals)``."""
+    from .storage import SessionFileError, read_session
+    path = spans_done_path(checkpoint)
+    if not path.is_file():
+        return 0, finals
+    try:
+        fields, extra = read_session(path, session.model)
+        if not isinstance(extra, dict) or extra.get("spans") != [list(span) for span in spans]:
+            raise SessionFileError("of another span run")
+        finals = dict(finals, **{name: fields[f"{name}_state"] for name in extra["finals"]})
+        return int(extra["finished"]), finals
+    except (SessionFileError, KeyError, TypeError, ValueError) as exc:
+        LOG.warning("MemVOS: %s is not this span run's (%s); propagating the spans from their start", path, exc)
+        return 0, finals
+
+
 def propagate_recorded(session, frames, first_frame_index=0, direction="both", start=None, end=None,
-                       progress=None, cancel=None, store=None):
-    """A whole run that keeps what :func:`propagate_spans` needs: ``(new_session, result, record)``."""
-    job = Propagation(session, frames, first_frame_index, direction, start, end, store=store, keep_states=True)
-    out, result = job.run(progress, cancel)
-    return out, result, RunRecord.of(job, out)
+                       progress=None, cancel=None, store=None, checkpoint=None, key=None):
+    """A whole run that keeps what :func:`propagate_spans` needs: ``(new_session, result, record)``.
+    ``checkpoint`` (a :class:`Checkpoint` in ``store``'s folder): saved as the run goes and when
+    cancelled, and continued from when it is there (the masks of an uninterrupted run); the
+    states at keyframes reached before it are read back from the store's folder."""
+    def job_of():
+        return Propagation(session, frames, first_frame_index, direction, start, end, store=store, keep_states=True)
+    job = job_of()
+    if checkpoint is None:
+        out, result = job.run(progress, cancel)
+        return out, result, RunRecord.of(job, out, key)
+    job.key_states.adopt(job.taken_with)
+    try:
+        out, result = job.run(progress, cancel, None, checkpoint, resume=True)
+    except CheckpointMismatch as exc:  # a damaged or foreign file under our name: start afresh
+        LOG.warning("MemVOS: %s; propagating from the start", exc)
+        os.remove(checkpoint.path)
+        job = job_of()
+        out, result = job.run(progress, cancel, None, checkpoint)
+    return out, result, RunRecord.of(job, out, key)
 
 
 __all__ = ["RERUN", "RunRecord", "affected_spans", "changed_objects", "outside", "propagate_recorded", "propagate_spans",

@@ -18,6 +18,7 @@ from .file_schema import SchemaError, check_metadata
 from .keyframes import Keyframe
 
 FORMAT = "memvos-session"
+STATE_FORMAT = "memvos-pass-state"
 VERSION = 1
 
 
@@ -37,17 +38,23 @@ def save_session(session, path, extra=None, what=None):
         keyframes.append({"frame_index": kf.frame_index, "object_ids": list(kf.object_ids)})
     passes = {}
     for name, state in (("forward", session.forward_state), ("backward", session.backward_state)):
-        if state is None:
-            continue
-        for key, t in state.tensors.items():
-            tensors[f"{name}.{key}"] = t
-        passes[name] = state.meta()
+        if state is not None:
+            tensors.update(_state_tensors(name, state))
+            passes[name] = state.meta()
     meta = {"format": FORMAT, "version": VERSION, "model": session.model.describe(),
             "config": session.config.to_dict(), "internal_size": session.internal_size,
             "antialias": session.antialias, "tta_scales": list(session.tta_scales),
             "tta_flip": session.tta_flip, "keyframes": keyframes, "passes": passes}
     if extra is not None:
         meta["extra"] = extra
+    return _write(path, tensors, meta, what)
+
+
+def _state_tensors(prefix, state):
+    return {f"{prefix}.{key}": t for key, t in state.tensors.items()}
+
+
+def _write(path, tensors, meta, what=None):
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     path = os.fspath(path)
     try:
@@ -57,6 +64,28 @@ def save_session(session, path, extra=None, what=None):
     write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata={"memvos": json.dumps(meta)}), what=what,
                  error=SessionFileError)
     return path
+
+
+def save_pass_state(path, state, extra=None):
+    """One pass's memory state alone (no keyframes, no settings), written atomically: what a run
+    keeps at each keyframe for a later run of a span (:mod:`.keyframe_states`)."""
+    meta = {"format": STATE_FORMAT, "version": VERSION, "pass": state.meta(), "extra": extra}
+    return _write(path, _state_tensors("state", state), meta, what="memory state")
+
+
+def read_pass_state(path, device="cpu"):
+    """``(PassState, extra)`` of a :func:`save_pass_state` file, its tensors on ``device``."""
+    path = os.fspath(path)
+    try:
+        with safe_open(path, framework="pt", device=str(device)) as f:
+            meta = json.loads((f.metadata() or {})["memvos"])
+            tensors = {k[len("state."):]: f.get_tensor(k) for k in f.keys()}
+        if meta.get("format") != STATE_FORMAT or meta.get("version") != VERSION:
+            raise ValueError(f"format {meta.get('format')} version {meta.get('version')}")
+        return PassState.from_meta(meta["pass"], tensors), meta.get("extra")
+    except Exception as exc:
+        raise SessionFileError(f"the memory state {path!r} could not be read ({exc}): it is damaged; "
+                               "propagate with rerun = exact") from None
 
 
 def read_session(path, model, config=None):

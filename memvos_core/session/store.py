@@ -123,6 +123,17 @@ def write_bytes(path, data):
         raise
 
 
+def link_or_copy(source, target):
+    """``target`` becomes ``source``'s bytes: a hard link where the disk allows (the files are
+    replaced, never written into, so sharing them is safe), else a copy."""
+    if os.path.lexists(target):
+        os.remove(target)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
 # ------------------------------------------------------------------ locking
 def _try_lock(fd):
     try:
@@ -324,14 +335,8 @@ class ResultStore:
         for index in indices:
             source, target = other._path(area, index), self._path(area, index)
             try:
-                if not source.is_file():
-                    continue
-                if target.exists():
-                    os.remove(target)
-                try:
-                    os.link(source, target)
-                except OSError:
-                    shutil.copyfile(source, target)
+                if source.is_file():
+                    link_or_copy(source, target)
             except OSError as exc:
                 raise StoreError(explain(exc, self.folder)) from None
 
