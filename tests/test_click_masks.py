@@ -88,9 +88,16 @@ def test_click_without_sam2_weights_says_how_to_get_them(shot):
     assert status == 409 and "models/memvos" in body["error"], "the editor learns it when it picks the tool"
 
 
-def test_click_route_gives_the_image_path_masks_and_embeds_a_frame_once(comfy, shot, image_path):
-    save_file({k: v.contiguous() for k, v in generated_state().items()},
-              os.path.join(comfy.dirs["models"], "memvos", "sam2.1_hiera_tiny.safetensors"))
+@pytest.fixture()
+def sam2_in_models(comfy):
+    """A SAM 2.1 file in models/memvos (after the test that runs without one), written once."""
+    path = os.path.join(comfy.dirs["models"], "memvos", "sam2.1_hiera_tiny.safetensors")
+    if not os.path.exists(path):
+        save_file({k: v.contiguous() for k, v in generated_state().items()}, path)
+    return path
+
+
+def test_click_route_gives_the_image_path_masks_and_embeds_a_frame_once(sam2_in_models, shot, image_path):
     net, emb = image_path
     reference = load_file(os.path.join(RUN_E, "outputs.safetensors"))
     segmenter = None
@@ -113,10 +120,11 @@ def test_click_route_gives_the_image_path_masks_and_embeds_a_frame_once(comfy, s
     assert segmenter.embedded == 1  # four clicks, one embedding (other frames: the LRU test below)
 
 
-def test_click_prepare_embeds_a_frame_ahead_of_its_first_click(shot):
+def test_click_prepare_embeds_a_frame_ahead_of_its_first_click(sam2_in_models, shot):
     """The editor asks for a frame's embedding when the click tool meets it (the seconds of a first
     click on a CPU are spent before the artist clicks); the click then only decodes."""
-    segmenter = next(iter(click_core._LOADED.values()))  # the route's, loaded by the test above
+    assert prepare(shot, 0)[0] == 200  # loads the route's network
+    segmenter = next(iter(click_core._LOADED.values()))
     before = segmenter.embedded
     status, body = prepare(shot, 1)
     assert status == 200 and body == {"ready": True, "weights": "sam2.1_hiera_tiny.safetensors",
@@ -165,7 +173,7 @@ def test_click_weights_are_picked_smallest_known_first():
     assert click_core.pick_weights(["XMem.pth", "cutie-base-mega.pth"]) is None
 
 
-def test_click_prompts_in_the_keyframes_node_give_the_route_masks(shot, frames, image_path):
+def test_click_prompts_in_the_keyframes_node_give_the_route_masks(sam2_in_models, shot, frames, image_path):
     net, emb = image_path
     widget = json.dumps([{"frame": 0, "object": 1, "points": [[40, 46, 1]]}])
     fed = [{"frame": 0, "object": 2, "box": [128, 44, 172, 88]}]
