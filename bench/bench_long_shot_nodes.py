@@ -211,14 +211,14 @@ def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=No
         stand_ins.progress = log = ProgressLog(executor, 0 if quiet else step)
         sampler = PeakSampler(executor)
         sampler.start()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         start_rss = rss_mib()
         try:
             outputs, ui = executor.run(prompt(size, "bench/matte", max_long_term, graph))
         finally:
             sampler.stop.set()
             sampler.join()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         stage_rows = []  # (stage, RSS when it started, its peak, RSS at its last tick)
         for stage, node in STAGES[graph]:
             ticks = [s[4] for s in log.samples if s[1] == node]
@@ -232,7 +232,7 @@ def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=No
         session, masks = outputs["8"][0], outputs["8"][1]
         return {"rows": rows, "stages": stage_rows, "outputs": outputs, "ui": ui, "dirs": stand_ins.dirs, "elapsed": elapsed,
                 "peak": max(sampler.peak, max(s[4] for s in log.samples)), "peak_where": sampler.where, "start_rss": start_rss,
-                "end_rss": rss_mib(), "threads": threads,
+                "end_rss": rss_mib(), "threads": threads, "cpu": cpu,
                 "result_bytes": held_bytes(masks.result), "state_bytes": state_bytes(session)}
     finally:
         torch.set_num_threads(threads_before)
@@ -274,7 +274,8 @@ def main(argv=None):
           f"{result['end_rss']:.1f} MiB (outputs still held, as ComfyUI's cache holds them)")
     print("at the sampled peak the prompt was in (innermost first):\n  " + "\n  ".join(result["peak_where"]))
     print(f"peak RSS {result['peak']:.1f} MiB; whole prompt {result['elapsed']:.0f} s "
-          f"({args.frames / result['elapsed']:.1f} frames/s); torch threads {result['threads']}; "
+          f"({args.frames / result['elapsed']:.1f} frames/s), process CPU {result['cpu']:.0f} s; "
+          f"torch threads {result['threads']}; "
           f"load average {os.getloadavg()[0]:.1f}")
 
 
