@@ -11,7 +11,7 @@ from .messages import batch_warning
 from .propagate_node import write_clip_preview
 from .propagation_runs import cache_root
 from .rendered_clip import RenderedClip
-from ..memvos_core.ops.chunking import read_chunk
+from ..memvos_core.ops.chunking import concat_as_made, read_chunk
 from ..memvos_core.ops.matte_edges import matte_preview, matte_preview_size
 from ..memvos_core.session import ResultStore
 from ..memvos_core.ops.refine_chain import RefineSteps, refine_masks
@@ -30,14 +30,14 @@ OBJECT_IDS = Input("object_ids", "STRING", "", "Object ids to use, like '1, 3'; 
 def union_mask(masks, progress=None, cancel=None):
     """The union of every object, ``[T,H,W]`` at source size, built a chunk at a time (a long shot's
     takes seconds: ``progress(done, total)`` after each chunk, ``cancel()`` before each)."""
-    parts = []
-    for t0, t1 in masks.chunks():
-        if cancel is not None:
-            cancel()
-        parts.append(masks.union(t0, t1))
-        if progress is not None:
-            progress(t1, masks.num_frames)
-    return torch.cat(parts)
+    def parts():
+        for t0, t1 in masks.chunks():
+            if cancel is not None:
+                cancel()
+            yield masks.union(t0, t1)
+            if progress is not None:
+                progress(t1, masks.num_frames)
+    return concat_as_made(parts(), masks.num_frames)
 
 
 class MemVOSSelectObjects:
