@@ -15,9 +15,9 @@ calls the prompt was in (how Refine's feather was found taking 2 GiB, twice its 
 shorter side): a CPU needs a small one; the source video keeps ``--width`` x ``--height``.
 """
 import argparse
-import importlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -136,6 +136,19 @@ class ProgressLog(list):
             print(f"  node {node}: frame {item[0]}/{item[1]}, RSS {self.samples[-1][4]:.0f} MiB", flush=True)
 
 
+class NodeStarts(list):
+    """Stands in for the executor's list of executed nodes: records the RSS as each node starts
+    (the previous one's end)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rss = []
+
+    def append(self, node):
+        super().append(node)
+        self.rss.append((node, rss_mib()))
+
+
 class PeakSampler(threading.Thread):
     """The highest RSS, sampled every ``period`` seconds (between ticks too: previews, encoding),
     overall and per running node (``executor.executed[-1]``), with each node's RSS when it started."""
@@ -186,10 +199,11 @@ def milestones(samples, node, total, step):
 
 
 def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=None, quiet=False, threads=1,
-        max_long_term=10000, graph="refine"):
+        max_long_term=10000, graph="refine", weights_file=None):
     """Run the bench; returns ``{"rows": [(stage, frame, rss, growth, s)], "outputs": ..., "dirs": ...}``.
     One torch thread by default: on a shared, busy CPU two threads spin against each other (a
-    12-frame run took 79 s with 2 threads, 5 s with 1, at load 18 on 2 cores)."""
+    12-frame run took 79 s with 2 threads, 5 s with 1, at load 18 on 2 cores). ``weights_file``: the
+    generated XMem weights already saved (default: made in a child process)."""
     threads_before = torch.get_num_threads()
     torch.set_num_threads(threads)
     root = keep or tempfile.mkdtemp(prefix="memvos-bench-")
@@ -199,9 +213,13 @@ def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=No
     try:
         pack = pack_for_tests()
         pack.nodes.linked_outputs.install(pack.NODE_CLASS_MAPPINGS)
-        synthetic = importlib.import_module(pack.__name__ + ".memvos_core.network.synthetic")
-        weights = os.path.join(stand_ins.dirs["models"], "synthetic.pth")
-        torch.save(synthetic.synthetic_state_dict(), weights)
+        weights = weights_file or os.path.join(stand_ins.dirs["models"], "synthetic.pth")
+        if weights_file is None:
+            # Made in another process: weights made here stayed in this one's allocator, and the RSS
+            # at the prompt's start was 280 to 470 MiB depending on what reused them.
+            subprocess.run([sys.executable, "-c", "import sys, torch; sys.path.insert(0, sys.argv[1]); from "
+                            "memvos_core.network.synthetic import synthetic_state_dict as s; "
+                            "torch.save(s(), sys.argv[2])", ROOT, weights], check=True)
         link_weights(weights, os.path.join(stand_ins.dirs["models"], "memvos"))
         started = time.perf_counter()
         write_shot(pack, stand_ins.dirs["input"], frames, height, width, fps)
@@ -209,17 +227,18 @@ def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=No
             print(f"shot: {frames} frames {width}x{height} mp4 written in {time.perf_counter() - started:.0f} s; "
                   f"internal size {size}; RSS {rss_mib():.0f} MiB", flush=True)
         executor = Executor(pack.NODE_CLASS_MAPPINGS, {})
+        executor.executed = NodeStarts()
         stand_ins.progress = log = ProgressLog(executor, 0 if quiet else step)
         sampler = PeakSampler(executor)
         sampler.start()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         start_rss = rss_mib()
         try:
             outputs, ui = executor.run(prompt(size, "bench/matte", max_long_term, graph))
         finally:
             sampler.stop.set()
             sampler.join()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         stage_rows = []  # (stage, RSS when it started, its peak, RSS at its last tick)
         for stage, node in STAGES[graph]:
             ticks = [s[4] for s in log.samples if s[1] == node]
@@ -230,10 +249,12 @@ def run(frames=2000, height=480, width=854, size=64, fps=24.0, step=250, keep=No
             found = milestones(log.samples, node, frames, step)
             base = found[0][1] if found else float("nan")
             rows += [(stage, frame, rss, rss - base, t - started) for frame, rss, t in found]
+        classes = {node: spec["class_type"] for node, spec in prompt(size, "", max_long_term, graph).items()}
+        starts = [(node, classes[node], rss) for node, rss in executor.executed.rss]
         session, masks = outputs["8"][0], outputs["8"][1]
         return {"rows": rows, "stages": stage_rows, "outputs": outputs, "ui": ui, "dirs": stand_ins.dirs, "elapsed": elapsed,
                 "peak": max(sampler.peak, max(s[4] for s in log.samples)), "peak_where": sampler.where, "start_rss": start_rss,
-                "end_rss": rss_mib(), "threads": threads,
+                "end_rss": rss_mib(), "threads": threads, "cpu": cpu, "starts": starts,
                 "result_bytes": held_bytes(masks.result), "state_bytes": state_bytes(session)}
     finally:
         torch.set_num_threads(threads_before)
@@ -269,13 +290,16 @@ def main(argv=None):
     print(f"\n{'stage':<11} {'start MiB':>9} {'peak MiB':>9} {'end MiB':>9}   (RSS while the node ran)")
     for stage, first, peak, last in result["stages"]:
         print(f"{stage:<11} {first:>9.1f} {peak:>9.1f} {last:>9.1f}")
+    print("\nRSS as each node started (the previous one's end), MiB:\n  " + ", ".join(
+        f"{name} {rss:.0f}" for _node, name, rss in result["starts"]))
     print(f"\nheld at the end: propagation results in RAM {result['result_bytes'] / 2**20:.1f} MiB, session memory "
           f"state {result['state_bytes'] / 2**20:.1f} MiB")
     print(f"RSS through the prompt: start {result['start_rss']:.1f} MiB, peak {result['peak']:.1f} MiB, end "
           f"{result['end_rss']:.1f} MiB (outputs still held, as ComfyUI's cache holds them)")
     print("at the sampled peak the prompt was in (innermost first):\n  " + "\n  ".join(result["peak_where"]))
     print(f"peak RSS {result['peak']:.1f} MiB; whole prompt {result['elapsed']:.0f} s "
-          f"({args.frames / result['elapsed']:.1f} frames/s); torch threads {result['threads']}; "
+          f"({args.frames / result['elapsed']:.1f} frames/s), process CPU {result['cpu']:.0f} s; "
+          f"torch threads {result['threads']}; "
           f"load average {os.getloadavg()[0]:.1f}")
 
 

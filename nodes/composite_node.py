@@ -1,6 +1,4 @@
 """Composite: overlay preview, mattes, background replacement and inpainting prep, at source size."""
-import torch
-
 from . import comfy_env
 from .common import SUGGESTIONS, check_frames, mask_to_image, parse_object_ids, to_output
 from .compute import NodeProgress, working_budget
@@ -14,7 +12,7 @@ from .propagate_node import write_clip_preview
 from .rendered_clip import RenderedClip
 from ..memvos_core.ops import composite as composite_ops
 from ..memvos_core.ops import kernels
-from ..memvos_core.ops.chunking import read_chunk, run_chunked
+from ..memvos_core.ops.chunking import concat_as_made, read_chunk, run_chunked
 
 MODES = ("overlay", "matte rgba", "matte on black", "replace background", "inpaint")
 
@@ -135,7 +133,7 @@ class MemVOSComposite:
             device = comfy_env.get_torch_device()
             budget = working_budget(device)
             view = RenderedClip(work, num_frames, masks.frame_hw, 4 if mode == "matte rgba" else 3,
-                               max(1, budget // (pixels * per_pixel)), device)
+                                pixels * per_pixel, budget, device)
             preview_progress, preview_cancel = progress.stage(num_frames)
             ui = write_clip_preview(view, view.labels, ids, device=device, budget_bytes=budget,
                                     progress=preview_progress, cancel=preview_cancel, **preview)
@@ -148,8 +146,8 @@ class MemVOSComposite:
         compute = progress.compute(num_frames)
         parts = run_chunked(num_frames, work, bytes_per_frame=pixels * per_pixel, compute=compute,
                             source_device=frames.device)
-        image, mask, labels = (torch.cat([p[i] for p in parts]) for i in range(3))
-        del parts
+        # each chunk freed as it is copied: the batch is held once, not beside its chunks
+        image, mask, labels = concat_as_made((parts.pop(0) for _ in range(len(parts))), num_frames)
         preview_progress, preview_cancel = progress.stage(num_frames)
         ui = write_clip_preview(image[..., :3], labels, ids, device=compute.device, budget_bytes=compute.budget_bytes,
                                 progress=preview_progress, cancel=preview_cancel, **preview)

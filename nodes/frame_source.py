@@ -20,6 +20,7 @@ import torch
 
 from .messages import size_text
 from ..memvos_core.media_io import media
+from ..memvos_core.ops.chunking import concat_as_made
 from ..memvos_core.ops.inputs import check_frames as check_image_frames
 
 FRAMES = "MEMVOS_FRAMES"
@@ -244,7 +245,11 @@ class FrameClip:
                 raise ValueError("internal: frame clips are read in order, one frame after another")
             if stop <= start:
                 return torch.zeros(0, *self.source.frame_hw, 3)
-            return torch.stack([self._float(i) for i in range(start, stop)])
+            # Decoded a frame at a time into the float batch (a list of float frames, then their
+            # stack, held the chunk twice).
+            frames = concat_as_made((self._reader.frame(self.offset + i)[None] for i in range(start, stop)),
+                                    stop - start, torch.float32)
+            return frames.div_(255)
         index = int(index)
         if index < 0:
             index += self.count

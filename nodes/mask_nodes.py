@@ -11,7 +11,7 @@ from .messages import batch_warning
 from .propagate_node import write_clip_preview
 from .propagation_runs import cache_root
 from .rendered_clip import RenderedClip
-from ..memvos_core.ops.chunking import read_chunk
+from ..memvos_core.ops.chunking import concat_as_made, read_chunk
 from ..memvos_core.ops.matte_edges import matte_preview, matte_preview_size
 from ..memvos_core.session import ResultStore
 from ..memvos_core.ops.refine_chain import RefineSteps, refine_masks
@@ -30,14 +30,14 @@ OBJECT_IDS = Input("object_ids", "STRING", "", "Object ids to use, like '1, 3'; 
 def union_mask(masks, progress=None, cancel=None):
     """The union of every object, ``[T,H,W]`` at source size, built a chunk at a time (a long shot's
     takes seconds: ``progress(done, total)`` after each chunk, ``cancel()`` before each)."""
-    parts = []
-    for t0, t1 in masks.chunks():
-        if cancel is not None:
-            cancel()
-        parts.append(masks.union(t0, t1))
-        if progress is not None:
-            progress(t1, masks.num_frames)
-    return torch.cat(parts)
+    def parts():
+        for t0, t1 in masks.chunks():
+            if cancel is not None:
+                cancel()
+            yield masks.union(t0, t1)
+            if progress is not None:
+                progress(t1, masks.num_frames)
+    return concat_as_made(parts(), masks.num_frames)
 
 
 class MemVOSSelectObjects:
@@ -170,14 +170,18 @@ class MemVOSRefine:
 
         def work(t0, t1, device):
             part = result.chunk(t0, t1).to(device)
-            image = matte_preview(None if guide is None else read_chunk(guide, t0, t1).to(device), union_of(part))
-            labels = torch.nn.functional.interpolate(labels_of(part, ids)[:, None].float(), size=size,
-                                                     mode="nearest")[:, 0].to(torch.uint8)
+            # Labels of the pixels the nearest resize picks (the same pixels, at a sixteenth of the
+            # bytes at 720p), then the union; the masks are freed before the frames are read.
+            labels = labels_of(torch.nn.functional.interpolate(part, size=size, mode="nearest"), ids)
+            alpha = union_of(part)
+            del part
+            image = matte_preview(None if guide is None else read_chunk(guide, t0, t1).to(device), alpha)
             return image, None, labels
-        # float32 per source pixel: the frames, the objects' masks, their union and labels.
-        per_frame = result.frame_hw[0] * result.frame_hw[1] * 4 * (3 + len(ids) + 2)
-        view = RenderedClip(work, result.num_frames, size, 3, max(1, compute.budget_bytes // per_frame),
-                            compute.device, dtype=torch.uint8)
+        # float32 per source pixel at the peak: the union beside the objects' masks, or beside the
+        # frames (RGB, decoded) and their resize (under a plane).
+        per_frame = result.frame_hw[0] * result.frame_hw[1] * 4 * (max(len(ids), 3 + 1) + 1)
+        view = RenderedClip(work, result.num_frames, size, 3, per_frame, compute.budget_bytes, compute.device,
+                            dtype=torch.uint8)
         preview_progress, preview_cancel = progress.stage(result.num_frames)
         return write_clip_preview(view, view.labels, ids, fps=float(fps), frame_offset=result.clip_start,
                                   device=compute.device, budget_bytes=compute.budget_bytes,

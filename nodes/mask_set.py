@@ -14,7 +14,7 @@ from . import comfy_env
 from .common import CHUNK_FRAMES
 from .messages import size_text
 from ..memvos_core.runtime.frames import internal_size
-from ..memvos_core.ops.chunking import frame_chunks
+from ..memvos_core.ops.chunking import concat_as_made, frame_chunks
 from ..memvos_core.ops.inputs import resize_masks
 
 
@@ -63,8 +63,8 @@ class MaskSet:
             return self.dense[t0:t1, cols].float()
         if self.stored is not None:
             return self.stored.chunk(t0, t1, ids)
-        planes = [self.result.probabilities(self.clip_start + t, ids)[1:] for t in range(t0, t1)]
-        return torch.stack(planes)
+        return concat_as_made((self.result.probabilities(self.clip_start + t, ids)[None, 1:] for t in range(t0, t1)),
+                              t1 - t0)
 
     def union(self, t0, t1, ids=None):
         """float32 ``[t, H, W]``: per pixel the largest mask of the chosen objects."""
@@ -160,14 +160,14 @@ class StoredMasks:
 
     def chunk(self, t0, t1, ids):
         cols = [self.object_ids.index(i) for i in ids]
-        planes = []
-        for t in range(t0, t1):
-            entry = self.store.get(self.AREA, t)
-            if entry is None or entry.planes is None:
-                raise ValueError(f"frame {t} of the refined masks is missing from {self.store.folder}: run "
-                                 "MemVOS Refine Masks again")
-            planes.append(entry.planes.view(torch.float16)[cols])
-        return torch.stack(planes).float()
+        return concat_as_made((self._planes(t, cols)[None] for t in range(t0, t1)), t1 - t0, torch.float32)
+
+    def _planes(self, t, cols):
+        entry = self.store.get(self.AREA, t)
+        if entry is None or entry.planes is None:
+            raise ValueError(f"frame {t} of the refined masks is missing from {self.store.folder}: run "
+                             "MemVOS Refine Masks again")
+        return entry.planes.view(torch.float16)[cols]
 
 
 def union_of(part):
@@ -178,9 +178,19 @@ def union_of(part):
 def labels_of(part, ids):
     """``[t, n, H, W]`` soft masks of objects ``ids`` -> uint8 label maps (0 where the background
     outweighs every object)."""
-    background = (1 - part.sum(1, keepdim=True)).clamp(min=0)
-    lut = torch.tensor([0, *ids], dtype=torch.uint8, device=part.device)
-    return lut[torch.cat([background, part], 1).argmax(1)]
+    # The argmax over [background, objects...] kept as a running best, one plane at a time: a
+    # concatenated copy and int64 indices took 9 times the labels' own bytes over the whole chunk.
+    # As argmax: the first of equal values wins, and so does a NaN.
+    best = part.sum(1).neg_().add_(1).clamp_(min=0)  # 1 - sum, to the bit
+    labels = torch.zeros(best.shape, dtype=torch.uint8, device=part.device)
+    lost = best.isnan()
+    for k, object_id in enumerate(ids):
+        plane = part[:, k]
+        wins = (plane > best).logical_or_(plane.isnan()).logical_and_(lost.logical_not())
+        labels.masked_fill_(wins, object_id)
+        torch.maximum(best, plane, out=best)
+        lost = best.isnan()
+    return labels
 
 
 class _LabelView:

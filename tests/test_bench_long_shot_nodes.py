@@ -17,10 +17,11 @@ def _bench():
     return module
 
 
-def test_a_few_frames_through_the_nodes_to_disk(tmp_path):
+def test_a_few_frames_through_the_nodes_to_disk(tmp_path, synthetic_weights_file):
     bench = _bench()
     frames = 8
-    result = bench.run(frames=frames, height=72, width=128, size=32, step=4, keep=str(tmp_path), quiet=True)
+    result = bench.run(frames=frames, height=72, width=128, size=32, step=4, keep=str(tmp_path), quiet=True,
+                       weights_file=str(synthetic_weights_file))
     stages = [(stage, frame) for stage, frame, *_ in result["rows"]]
     assert all((stage, frames) in stages for stage in ("Propagate", "Refine", "Save Masks", "Composite")), stages
     assert all(rss > 0 for _, _, rss, _, _ in result["rows"])
@@ -29,6 +30,9 @@ def test_a_few_frames_through_the_nodes_to_disk(tmp_path):
     assert result["outputs"]["10"][1] is None and result["outputs"]["11"] == (None, None, None), \
         "Refine and Composite built no batch nobody connected"
     assert result["start_rss"] <= result["peak"] and result["end_rss"] > 0
+    started = [name for _node, name, rss in result["starts"] if rss > 0]
+    assert {"MemVOSLoadModel", "MemVOSNewSession", "MemVOSPropagate"} <= set(started), started
+    assert started.index("MemVOSLoadModel") < started.index("MemVOSPropagate"), "in the order they ran"
     (folder,) = result["outputs"]["9"]
     written = os.path.join(result["dirs"]["output"], folder)
     assert sorted(os.listdir(written)) == [f"{t:05d}.png" for t in range(frames)]

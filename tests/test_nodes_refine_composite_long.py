@@ -100,6 +100,11 @@ def small_chunks(comfy, monkeypatch):
     # The preview holds one page of tiles at a time (its bound, whatever the shot's length): pages
     # of 20 frames here, so that the short run already fills one.
     monkeypatch.setitem(PACK.nodes.preview.write_preview.__kwdefaults__, "page_px", 512)
+    # Refine's player shows the matte a quarter of the source's size across, as a 720p shot's
+    # (320 px): its pages then ask for many frames, which are worked at source size.
+    matte_edges = PACK.memvos_core.ops.matte_edges
+    monkeypatch.setattr(matte_edges.matte_preview_size, "__defaults__", (HW[1] // 4,))
+    monkeypatch.setattr(matte_edges.matte_preview, "__defaults__", (HW[1] // 4, 8))
 
 
 def peak_growth(run):
@@ -153,7 +158,10 @@ def peak_rss_growth(run):
 def test_refine_and_composite_on_a_long_shot_peak_within_the_working_budget(comfy, shot, small_chunks, monkeypatch):
     """Each op's temporaries stay within its working budget (48 MiB here, 1 GiB on
     a CPU in ComfyUI): Refine's feather once took 72 bytes a pixel where it counted 16, and a
-    600-frame 640x360 graph's Refine rose 2 GiB over its start, twice its 1 GiB budget."""
+    600-frame 640x360 graph's Refine rose 2 GiB over its start, twice its 1 GiB budget; its
+    preview pass, counting 28 bytes a source pixel, took about 70 (the frames and masks read as
+    lists then stacked, the labels through a concatenated copy and int64 indices): a 720p shot's
+    Refine rose 1,252 MiB."""
     source, masks = shot
     monkeypatch.setattr(PACK.memvos_core.ops.chunking, "MIN_BUDGET", PEAK_BUDGET_MIB * 2 ** 20)
     budget_mib = PEAK_BUDGET_MIB

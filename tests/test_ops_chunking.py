@@ -7,7 +7,7 @@ from memvos_core.ops import (Compute, OpCancelled, RefineSteps, feather, fill_ho
                              inpaint_prep, matte, overlay, refine_edges, refine_masks, remove_islands,
                              replace_background, select_annotation_candidates, stabilize, threshold)
 from memvos_core.ops import chunking
-from memvos_core.ops.chunking import default_budget, frames_per_chunk, run_chunked
+from memvos_core.ops.chunking import concat_as_made, default_budget, frames_per_chunk, run_chunked
 
 MiB = 1 << 20
 
@@ -19,6 +19,18 @@ def test_chunks_are_sized_by_bytes_so_source_size_frames_get_fewer():
     assert frames_per_chunk(hd, budget) == 16 and frames_per_chunk(uhd, budget) == 4
     assert frames_per_chunk(uhd, budget, halo=1) == 2, "a temporal window takes its frames from the chunk"
     assert frames_per_chunk(10 * budget, budget) == 1, "never fewer than one frame"
+
+
+def test_concat_as_made_gives_torch_cat_of_the_pieces_then_the_dtype():
+    g = torch.Generator().manual_seed(3)
+    pieces = [torch.randn(k, 3, 5, generator=g).half() for k in (2, 1, 4)]
+    labels = [torch.randint(0, 9, (p.shape[0], 5), generator=g, dtype=torch.uint8) for p in pieces]
+    assert torch.equal(concat_as_made(iter(pieces), 7, torch.float32), torch.cat(pieces).float())
+    image, label = concat_as_made(zip(pieces, labels), 7)
+    assert image.dtype == torch.float16 and torch.equal(image, torch.cat(pieces))
+    assert torch.equal(label, torch.cat(labels))
+    with pytest.raises(ValueError, match="7 frames or more were made where 6 were expected"):
+        concat_as_made(iter(pieces), 6)
 
 
 def test_default_budget():

@@ -41,8 +41,7 @@ def read_state_dict(path, fmt=None, label=None, release_url=None):
             from safetensors.torch import load_file
             state = load_file(path, device="cpu")
         else:
-            # weights_only refuses every pickle that would build arbitrary objects or call functions.
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = _torch_load(path)
     except pickle.UnpicklingError as exc:
         # torch's own text suggests retrying with weights_only=False; never pass that advice on.
         wanted = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
@@ -60,6 +59,20 @@ def read_state_dict(path, fmt=None, label=None, release_url=None):
         raise CheckpointError(
             f"{unreadable} ({type(exc).__name__}: {error_detail(exc)}): {damaged_file_fix(release_url)}") from None
     return unwrap_state_dict(state, label)
+
+
+def _torch_load(path):
+    """A ``.pth`` file's contents, its tensors mapped from the file where its format allows: read
+    into memory, they are a second copy of the weights beside the network's own (the network copies
+    them in), and the allocator keeps most of that copy after it is freed (a 237 MiB XMem took
+    +391 MiB of RSS to load, +239 mapped). A legacy (pre-zip) file is read into memory."""
+    # weights_only refuses every pickle that would build arbitrary objects or call functions.
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "zipfile" not in str(exc) and "mmap" not in str(exc):
+            raise
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def unwrap_state_dict(state, source="<memory>"):

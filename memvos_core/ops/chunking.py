@@ -146,6 +146,33 @@ def run_chunked(num_frames, work, *, bytes_per_frame, compute=None, source_devic
     return results
 
 
+def concat_as_made(pieces, count, dtype=None):
+    """``torch.cat`` of ``pieces`` along frames, ``count`` frames in all: ``pieces`` is an iterable of
+    tensors ``[k, ...]`` (or of equal-length tuples of them) made one after another, each copied
+    into one tensor (per tuple member) allocated at the first piece, converted to ``dtype`` as it
+    is copied. It holds the result and the piece in hand, where a list then ``torch.cat`` (or
+    ``torch.stack``, then ``.float()``) holds every piece beside the result and a converted copy
+    besides: two to three times the chunk a working budget counts once. The values are those of
+    ``torch.cat(...).to(dtype)``."""
+    out, row, as_tuple = None, 0, False
+    for piece in pieces:
+        as_tuple = isinstance(piece, tuple)
+        parts = piece if as_tuple else (piece,)
+        if out is None:
+            out = tuple(torch.empty((count, *p.shape[1:]), dtype=dtype or p.dtype, device=p.device) for p in parts)
+        rows = parts[0].shape[0]
+        if row + rows > count:
+            row += rows
+            break
+        for target, part in zip(out, parts):
+            target[row:row + rows].copy_(part)
+        row += rows
+        del piece, parts  # freed before the next piece is made
+    if out is None or row != count:
+        raise ValueError(f"internal: {row} frames or more were made where {count} were expected")
+    return out if as_tuple else out[0]
+
+
 # ------------------------------------------------------------------ frame sources
 
 def num_frames_of(source):
