@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from comfy_stand_ins import tiny_clip
+from comfy_stand_ins import annotated_session, tiny_clip
 from pack_loader import pack_for_tests
 
 PACK = pack_for_tests()
@@ -26,11 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def shot(comfy):
     frames, masks = tiny_clip(num_frames=FRAMES)
-    model = NODES["MemVOSLoadModel"]().load("XMem.pth", "cpu", "fp32")[0]
-    (session,) = NODES["MemVOSNewSession"]().create(model, internal_size=32)
-    for frame in KEYS:
-        for object_id in (1, 2):
-            (session,) = NODES["MemVOSAddAnnotation"]().add(session, frames, masks[object_id], frame, object_id)
+    session = annotated_session(NODES, frames, masks, KEYS)
     (fixed,) = NODES["MemVOSAddAnnotation"]().add(session, frames, masks[1], FIX, 1)
     return session, fixed, frames
 
