@@ -23,11 +23,11 @@ Each side and keyframe count runs in its own process (``--every`` frames between
 the record alive, its peak, and the states' bytes.
 
     python bench/bench_span_rerun.py --preview [--frames 400] [--height 360] [--width 640] [--span 41]
-                                     [--repeats 3]
+                                     [--source ram|video] [--repeats 3]
 
 The player's preview after a span run (nodes/preview.py, as Propagate writes it): the pages of a
-``--frames`` shot (uint8 frames, synthetic discs, in RAM: the node's reading of a video source is
-not counted, so the real gain is larger) written in full, then again after a span run that
+``--frames`` shot (synthetic discs: uint8 frames in RAM, or with ``--source video`` an H.264 file
+decoded as the node reads a Load Video source) written in full, then again after a span run that
 re-computed ``--span`` frames mid-shot, two ways side by side: ``rendered-all`` (every page, as
 before) and ``reused`` (the pages of kept frames taken over from the last preview, as now). Prints
 wall and process CPU time (best of ``--repeats``), the pages rendered and the frames read.
@@ -183,14 +183,26 @@ def memory_table(keyframe_counts, every, size):
                   f"{time.perf_counter() - started:>7.1f}", flush=True)
 
 
-def preview_run(frames=400, height=360, width=640, span=41, repeats=3, threads=1):
-    import tempfile
-    from nodes import preview
-    torch.set_num_threads(threads)
+def preview_frames(pack_nodes, source, folder, frames, height, width):
+    """``(frames, labels)``: uint8 frames in RAM (25 distinct, repeated), or an H.264 file read as
+    Load Video's frames reach the node (nodes/frame_source.FrameClip: decoded when sliced)."""
+    if source == "video":
+        from bench_long_shot import make_video, scene
+        path = os.path.join(folder, "shot.mp4")
+        make_video(path, frames, width, height)
+        labels = torch.stack([torch.from_numpy(scene(t, width, height)[1]) for t in range(frames)])
+        return pack_nodes.frame_source.FrameClip(pack_nodes.frame_source.source_from_path(path)), labels
     block, block_labels = moving_discs(num_frames=25, height=height, width=width)
     reps = -(-frames // 25)
-    clip = (block * 255).round().to(torch.uint8).repeat(reps, 1, 1, 1)[:frames]
-    labels = block_labels.repeat(reps, 1, 1)[:frames]
+    return (block * 255).round().to(torch.uint8).repeat(reps, 1, 1, 1)[:frames], block_labels.repeat(reps, 1, 1)[:frames]
+
+
+def preview_run(frames=400, height=360, width=640, span=41, repeats=3, threads=1, source="ram"):
+    import tempfile
+    from pack_loader import pack_for_tests
+    pack_nodes = pack_for_tests().nodes  # the pack as ComfyUI imports it
+    preview = pack_nodes.preview
+    torch.set_num_threads(threads)
     lo = frames // 2 - span // 2
     changed = [(lo, lo + span)]
     counted = {"pages": 0, "frames": 0}
@@ -202,6 +214,7 @@ def preview_run(frames=400, height=360, width=640, span=41, repeats=3, threads=1
         return write_page(out_dir, name, source, labels_, slot_of, page, *rest)
     preview._write_page = counting
     with tempfile.TemporaryDirectory() as folder:
+        clip, labels = preview_frames(pack_nodes, source, folder, frames, height, width)
         write = (lambda **kw: preview.write_preview(folder, clip, labels, fps=24, object_ids=[1, 2],
                                                     stale=[(0, lo), (lo + span, frames)], **kw))
         last = write()
@@ -215,7 +228,8 @@ def preview_run(frames=400, height=360, width=640, span=41, repeats=3, threads=1
                 times[side].append((wall, cpu))
                 counts[side] = dict(counted)
     preview._write_page = write_page
-    print(f"\npreview after a span run: {frames} frames {width}x{height} (uint8, in RAM), {pages} pages, span "
+    what = "uint8, in RAM" if source == "ram" else "an H.264 file, decoded as read"
+    print(f"\npreview after a span run: {frames} frames {width}x{height} ({what}), {pages} pages, span "
           f"{lo}..{lo + span - 1} ({span} frames), best of {repeats}, {threads} thread(s)")
     print(f"{'preview':<13} {'pages rendered':>15} {'frames read':>12} {'wall s':>8} {'CPU s':>8}")
     best = {}
@@ -240,6 +254,8 @@ def main(argv=None):
     ap.add_argument("--height", type=int, default=360, help="with --preview: frame height")
     ap.add_argument("--width", type=int, default=640, help="with --preview: frame width")
     ap.add_argument("--span", type=int, default=41, help="with --preview: frames the span run computed again")
+    ap.add_argument("--source", default="ram", choices=("ram", "video"),
+                    help="with --preview: frames in RAM, or a video file decoded as the node reads Load Video's")
     ap.add_argument("--repeats", type=int, default=3, help="with --preview: runs of each side")
     ap.add_argument("--memory-child", nargs=2, metavar=("SIDE", "KEYFRAMES"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -249,7 +265,8 @@ def main(argv=None):
     if args.memory:
         memory_table(args.keyframes, args.every, args.size)
     elif args.preview:
-        preview_run(args.frames or 400, args.height, args.width, args.span, args.repeats, args.threads)
+        preview_run(args.frames or 400, args.height, args.width, args.span, args.repeats, args.threads,
+                    args.source)
     else:
         run(args.frames or 2000, args.every, args.size, args.threads, args.family)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
