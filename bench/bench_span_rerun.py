@@ -194,7 +194,8 @@ def preview_frames(pack_nodes, source, folder, frames, height, width):
         return pack_nodes.frame_source.FrameClip(pack_nodes.frame_source.source_from_path(path)), labels
     block, block_labels = moving_discs(num_frames=25, height=height, width=width)
     reps = -(-frames // 25)
-    return (block * 255).round().to(torch.uint8).repeat(reps, 1, 1, 1)[:frames], block_labels.repeat(reps, 1, 1)[:frames]
+    clip = (block * 255).round().to(torch.uint8).repeat(reps, 1, 1, 1)[:frames]
+    return clip, block_labels.repeat(reps, 1, 1)[:frames]
 
 
 def preview_run(frames=400, height=360, width=640, span=41, repeats=3, threads=1, source="ram"):
