@@ -21,6 +21,16 @@ run's folder and read back only when a span starts there (``disk``, what the rec
 Each side and keyframe count runs in its own process (``--every`` frames between keyframes,
 ``keyframes`` memory mode, where every state holds every keyframe); prints the process's RSS with
 the record alive, its peak, and the states' bytes.
+
+    python bench/bench_span_rerun.py --preview [--frames 400] [--height 360] [--width 640] [--span 41]
+                                     [--source ram|video] [--repeats 3]
+
+The player's preview after a span run (nodes/preview.py, as Propagate writes it): the pages of a
+``--frames`` shot (synthetic discs: uint8 frames in RAM, or with ``--source video`` an H.264 file
+decoded as the node reads a Load Video source) written in full, then again after a span run that
+re-computed ``--span`` frames mid-shot, two ways side by side: ``rendered-all`` (every page, as
+before) and ``reused`` (the pages of kept frames taken over from the last preview, as now). Prints
+wall and process CPU time (best of ``--repeats``), the pages rendered and the frames read.
 """
 import argparse
 import os
@@ -173,15 +183,81 @@ def memory_table(keyframe_counts, every, size):
                   f"{time.perf_counter() - started:>7.1f}", flush=True)
 
 
+def preview_frames(pack_nodes, source, folder, frames, height, width):
+    """``(frames, labels)``: uint8 frames in RAM (25 distinct, repeated), or an H.264 file read as
+    Load Video's frames reach the node (nodes/frame_source.FrameClip: decoded when sliced)."""
+    if source == "video":
+        from bench_long_shot import make_video, scene
+        path = os.path.join(folder, "shot.mp4")
+        make_video(path, frames, width, height)
+        labels = torch.stack([torch.from_numpy(scene(t, width, height)[1]) for t in range(frames)])
+        return pack_nodes.frame_source.FrameClip(pack_nodes.frame_source.source_from_path(path)), labels
+    block, block_labels = moving_discs(num_frames=25, height=height, width=width)
+    reps = -(-frames // 25)
+    clip = (block * 255).round().to(torch.uint8).repeat(reps, 1, 1, 1)[:frames]
+    return clip, block_labels.repeat(reps, 1, 1)[:frames]
+
+
+def preview_run(frames=400, height=360, width=640, span=41, repeats=3, threads=1, source="ram"):
+    import tempfile
+    from pack_loader import pack_for_tests
+    pack_nodes = pack_for_tests().nodes  # the pack as ComfyUI imports it
+    preview = pack_nodes.preview
+    torch.set_num_threads(threads)
+    lo = frames // 2 - span // 2
+    changed = [(lo, lo + span)]
+    counted = {"pages": 0, "frames": 0}
+    write_page = preview._write_page
+
+    def counting(out_dir, name, source, labels_, slot_of, page, *rest):
+        counted["pages"] += 1
+        counted["frames"] += page["count"]
+        return write_page(out_dir, name, source, labels_, slot_of, page, *rest)
+    preview._write_page = counting
+    with tempfile.TemporaryDirectory() as folder:
+        clip, labels = preview_frames(pack_nodes, source, folder, frames, height, width)
+        write = (lambda **kw: preview.write_preview(folder, clip, labels, fps=24, object_ids=[1, 2],
+                                                    stale=[(0, lo), (lo + span, frames)], **kw))
+        last = write()
+        pages = len(preview.read_manifest(folder, last)["pages"])
+        times = {"rendered-all": [], "reused": []}
+        counts = {}
+        for _ in range(repeats):
+            for side, kw in (("rendered-all", {}), ("reused", {"previous": last, "changed": changed})):
+                counted.update(pages=0, frames=0)
+                _, wall, cpu = timed(lambda: write(**kw))
+                times[side].append((wall, cpu))
+                counts[side] = dict(counted)
+    preview._write_page = write_page
+    what = "uint8, in RAM" if source == "ram" else "an H.264 file, decoded as read"
+    print(f"\npreview after a span run: {frames} frames {width}x{height} ({what}), {pages} pages, span "
+          f"{lo}..{lo + span - 1} ({span} frames), best of {repeats}, {threads} thread(s)")
+    print(f"{'preview':<13} {'pages rendered':>15} {'frames read':>12} {'wall s':>8} {'CPU s':>8}")
+    best = {}
+    for side, runs in times.items():
+        best[side] = min(runs)
+        print(f"{side:<13} {counts[side]['pages']:>15} {counts[side]['frames']:>12} {best[side][0]:>8.2f} "
+              f"{min(c for _, c in runs):>8.2f}")
+    print(f"speed-up: {best['rendered-all'][0] / best['reused'][0]:.1f}x wall")
+    return best
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--frames", type=int, default=2000)
+    ap.add_argument("--frames", type=int, help="frames of the shot (default 2000; 400 with --preview)")
     ap.add_argument("--every", type=int, default=200)
     ap.add_argument("--size", type=int, default=32, help="frame side in pixels (the network runs at this size)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--family", default="xmem", choices=("xmem", "toy"))
     ap.add_argument("--memory", action="store_true", help="host memory of the kept states, in RAM vs on disk")
     ap.add_argument("--keyframes", type=int, nargs="+", default=[5, 20, 40], help="with --memory: keyframe counts")
+    ap.add_argument("--preview", action="store_true", help="the preview after a span run: reused vs rendered-all")
+    ap.add_argument("--height", type=int, default=360, help="with --preview: frame height")
+    ap.add_argument("--width", type=int, default=640, help="with --preview: frame width")
+    ap.add_argument("--span", type=int, default=41, help="with --preview: frames the span run computed again")
+    ap.add_argument("--source", default="ram", choices=("ram", "video"),
+                    help="with --preview: frames in RAM, or a video file decoded as the node reads Load Video's")
+    ap.add_argument("--repeats", type=int, default=3, help="with --preview: runs of each side")
     ap.add_argument("--memory-child", nargs=2, metavar=("SIDE", "KEYFRAMES"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
@@ -189,8 +265,11 @@ def main(argv=None):
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     if args.memory:
         memory_table(args.keyframes, args.every, args.size)
+    elif args.preview:
+        preview_run(args.frames or 400, args.height, args.width, args.span, args.repeats, args.threads,
+                    args.source)
     else:
-        run(args.frames, args.every, args.size, args.threads, args.family)
+        run(args.frames or 2000, args.every, args.size, args.threads, args.family)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -9,14 +9,18 @@ Manifest (``version`` 1), frame numbers are preview indices (0..num_frames-1); t
 ``frame + frame_offset``:
 
     format "memvos-preview", version, num_frames, fps, frame_offset,
-    tile {width, height}, source {width, height},
+    tile {width, height}, source {width, height}, jpeg_quality,
     label_encoding "slot": a label pixel k > 0 belongs to objects[k-1] (0 = background),
     objects [{id, color [r, g, b]}] (DAVIS palette entry of the id),
     keyframes [{frame, clip_frame, objects}],
     suggestions [{frame, clip_frame, object_id, reason, score, detail}],
     stale [{frame, count}]: frames whose masks were computed before the latest keyframe change
         (kept by a span re-run of Propagate; the player marks them on the timeline),
-    pages [{frames: jpg name, labels: png name, first_frame, count, cols, rows}]
+    pages [{frames: jpg name, labels: png name, first_frame, count, cols, rows, bytes [jpg, png]}]
+
+A later call handed an earlier entry (``previous``) and the clip ranges that changed since takes
+over the earlier pages that touch none of them (hard links, or copies): a span re-run of
+Propagate renders only the pages of the frames it computed again.
 """
 import json
 import math
@@ -33,9 +37,11 @@ from PIL import Image
 try:
     from ..memvos_core.ops.chunking import Compute, run_chunked
     from ..memvos_core.media_io.palette import davis_palette, palette_index
+    from ..memvos_core.session.store import link_or_copy
 except ImportError:  # nodes/ imported as a top-level package (repository root on sys.path, as in tests)
     from memvos_core.ops.chunking import Compute, run_chunked
     from memvos_core.media_io.palette import davis_palette, palette_index
+    from memvos_core.session.store import link_or_copy
 
 MANIFEST_FORMAT = "memvos-preview"
 MANIFEST_VERSION = 1
@@ -67,7 +73,7 @@ def page_grid(tile_hw, page_px):
 
 def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, keyframes=(),
                   suggestions=(), stale=(), max_side=320, prefix=None, page_px=2048, jpeg_quality=70,
-                  device=None, budget_bytes=None, progress=None, cancel=None):
+                  device=None, budget_bytes=None, progress=None, cancel=None, previous=None, changed=None):
     """Write the preview of a clip and return its ComfyUI UI entry.
 
     ``frames``: ``[T,H,W,3]`` (or 4, alpha ignored) float 0..1 (ComfyUI IMAGE) or uint8.
@@ -80,6 +86,11 @@ def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, ke
     under a temporary name and renamed, the manifest last, so a reader never sees a partial one.
     Frames are downsized on ``device`` (default: where they are), in chunks within
     ``budget_bytes``; ``progress(done, total)`` after each chunk, ``cancel()`` before each.
+    ``previous``: an entry an earlier call wrote in ``folder``, with ``changed``: the half-open clip
+    ranges whose frames or labels differ from what it shows. Its pages that touch none of them are
+    linked (or copied) rather than rendered, when it was written over the same range, source size,
+    tile, page grid, quality and objects in the same order and its files are intact; the other pages
+    are rendered, and ``progress`` counts only their frames.
     Returns ``{"filename", "subfolder", "type": "temp"}`` for ``{"ui": {"memvos_preview": [..]}}``.
     """
     frames, labels = _check_clip(frames, labels)
@@ -109,12 +120,24 @@ def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, ke
     work_device, _ = Compute(device).on(frames.device)
     budget = min(Compute(budget_bytes=budget_bytes).budget(work_device), PREVIEW_BUDGET)
     compute = Compute(device, "cpu", budget, progress, cancel)
-    pages = []
+    layout = [_page_layout(first, min(cols * rows, num_frames - first), cols)
+              for first in range(0, num_frames, cols * rows)]
+    header = {"num_frames": num_frames, "frame_offset": frame_offset,
+              "tile": {"width": tile_hw[1], "height": tile_hw[0]}, "source": {"width": width, "height": height},
+              "jpeg_quality": jpeg_quality, "label_encoding": "slot",
+              "objects": [{"id": i, "color": _colour_of(i)} for i in ids]}
+    kept = _kept_pages(out_dir, previous, changed, header, layout)
+    to_render = sum(page["count"] for index, page in enumerate(layout) if index not in kept)
+    pages, rendered = [], 0
     try:
-        for page_index, first in enumerate(range(0, num_frames, cols * rows)):
-            count = min(cols * rows, num_frames - first)
-            pages.append(_write_page(out_dir, f"{stem}_p{page_index}", frames, labels, slot_of, first,
-                                     count, cols, tile_hw, jpeg_quality, compute, num_frames))
+        for page_index, page in enumerate(layout):
+            name = f"{stem}_p{page_index}"
+            if page_index in kept:
+                pages.append(_link_page(out_dir, name, kept[page_index]))
+                continue
+            pages.append(_write_page(out_dir, name, frames, labels, slot_of, page, tile_hw, jpeg_quality, compute,
+                                     (rendered, to_render)))
+            rendered += page["count"]
     except BaseException:
         # No manifest will point at them: leave no page of a failed call behind (the stem is ours).
         for name in os.listdir(out_dir):
@@ -125,13 +148,8 @@ def write_preview(folder, frames, labels, *, fps, object_ids, frame_offset=0, ke
     manifest = {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
-        "num_frames": num_frames,
         "fps": fps,
-        "frame_offset": frame_offset,
-        "tile": {"width": tile_hw[1], "height": tile_hw[0]},
-        "source": {"width": width, "height": height},
-        "label_encoding": "slot",
-        "objects": [{"id": i, "color": _colour_of(i)} for i in ids],
+        **header,
         "keyframes": keyframes,
         "suggestions": suggestions,
         "stale": stale,
@@ -172,11 +190,74 @@ class _SlotMap:
         return slots
 
 
-def _write_page(out_dir, name, frames, labels, slot_of, first, count, full_cols, tile_hw, quality, compute,
-                num_frames):
-    tile_h, tile_w = tile_hw
+def _page_layout(first, count, full_cols):
     cols = min(full_cols, count)
-    rows = math.ceil(count / cols)
+    return {"first_frame": first, "count": count, "cols": cols, "rows": math.ceil(count / cols)}
+
+
+def _kept_pages(out_dir, previous, changed, header, layout):
+    """``{page index: the previous manifest's page}`` for the pages ``previous`` (an entry) can give:
+    written for the same header (range, sizes, quality, objects and their slots) and page layout,
+    touching no ``changed`` clip range, with both files there at the size they were written."""
+    if previous is None or changed is None or previous.get("subfolder") != SUBFOLDER:
+        return {}
+    name = previous.get("filename")
+    if not isinstance(name, str) or os.path.basename(name) != name or not name.endswith(".json"):
+        return {}
+    try:
+        with open(os.path.join(out_dir, name), encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except (OSError, ValueError):
+        return {}  # gone (ComfyUI empties its temp folder when it starts) or unreadable: render all
+    if (not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT
+            or manifest.get("version") != MANIFEST_VERSION
+            or any(manifest.get(key) != value for key, value in header.items())):
+        return {}
+    old_pages = manifest.get("pages")
+    if not isinstance(old_pages, list) or len(old_pages) != len(layout):
+        return {}
+    offset, changed = header["frame_offset"], [(int(lo), int(hi)) for lo, hi in changed]
+    kept = {}
+    for index, (old, page) in enumerate(zip(old_pages, layout)):
+        lo, hi = offset + page["first_frame"], offset + page["first_frame"] + page["count"]
+        if (not isinstance(old, dict) or any(old.get(key) != value for key, value in page.items())
+                or any(a < hi and lo < b for a, b in changed)):
+            continue
+        if _intact(out_dir, old):
+            kept[index] = old
+    return kept
+
+
+def _intact(out_dir, page):
+    files = (page.get("frames"), page.get("labels"))
+    sizes = page.get("bytes")
+    if not isinstance(sizes, list) or len(sizes) != 2:
+        return False
+    for name, size in zip(files, sizes):
+        if not isinstance(name, str) or os.path.basename(name) != name:
+            return False
+        try:
+            if os.path.getsize(os.path.join(out_dir, name)) != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _link_page(out_dir, name, old):
+    """The earlier page ``old`` under this call's ``name``: its files are replaced, never written
+    into, so the two manifests can share them."""
+    frames_name, labels_name = f"{name}.jpg", f"{name}.png"
+    link_or_copy(os.path.join(out_dir, old["frames"]), os.path.join(out_dir, frames_name))
+    link_or_copy(os.path.join(out_dir, old["labels"]), os.path.join(out_dir, labels_name))
+    return {**old, "frames": frames_name, "labels": labels_name}
+
+
+def _write_page(out_dir, name, frames, labels, slot_of, page, tile_hw, quality, compute, bar):
+    """``page``: a :func:`_page_layout`; ``bar``: ``(frames rendered before this page, frames to
+    render in all)`` for the progress."""
+    tile_h, tile_w = tile_hw
+    first, count, cols, rows = page["first_frame"], page["count"], page["cols"], page["rows"]
     rgb_page = np.zeros((rows * tile_h, cols * tile_w, 3), dtype=np.uint8)
     label_page = np.zeros((rows * tile_h, cols * tile_w), dtype=np.uint8)
 
@@ -186,7 +267,7 @@ def _write_page(out_dir, name, frames, labels, slot_of, first, count, full_cols,
                 slot_of(_resize_labels(labels[start:stop].to(device), tile_hw)))
     page_progress = None
     if compute.progress is not None:
-        page_progress = (lambda done, _total: compute.progress(first + done, num_frames))
+        page_progress = (lambda done, _total: compute.progress(bar[0] + done, bar[1]))
     page_compute = Compute(compute.device, compute.output_device, compute.budget_bytes, page_progress, compute.cancel)
     height, width = labels.shape[1:]
     parts = run_chunked(count, tiles, bytes_per_frame=height * width * _BYTES_PER_PIXEL, compute=page_compute,
@@ -206,8 +287,8 @@ def _write_page(out_dir, name, frames, labels, slot_of, first, count, full_cols,
     # A plain grayscale PNG with no gamma/colour chunks: browsers hand its bytes to a canvas untouched.
     _write_atomic(os.path.join(out_dir, labels_name), lambda path: Image.fromarray(label_page, "L").save(
         path, format="PNG", compress_level=9))
-    return {"frames": frames_name, "labels": labels_name, "first_frame": first, "count": count,
-            "cols": cols, "rows": rows}
+    sizes = [os.path.getsize(os.path.join(out_dir, n)) for n in (frames_name, labels_name)]
+    return {"frames": frames_name, "labels": labels_name, **page, "bytes": sizes}
 
 
 def _resize_rgb(chunk, tile_hw):

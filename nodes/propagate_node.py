@@ -58,12 +58,23 @@ def write_clip_preview(frames, labels, ids, *, fps, frame_offset, keyframes=(), 
         return []
 
 
-def preview_bar(num_frames, frame_hw):
-    """``progress`` and ``cancel`` for :func:`write_clip_preview` when its pages take more than about a
-    second (a long shot's took minutes at 100 % with no sign of life), else nothing."""
-    if num_frames * frame_hw[0] * frame_hw[1] < PREVIEW_BAR_PIXELS:
-        return {}
-    progress, cancel = progress_and_cancel(num_frames)
+def preview_bar(frame_hw):
+    """``progress`` and ``cancel`` for :func:`write_clip_preview`: a bar of its own when the pages it
+    renders take more than about a second (a long shot's took minutes at 100 % with no sign of life),
+    else nothing. The bar starts at the writer's first report (after its first chunk), whose total
+    is the frames rendered: a span run's pages of kept frames are taken over, not rendered."""
+    bar = []
+
+    def progress(done, total):
+        if not bar:
+            bar.append(progress_and_cancel(total) if total * frame_hw[0] * frame_hw[1] >= PREVIEW_BAR_PIXELS
+                       else None)
+        if bar[0] is not None:
+            bar[0][0](done, total)
+
+    def cancel():
+        return bar[0][1]() if bar and bar[0] is not None else False
+
     return {"progress": progress, "cancel": cancel}
 
 
@@ -131,7 +142,8 @@ class MemVOSPropagate:
                              "objects on a frame (or connect a mask to it) before propagating")
         first, count = int(first_frame_index), clip.shape[0]
         start, end = frame_range(first, count, start_frame, end_frame)
-        new_session, result, stale = self._propagated(session, frames, clip, first, direction, start, end, rerun)
+        new_session, result, stale, reuse = self._propagated(session, frames, clip, first, direction, start, end,
+                                                             rerun)
         fps = frames_fps(frames) or float(preview_fps)
         stems = frame_stems(clip, first)[start - first:end - first + 1]
         masks = MaskSet(tuple(result.object_ids), start, end - start + 1, tuple(clip.shape[1:3]), first, count,
@@ -153,7 +165,9 @@ class MemVOSPropagate:
         shown = masks.aligned_frames(clip)
         ui = write_clip_preview(shown, labels if labels is not None else masks.label_view(),
                                 list(masks.object_ids), fps=fps, frame_offset=start, keyframes=masks.keyframes,
-                                masks=masks, stale=stale, **preview_bar(masks.num_frames, masks.frame_hw))
+                                masks=masks, stale=stale, **reuse, **preview_bar(masks.frame_hw))
+        if getattr(self, "_record", None) is not None:  # a span run next takes over its pages of kept frames
+            self._record = (*self._record[:2], ui[0] if ui else None)
         close_clip(clip)
         union = to_output(torch.cat(unions)) if unions else None
         label_map = to_output(colour_labels(labels)) if want_labels else None
@@ -161,21 +175,24 @@ class MemVOSPropagate:
         return {"ui": {"memvos_preview": ui}, "result": result_tuple}
 
     def _propagated(self, session, frames, clip, first, direction, start, end, rerun):
-        """``(new_session, result, stale ranges)``; the last run's again when only the wiring of the
+        """``(new_session, result, stale ranges, reuse)``; ``reuse``: the last preview and the clip
+        ranges computed since (``previous``, ``changed`` of :func:`write_preview`), or nothing when
+        the whole range ran. The last run's again when only the wiring of the
         outputs changed (ComfyUI then runs the node again, with the same session and frames objects, to
         build an output it did not build before: no reason to propagate a long shot twice). With
         ``rerun="span"`` and a last run of this node over the same frames, only the frames the keyframe
         change affects run again. The run is the core's :meth:`Shot.propagate_again` in this node's
-        run folders (propagation_runs.py): a cancelled run, whole or span, resumes when queued again."""
+        run folders (propagation_runs.py): a cancelled run, whole or span, resumes when queued again.
+        ``self._record``: ``(frames key, run record, preview entry of that run or None)``."""
         key = (direction, first, start, end, rerun)
         last = getattr(self, "_last", None)
+        kept = getattr(self, "_record", None)
         if last is not None and last[0] == key and last[1]() is session and last[2]() is frames:
-            return last[3], last[4], last[5]
+            return last[3], last[4], last[5], {"previous": kept[2], "changed": ()} if kept is not None else {}
         ready_network(session.model)
         steps = (end - start + 1) * (2 if direction == "both" else 1)
         progress, cancel = cancel_between_frames(*progress_and_cancel(steps))
         digest = frames_key(clip)
-        kept = getattr(self, "_record", None)
         shot = Shot(session, clip, first, digest, kept[1] if kept is not None and kept[0] == digest else None)
         shot.propagate_again(direction, start, end + 1, progress, cancel, rerun, run_folders())
         record = shot.record
@@ -189,13 +206,14 @@ class MemVOSPropagate:
             LOG.info("MemVOS Propagate: resumed a cancelled run, %d of %d frames of work were done already",
                      record.resumed_at, steps)
         record = record.to(comfy_env.intermediate_device())
-        self._record = (digest, record)
+        reuse = {"previous": kept[2], "changed": record.spans} if shot.whole_because is None and kept else {}
+        self._record = (digest, record, None)
         new_session, result, stale = shot.session.to(comfy_env.intermediate_device()), shot.result, record.stale
         try:
             self._last = (key, weakref.ref(session), weakref.ref(frames), new_session, result, stale)
         except TypeError:  # an input that cannot be referenced weakly: no reuse
             self._last = None
-        return new_session, result, stale
+        return new_session, result, stale, reuse
 
 
 NODE_CLASS_MAPPINGS = {"MemVOSPropagate": MemVOSPropagate}

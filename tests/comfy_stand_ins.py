@@ -296,3 +296,14 @@ def tiny_clip(num_frames=6, height=24, width=40, seed=0):
             frames[t, y:y + size, x:x + size] = torch.tensor(colour)
             masks[object_id][t, y:y + size, x:x + size] = 1.0
     return frames, masks
+
+
+def annotated_session(nodes, frames, masks, keys=(0,)):
+    """The session node tests start from: Load Model (the generated XMem.pth, CPU, fp32) -> New
+    Session (internal size 32) -> Add Annotation of each object of ``masks`` at each frame of ``keys``."""
+    model = nodes["MemVOSLoadModel"]().load("XMem.pth", "cpu", "fp32")[0]
+    (session,) = nodes["MemVOSNewSession"]().create(model, internal_size=32)
+    for frame in keys:
+        for object_id, mask in masks.items():
+            (session,) = nodes["MemVOSAddAnnotation"]().add(session, frames, mask, frame, object_id)
+    return session

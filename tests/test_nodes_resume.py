@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pack_loader import pack_for_tests
-from comfy_stand_ins import Interrupted, tiny_clip
+from comfy_stand_ins import Interrupted, annotated_session, tiny_clip
 
 PACK = pack_for_tests()
 NODES = PACK.NODE_CLASS_MAPPINGS
@@ -19,12 +19,7 @@ WORK = (KEYS[-1] + 1) + FRAMES  # both directions: backward from frame 12 down, 
 @pytest.fixture(scope="module")
 def shot(comfy):
     frames, masks = tiny_clip(num_frames=FRAMES)
-    model = NODES["MemVOSLoadModel"]().load("XMem.pth", "cpu", "fp32")[0]
-    (session,) = NODES["MemVOSNewSession"]().create(model, internal_size=32)
-    for frame in KEYS:
-        for object_id in (1, 2):
-            (session,) = NODES["MemVOSAddAnnotation"]().add(session, frames, masks[object_id], frame, object_id)
-    return session, frames
+    return annotated_session(NODES, frames, masks, KEYS), frames
 
 
 def propagate(session, frames, **widgets):
