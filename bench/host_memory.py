@@ -29,10 +29,11 @@ def peak_rss_mib(pid="self"):
 
 
 def reset_peak():
-    """Start the high-water mark again from the current resident set (Linux only; elsewhere the
-    peak stays the lifetime one)."""
+    """Start the high-water mark again from the current resident set; False where that cannot be
+    done (off Linux, or /proc read-only): the peak then stays the lifetime one."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
     except OSError:
-        pass
+        return False
+    return True

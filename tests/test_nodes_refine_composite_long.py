@@ -3,6 +3,7 @@ composite is made a chunk at a time for its preview, and no IMAGE/MASK batch is 
 node is connected to it, so the host's memory stays flat whatever the shot's length."""
 import ctypes
 import os
+import sys
 import threading
 from dataclasses import replace
 
@@ -11,9 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-from pack_loader import pack_for_tests
+from pack_loader import REPO_ROOT, pack_for_tests
+
+sys.path.insert(0, os.path.join(REPO_ROOT, "bench"))
+from host_memory import peak_rss_mib, reset_peak, rss_mib  # noqa: E402  (the benchmarks' reader of /proc)
 
 PACK = pack_for_tests()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # what is measured runs on one thread
 NODES = PACK.NODE_CLASS_MAPPINGS
 FRAMES, SHORT, HW = 240, 40, (96, 128)
 # RSS through the graph on the whole shot may exceed that on its first SHORT frames by at most
@@ -24,11 +29,6 @@ BOUND_MIB = 8
 # masks' reader, the preview's page (small here) and the interpreter's own allocations.
 PEAK_SLACK_MIB = 8
 PEAK_BUDGET_MIB = 48  # ~40 frames a chunk: what an op holds, not the interpreter, makes the peak
-
-
-def rss_mib():
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
 
 
 class Peak(threading.Thread):
@@ -123,14 +123,9 @@ def test_refine_and_composite_on_a_long_shot_keep_host_memory_flat(comfy, shot, 
     source, masks = shot
     refine, composite = NODES["MemVOSRefine"](), NODES["MemVOSComposite"]()
     release_freed_memory_to_the_system()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        graph(refine, composite, source, replace(masks, num_frames=4))  # libraries and buffers set up once
-        short, _ = peak_growth(lambda: graph(refine, composite, source, replace(masks, num_frames=SHORT)))
-        whole, (refined, union, returned, saved) = peak_growth(lambda: graph(refine, composite, source, masks))
-    finally:
-        torch.set_num_threads(threads)
+    graph(refine, composite, source, replace(masks, num_frames=4))  # libraries and buffers set up once
+    short, _ = peak_growth(lambda: graph(refine, composite, source, replace(masks, num_frames=SHORT)))
+    whole, (refined, union, returned, saved) = peak_growth(lambda: graph(refine, composite, source, masks))
     assert whole - short < BOUND_MIB, (f"RSS peak grew {whole:.0f} MiB over {FRAMES} frames, {short:.0f} MiB over "
                                        f"{SHORT}: Refine, Composite or Save Masks hold what grows with the shot")
     assert union is None and returned["result"] == (None, None, None), "no batch nobody connected is built"
@@ -143,16 +138,11 @@ def test_refine_and_composite_on_a_long_shot_keep_host_memory_flat(comfy, shot, 
 def peak_rss_growth(run):
     """The highest RSS while ``run()`` runs, over RSS at its start, in MiB: the kernel's own
     high-water mark (reset through /proc/self/clear_refs, exact), else sampled every 5 ms."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets VmHWM to the current RSS
-    except OSError:
+    if not reset_peak():
         return peak_growth(run)
     start = rss_mib()
     out = run()
-    with open("/proc/self/status") as f:
-        high = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
-    return high - start, out
+    return peak_rss_mib() - start, out
 
 
 def test_refine_and_composite_on_a_long_shot_peak_within_the_working_budget(comfy, shot, small_chunks, monkeypatch):
@@ -167,13 +157,8 @@ def test_refine_and_composite_on_a_long_shot_peak_within_the_working_budget(comf
     budget_mib = PEAK_BUDGET_MIB
     refine, composite = NODES["MemVOSRefine"](), NODES["MemVOSComposite"]()
     release_freed_memory_to_the_system()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        graph(refine, composite, source, replace(masks, num_frames=4))  # libraries and buffers set up once
-        growth, (refined, *_rest) = peak_rss_growth(lambda: graph(refine, composite, source, masks))
-    finally:
-        torch.set_num_threads(threads)
+    graph(refine, composite, source, replace(masks, num_frames=4))  # libraries and buffers set up once
+    growth, (refined, *_rest) = peak_rss_growth(lambda: graph(refine, composite, source, masks))
     assert refined.num_frames == FRAMES
     assert growth < budget_mib + PEAK_SLACK_MIB, (
         f"RSS peaked {growth:.0f} MiB above its start over {FRAMES} frames with a {budget_mib:.0f} MiB working "
