@@ -205,8 +205,7 @@ def _kept_pages(out_dir, previous, changed, header, layout):
     if not isinstance(name, str) or os.path.basename(name) != name or not name.endswith(".json"):
         return {}
     try:
-        with open(os.path.join(out_dir, name), encoding="utf-8") as handle:
-            manifest = json.load(handle)
+        manifest = read_manifest(os.path.dirname(out_dir), previous)  # out_dir is folder/SUBFOLDER
     except (OSError, ValueError):
         return {}  # gone (ComfyUI empties its temp folder when it starts) or unreadable: render all
     if (not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT
